@@ -1,0 +1,1 @@
+//! bottle-docker
