@@ -1,10 +1,88 @@
 //! `cargo xtask ci` and `cargo xtask package`.
-use anyhow::{Result, bail};
+//!
+//! `ci` is the one command that runs the whole test suite, locally and in `.ci/run`:
+//! formatting, clippy with warnings denied, the images (only when the Docker tests are on), the
+//! doctests, the tests, and the package checks. The test runner's own summary is the last thing
+//! it prints, so a reader (or CI) sees the verdict at the bottom.
 
-pub(crate) fn run(_args: &[String]) -> Result<()> {
-    bail!("`cargo xtask ci` is not built yet")
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// The publishable crates, in publish order: each only depends on those before it.
+pub(crate) const PUBLISH_ORDER: &[&str] = &[
+    "bottle-manifest",
+    "bottle-core",
+    "bottle-egress",
+    "bottle-docker",
+    "claude-bottle",
+];
+
+/// Whether the Docker-backed tests are switched on (`CLAUDE_BOTTLE_DOCKER_TESTS=1`).
+fn docker_tests_enabled() -> bool {
+    std::env::var("CLAUDE_BOTTLE_DOCKER_TESTS").is_ok_and(|v| v == "1")
 }
 
-pub(crate) fn package(_args: &[String]) -> Result<()> {
-    bail!("`cargo xtask package` is not built yet")
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    if let Some(unknown) = args.first() {
+        bail!("`cargo xtask ci` takes no arguments, got `{unknown}`");
+    }
+    step("cargo fmt --check", cargo(&["fmt", "--all", "--check"]))?;
+    step(
+        "clippy -D warnings",
+        cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+    )?;
+    step("package checks", package_command())?;
+    if docker_tests_enabled() {
+        step("images", cargo(&["xtask", "images"]))?;
+    } else {
+        eprintln!("xtask: CLAUDE_BOTTLE_DOCKER_TESTS is not 1: the Docker tests will not run");
+    }
+    step("doctests", cargo(&["test", "--workspace", "--doc", "--locked"]))?;
+    // Last, so that nextest's own summary closes the output.
+    eprintln!("xtask: == tests");
+    let status = cargo(&["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])
+        .status()
+        .context("could not start `cargo nextest`; install it with `cargo install cargo-nextest`")?;
+    if !status.success() {
+        bail!("the tests failed ({status})");
+    }
+    Ok(())
+}
+
+pub(crate) fn package(args: &[String]) -> Result<()> {
+    if let Some(unknown) = args.first() {
+        bail!("`cargo xtask package` takes no arguments, got `{unknown}`");
+    }
+    step("package checks", package_command())
+}
+
+/// `cargo package` over every publishable crate at once, so the local crates resolve against
+/// each other before any of them is on crates.io; the order above is the order to publish in.
+fn package_command() -> Command {
+    let mut args = vec!["package", "--locked", "--allow-dirty"];
+    for krate in PUBLISH_ORDER {
+        args.extend(["--package", krate]);
+    }
+    cargo(&args)
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    command.args(args);
+    command
+}
+
+fn step(name: &str, mut command: Command) -> Result<()> {
+    eprintln!("xtask: == {name}");
+    let started = Instant::now();
+    let status = command
+        .status()
+        .with_context(|| format!("could not start `{name}`"))?;
+    eprintln!("xtask: {name}: {:.1}s", started.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("`{name}` failed ({status})");
+    }
+    Ok(())
 }
