@@ -9,6 +9,8 @@
 mod bench;
 mod ci;
 mod images;
+#[cfg(test)]
+mod tidy;
 
 use anyhow::{Result, bail};
 
