@@ -1,1 +1,101 @@
-//! bottle-core
+//! The backend contract of claude-bottle: prepare → plan → launch → provision → guaranteed
+//! teardown, with cleanup planning, listing, identities and resume state.
+//!
+//! Embed it like this (with the recording fake backend of the `testing` feature; a real tool
+//! uses `bottle_docker::DockerBackend` the same way):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use bottle_core::{
+//!     AgentSpec, BottleBackend, BottleDef, BottlePlan, BottleSpec, HostContext, NoEvents,
+//!     RunOptions, Secrets, Session, ShutdownSignal, StateStore, StaticManifest, run_bottle,
+//! };
+//! use bottle_core::testing::FakeBackend;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let home = tempfile::tempdir().unwrap();
+//! let host = HostContext::new(home.path(), Default::default());
+//! let manifest = StaticManifest::new()
+//!     .with_agent(AgentSpec::new("researcher", BottleDef::new("default")));
+//! let spec = BottleSpec::new(Arc::new(manifest), "researcher", home.path());
+//!
+//! let backend = FakeBackend::new();
+//! // Checks and resolution only: nothing exists yet. Show `plan.summary()` as the preflight.
+//! let plan = backend.prepare(spec, &host).await?;
+//! assert_eq!(plan.summary().agent, "researcher");
+//!
+//! // After the y/N question: resolve secrets, then launch, run and tear down.
+//! let secrets = Secrets::resolve(plan.prepared(), &host, |_| unreachable!("no `?` entries"))?;
+//! let outcome = run_bottle(
+//!     &backend,
+//!     &plan,
+//!     &secrets,
+//!     Session::Claude { args: vec![], tty: false },
+//!     RunOptions {
+//!         state: &StateStore::new(&host.bottle_home),
+//!         events: &NoEvents,
+//!         shutdown: ShutdownSignal::os()?,
+//!     },
+//! )
+//! .await?;
+//! assert_eq!(outcome.exit_code(), 0);
+//! assert!(outcome.resume_identity().is_none()); // clean exit: no state kept
+//! assert!(backend.resources().is_empty()); // everything launch created is gone
+//! # Ok::<(), bottle_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Map
+//!
+//! - [`BottleSpec`] is the caller's intent; it reaches the manifest only through
+//!   [`ManifestSource`].
+//! - [`BottleBackend::prepare`] runs the common [`checks`] and the backend's resolution into a
+//!   [`BottlePlan`], whose [`PlanSummary`] is the preflight (data: the CLI renders it).
+//! - [`run_bottle`] drives launch, provisioning and the [`Session`], and tears down on every
+//!   path out, including Ctrl-C, SIGTERM and SIGHUP ([`ShutdownSignal`]).
+//! - [`Identity`], [`labels`] and [`StateStore`] name, mark and remember bottles, for `cleanup`
+//!   and `resume`.
+//! - [`Registry`] picks a backend by name at run time through the object-safe [`DynBackend`].
+//! - Progress is reported as [`Event`]s to an [`EventSink`]; nothing here writes to a terminal.
+//!
+//! bottle-core has no Docker, TLS or terminal types; a test checks its dependency graph.
+
+pub mod backend;
+pub mod checks;
+pub mod error;
+pub mod events;
+pub mod host;
+pub mod identity;
+pub mod labels;
+pub mod lifecycle;
+mod manifest;
+pub mod plan;
+pub mod registry;
+pub mod secret;
+pub mod spec;
+pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use backend::{Bottle, BottleBackend, ExecResult, LaunchContext, Provisioned};
+pub use error::{BoxError, Error, Result};
+pub use events::{Event, EventLog, EventSink, NoEvents, Step};
+pub use host::{ENV_BACKEND, ENV_HOME, HostContext};
+pub use identity::Identity;
+pub use lifecycle::{
+    Ended, Outcome, RunOptions, Session, ShutdownSignal, Signal, StateDisposition, claude_argv,
+    run_bottle,
+};
+pub use plan::{
+    ActiveBottle, ActiveState, BottleCleanupPlan, BottlePlan, CleanupItem, CleanupSummary, Detail,
+    EnvLine, GitLine, PlanSummary, PreparedSpec, RouteLine, SkillSource,
+};
+pub use registry::{
+    AnyCleanupPlan, AnyPlan, BackendFactory, BoxFuture, DEFAULT_BACKEND, DynBackend, Registry,
+};
+pub use secret::{SecretPrompt, SecretString, Secrets};
+pub use spec::{
+    AgentSpec, BottleDef, BottleSpec, EgressSpec, EnvEntry, EnvMode, EnvSource, GitEntry,
+    ManifestSource, StaticManifest,
+};
+pub use state::{BottleState, StateStore};

@@ -1,0 +1,185 @@
+//! Progress as data. The lifecycle and backends report [`Event`]s to an [`EventSink`]; the CLI
+//! renders them (spinners on a terminal, plain lines otherwise, nothing with `--quiet`), an
+//! embedding tool may log them or forward them over a channel.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::identity::Identity;
+use crate::lifecycle::Signal;
+
+/// A step of a bottle's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Build or fetch images, create networks and containers (or a VM), start them.
+    Launch,
+    /// Install the per-bottle CA into the agent's trust store.
+    ProvisionCa,
+    /// Copy the agent's prompt in.
+    ProvisionPrompt,
+    /// Copy the agent's skills in.
+    ProvisionSkills,
+    /// Copy the working tree's `.git` in (with `--cwd`).
+    ProvisionGit,
+    /// Register the supervise sidecar with Claude Code.
+    ProvisionSupervise,
+    /// Provisioning as a whole (a backend that overrides `provision` entirely).
+    Provision,
+    /// Claude Code (or the `--exec` script) running in the bottle.
+    Session,
+    /// Removing what launch created.
+    Teardown,
+}
+
+impl Step {
+    /// The provisioning steps, in the order `provision` runs them.
+    pub const PROVISION: [Step; 5] = [
+        Step::ProvisionCa,
+        Step::ProvisionPrompt,
+        Step::ProvisionSkills,
+        Step::ProvisionGit,
+        Step::ProvisionSupervise,
+    ];
+
+    /// A short human name: `launch`, `install CA`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Launch => "launch",
+            Step::ProvisionCa => "install CA",
+            Step::ProvisionPrompt => "copy prompt",
+            Step::ProvisionSkills => "copy skills",
+            Step::ProvisionGit => "copy git",
+            Step::ProvisionSupervise => "register supervise",
+            Step::Provision => "provision",
+            Step::Session => "session",
+            Step::Teardown => "teardown",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something that happened; no secret is ever carried.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Event {
+    /// State for `resume` was written.
+    StateWritten {
+        /// The bottle.
+        identity: Identity,
+        /// Its state folder.
+        dir: PathBuf,
+    },
+    /// A step began.
+    StepStarted {
+        /// The step.
+        step: Step,
+    },
+    /// A step ended well.
+    StepFinished {
+        /// The step.
+        step: Step,
+    },
+    /// A step failed (teardown follows).
+    StepFailed {
+        /// The step.
+        step: Step,
+        /// The error, as one line.
+        message: String,
+    },
+    /// Progress within a step (an image build, a download).
+    Progress {
+        /// The step.
+        step: Step,
+        /// What is happening (`building image claude-bottle:latest`).
+        message: String,
+        /// Units done, when known.
+        current: Option<u64>,
+        /// Units in all, when known.
+        total: Option<u64>,
+    },
+    /// A signal arrived; teardown follows.
+    SignalReceived {
+        /// The signal.
+        signal: Signal,
+    },
+    /// A resource was removed (by teardown or cleanup).
+    Removed {
+        /// Kind of resource (`container`, `network`, ...).
+        kind: String,
+        /// Its name.
+        name: String,
+    },
+    /// Something the user should know that is not an error.
+    Warning {
+        /// One sentence.
+        message: String,
+    },
+}
+
+/// Where events go. Implementations must be cheap and must not block: they are called from the
+/// lifecycle's task.
+pub trait EventSink: Send + Sync {
+    /// Receives one event.
+    fn emit(&self, event: Event);
+}
+
+impl fmt::Debug for dyn EventSink + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventSink")
+    }
+}
+
+/// Drops every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _event: Event) {}
+}
+
+/// Forwards to a channel (for a renderer on another task); a closed receiver drops events.
+impl EventSink for tokio::sync::mpsc::UnboundedSender<Event> {
+    fn emit(&self, event: Event) {
+        let _ = self.send(event);
+    }
+}
+
+/// Keeps every event, in order (for tests and for tools that report at the end).
+#[derive(Debug, Default)]
+pub struct EventLog {
+    events: Mutex<Vec<Event>>,
+}
+
+impl EventLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl EventSink for EventLog {
+    fn emit(&self, event: Event) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+    }
+}

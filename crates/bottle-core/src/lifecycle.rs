@@ -1,0 +1,413 @@
+//! The lifecycle driver: [`run_bottle`] launches, provisions, runs the session and then — on a
+//! clean exit, a failure in any step, or Ctrl-C / SIGTERM / SIGHUP — tears down whatever launch
+//! created, and keeps or removes the resume state.
+//!
+//! Signals come in through [`ShutdownSignal`], a future: [`ShutdownSignal::os`] listens to the
+//! real signals, tests inject their own. Installing the OS handlers replaces the default "die at
+//! once" action, which is what makes teardown possible; a second signal during teardown is
+//! therefore absorbed, not fatal. Only SIGKILL (or dropping the `run_bottle` future) skips
+//! teardown, and the labels let `cleanup` find what is left.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::backend::{Bottle, BottleBackend, LaunchContext, Provisioned};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventSink, Step};
+use crate::identity::Identity;
+use crate::labels;
+use crate::plan::BottlePlan;
+use crate::secret::Secrets;
+use crate::state::{BottleState, StateStore};
+
+/// Claude Code's flag for a prompt file.
+pub const APPEND_SYSTEM_PROMPT_FILE: &str = "--append-system-prompt-file";
+/// Claude Code's flag for remote control from claude.ai.
+pub const REMOTE_CONTROL: &str = "--remote-control";
+
+/// A signal that ends a session and triggers teardown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Signal {
+    /// SIGINT (Ctrl-C).
+    #[serde(rename = "SIGINT")]
+    Interrupt,
+    /// SIGTERM.
+    #[serde(rename = "SIGTERM")]
+    Terminate,
+    /// SIGHUP (the terminal went away).
+    #[serde(rename = "SIGHUP")]
+    Hangup,
+}
+
+impl Signal {
+    /// The POSIX signal number.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Interrupt => 2,
+            Signal::Terminate => 15,
+            Signal::Hangup => 1,
+        }
+    }
+
+    /// The conventional exit code of a process ended by this signal (128 + number).
+    pub fn exit_code(self) -> i32 {
+        128 + self.number()
+    }
+
+    /// `SIGINT`, `SIGTERM`, `SIGHUP`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The future that ends a session early.
+pub struct ShutdownSignal {
+    future: Pin<Box<dyn Future<Output = Signal> + Send>>,
+}
+
+impl ShutdownSignal {
+    /// Listens for Ctrl-C, SIGTERM and SIGHUP (Ctrl-C only off Unix). The handlers are
+    /// installed *now*, so call this before launching: a signal that arrives between here and
+    /// the first await is kept, not lost. Must be called inside a tokio runtime.
+    pub fn os() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind| signal(kind).map_err(|source| Error::Signals { source });
+            let mut interrupt = install(SignalKind::interrupt())?;
+            let mut terminate = install(SignalKind::terminate())?;
+            let mut hangup = install(SignalKind::hangup())?;
+            Ok(Self::from_future(async move {
+                tokio::select! {
+                    _ = interrupt.recv() => Signal::Interrupt,
+                    _ = terminate.recv() => Signal::Terminate,
+                    _ = hangup.recv() => Signal::Hangup,
+                }
+            }))
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self::from_future(async {
+                match tokio::signal::ctrl_c().await {
+                    Ok(()) => Signal::Interrupt,
+                    // Without a handler there is no signal to wait for.
+                    Err(_) => std::future::pending().await,
+                }
+            }))
+        }
+    }
+
+    /// A shutdown triggered by `future` (tests, or an embedder's own cancellation).
+    pub fn from_future(future: impl Future<Output = Signal> + Send + 'static) -> Self {
+        ShutdownSignal {
+            future: Box::pin(future),
+        }
+    }
+
+    /// A shutdown that never comes.
+    pub fn never() -> Self {
+        Self::from_future(std::future::pending())
+    }
+}
+
+impl fmt::Debug for ShutdownSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShutdownSignal")
+    }
+}
+
+/// What runs in the bottle once it is provisioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Session {
+    /// Claude Code with these extra arguments (the prompt and remote-control flags are added).
+    Claude {
+        /// Arguments after `claude`, from the user.
+        args: Vec<String>,
+        /// Attach a terminal.
+        tty: bool,
+    },
+    /// A shell command (`--exec 'CMD'`), run with `sh -c`.
+    Script {
+        /// The command.
+        script: String,
+        /// Attach a terminal.
+        tty: bool,
+    },
+}
+
+/// The environment of one [`run_bottle`] call.
+#[derive(Debug)]
+pub struct RunOptions<'a> {
+    /// Where resume state lives.
+    pub state: &'a StateStore,
+    /// Where progress goes.
+    pub events: &'a dyn EventSink,
+    /// What ends the session early.
+    pub shutdown: ShutdownSignal,
+}
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The session's command exited.
+    Exited {
+        /// Its exit code.
+        code: i32,
+    },
+    /// A signal arrived first.
+    Signalled {
+        /// The signal.
+        signal: Signal,
+    },
+    /// A step failed.
+    Failed {
+        /// The step.
+        step: Step,
+        /// Why.
+        error: Error,
+    },
+}
+
+/// What happened to the resume state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateDisposition {
+    /// Clean exit: the state was removed.
+    Removed,
+    /// The state was kept for `resume <identity>` at `dir`.
+    Kept {
+        /// The state folder.
+        dir: PathBuf,
+    },
+}
+
+/// The result of [`run_bottle`] once everything is torn down.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The bottle.
+    pub identity: Identity,
+    /// How the session ended.
+    pub ended: Ended,
+    /// Errors from teardown (resources that may be left: `cleanup` finds them).
+    pub teardown_errors: Vec<Error>,
+    /// What happened to the resume state.
+    pub state: StateDisposition,
+}
+
+impl Outcome {
+    /// The exit code the CLI should end with: the session's own, 128 + signal, or 1 for a
+    /// failed step.
+    pub fn exit_code(&self) -> i32 {
+        match &self.ended {
+            Ended::Exited { code } => *code,
+            Ended::Signalled { signal } => signal.exit_code(),
+            Ended::Failed { .. } => 1,
+        }
+    }
+
+    /// The identity to show in `claude-bottle resume <identity>`, when state was kept.
+    pub fn resume_identity(&self) -> Option<&Identity> {
+        match self.state {
+            StateDisposition::Kept { .. } => Some(&self.identity),
+            StateDisposition::Removed => None,
+        }
+    }
+}
+
+/// Claude Code's argv: the prompt file and remote-control flags, then the user's `args`.
+pub fn claude_argv(
+    provisioned: &Provisioned,
+    remote_control: bool,
+    args: &[String],
+) -> Vec<String> {
+    let mut argv = Vec::with_capacity(args.len() + 3);
+    if let Some(path) = &provisioned.prompt_path {
+        argv.push(APPEND_SYSTEM_PROMPT_FILE.to_owned());
+        argv.push(path.clone());
+    }
+    if remote_control {
+        argv.push(REMOTE_CONTROL.to_owned());
+    }
+    argv.extend(args.iter().cloned());
+    argv
+}
+
+/// Runs one bottle from a prepared plan to teardown.
+///
+/// 1. Writes resume state (an error here returns `Err` and nothing was created).
+/// 2. Launches, provisions and runs `session`, racing `opts.shutdown`.
+/// 3. Always: closes the bottle handle (if launch returned one) and calls
+///    [`BottleBackend::teardown`], which removes whatever launch created even if it failed
+///    half way.
+/// 4. Removes the state after an exit code of 0; keeps it otherwise (non-zero exit, failed
+///    step, signal) so the bottle can be resumed.
+///
+/// Every failure after step 1 is reported in the [`Outcome`], never as `Err`, so the caller
+/// always learns the identity and whether state was kept.
+pub async fn run_bottle<B: BottleBackend>(
+    backend: &B,
+    plan: &B::Plan,
+    secrets: &Secrets,
+    session: Session,
+    opts: RunOptions<'_>,
+) -> Result<Outcome> {
+    let RunOptions {
+        state,
+        events,
+        mut shutdown,
+    } = opts;
+    let prepared = plan.prepared();
+    let identity = prepared.identity.clone();
+    let started = OffsetDateTime::now_utc();
+
+    // Written before anything exists: after a SIGKILL the state still names the bottle.
+    let dir = state.write(&BottleState {
+        identity: identity.clone(),
+        agent: prepared.agent.name.clone(),
+        cwd: prepared.user_cwd.clone(),
+        copy_cwd: prepared.copy_cwd,
+        backend: backend.name().to_owned(),
+        started,
+        image: plan.image(),
+        remote_control: prepared.remote_control,
+    })?;
+    events.emit(Event::StateWritten {
+        identity: identity.clone(),
+        dir: dir.clone(),
+    });
+
+    let ctx = LaunchContext {
+        secrets,
+        events,
+        started,
+        labels: labels::for_bottle(&identity, backend.name(), started),
+    };
+    let mut bottle: Option<B::Bottle> = None;
+    let ended = {
+        let work = drive(backend, plan, &ctx, &session, &mut bottle);
+        tokio::select! {
+            // A signal wins over a step that finishes in the same poll: the user asked to stop.
+            biased;
+            signal = &mut shutdown.future => {
+                events.emit(Event::SignalReceived { signal });
+                Ended::Signalled { signal }
+            }
+            ended = work => ended,
+        }
+    };
+
+    // Teardown: reached on every path above, because `work` is only ever dropped, never
+    // abandoned mid-way by an early return.
+    events.emit(Event::StepStarted {
+        step: Step::Teardown,
+    });
+    let mut teardown_errors = Vec::new();
+    if let Some(bottle) = &bottle
+        && let Err(error) = bottle.close().await
+    {
+        teardown_errors.push(error);
+    }
+    if let Err(error) = backend.teardown(plan, events).await {
+        teardown_errors.push(error);
+    }
+    match teardown_errors.first() {
+        None => events.emit(Event::StepFinished {
+            step: Step::Teardown,
+        }),
+        Some(error) => events.emit(Event::StepFailed {
+            step: Step::Teardown,
+            message: error.to_string(),
+        }),
+    }
+
+    let state_disposition = match ended {
+        Ended::Exited { code: 0 } => match state.remove(&identity) {
+            Ok(()) => StateDisposition::Removed,
+            Err(error) => {
+                teardown_errors.push(error);
+                StateDisposition::Kept { dir }
+            }
+        },
+        _ => StateDisposition::Kept { dir },
+    };
+
+    Ok(Outcome {
+        identity,
+        ended,
+        teardown_errors,
+        state: state_disposition,
+    })
+}
+
+/// Launch → provision → session. The bottle goes into `slot` as soon as it exists so that the
+/// caller can close it whatever happens next.
+async fn drive<B: BottleBackend>(
+    backend: &B,
+    plan: &B::Plan,
+    ctx: &LaunchContext<'_>,
+    session: &Session,
+    slot: &mut Option<B::Bottle>,
+) -> Ended {
+    let events = ctx.events;
+    let failed = |step: Step, error: Error| {
+        events.emit(Event::StepFailed {
+            step,
+            message: error.to_string(),
+        });
+        Ended::Failed { step, error }
+    };
+
+    events.emit(Event::StepStarted { step: Step::Launch });
+    let bottle = match backend.launch(plan, ctx).await {
+        Ok(bottle) => &*slot.insert(bottle),
+        Err(error) => return failed(Step::Launch, error),
+    };
+    events.emit(Event::StepFinished { step: Step::Launch });
+
+    let provisioned = match backend.provision(plan, bottle, ctx).await {
+        Ok(provisioned) => provisioned,
+        // The provided `provision` already reported the failing step.
+        Err(Error::Step { step, source }) => {
+            return Ended::Failed {
+                step,
+                error: *source,
+            };
+        }
+        Err(error) => return failed(Step::Provision, error),
+    };
+
+    events.emit(Event::StepStarted {
+        step: Step::Session,
+    });
+    let result = match session {
+        Session::Claude { args, tty } => {
+            let argv = claude_argv(&provisioned, plan.prepared().remote_control, args);
+            bottle.exec_claude(&argv, *tty).await
+        }
+        Session::Script { script, tty } => bottle.exec_attached(script, *tty).await,
+    };
+    match result {
+        Ok(code) => {
+            events.emit(Event::StepFinished {
+                step: Step::Session,
+            });
+            Ended::Exited { code }
+        }
+        Err(error) => failed(Step::Session, error),
+    }
+}

@@ -1,0 +1,85 @@
+//! The one place bottle-core reads bottle-manifest's model: [`ManifestSource`] for the loaded
+//! [`ManifestIndex`], and the conversion of a [`Manifest`] into an [`AgentSpec`].
+//!
+//! Everything else in bottle-core uses its own small input types (and the manifest's value
+//! types `Route`, `RouteAuth`, `LogMode` and `GitUpstream`), so a change in how manifests are
+//! loaded touches only this file.
+
+use bottle_manifest::{EnvValue, Manifest, ManifestError, ManifestIndex};
+
+use crate::error::BoxError;
+use crate::secret::SecretString;
+use crate::spec::{
+    AgentSpec, BottleDef, EgressSpec, EnvEntry, EnvSource, GitEntry, ManifestSource,
+};
+
+impl ManifestSource for ManifestIndex {
+    fn agent_names(&self) -> Vec<String> {
+        self.agents().into_iter().map(|entry| entry.name).collect()
+    }
+
+    fn agent(&self, name: &str) -> Result<Option<AgentSpec>, BoxError> {
+        match self.manifest(name) {
+            Ok(manifest) => Ok(Some(AgentSpec::from(&manifest))),
+            Err(ManifestError::UnknownAgent { .. }) => Ok(None),
+            Err(error) => Err(Box::new(error)),
+        }
+    }
+}
+
+impl From<&Manifest> for AgentSpec {
+    fn from(manifest: &Manifest) -> Self {
+        let bottle = &manifest.bottle;
+        // The manifest's chain ends with the bottle itself; `extends` lists only its parents.
+        let mut extends = bottle.chain.clone();
+        if extends.last() == Some(&bottle.name) {
+            extends.pop();
+        }
+        AgentSpec {
+            name: manifest.agent.name.clone(),
+            prompt: manifest.agent.prompt.clone(),
+            skills: manifest.agent.skills.clone(),
+            bottle: BottleDef {
+                name: bottle.name.clone(),
+                extends,
+                env: bottle
+                    .env
+                    .iter()
+                    .map(|var| EnvEntry {
+                        name: var.name.clone(),
+                        source: match &var.value {
+                            EnvValue::Literal(literal) => {
+                                EnvSource::Literal(SecretString::new(literal.expose()))
+                            }
+                            EnvValue::Host { var } => EnvSource::Host(var.clone()),
+                            EnvValue::Prompt { message } => EnvSource::Prompt(message.clone()),
+                        },
+                    })
+                    .collect(),
+                placeholder_env: bottle
+                    .claude_placeholder_env()
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                    .into_iter()
+                    .collect(),
+                git: bottle
+                    .git
+                    .iter()
+                    .map(|entry| GitEntry {
+                        name: entry.name.clone(),
+                        upstream: entry.upstream.clone(),
+                        identity_file: entry.identity_file.clone(),
+                        known_host_key: entry.known_host_key.clone(),
+                        extra_hosts: entry.extra_hosts.clone(),
+                    })
+                    .collect(),
+                egress: EgressSpec {
+                    routes: bottle.egress.route_table(),
+                    log: bottle.egress.log,
+                    trust: bottle.egress.trust.clone(),
+                    networks: bottle.egress.networks.clone(),
+                },
+                supervise: bottle.supervise,
+            },
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Plans: what `prepare` resolved ([`PreparedSpec`] and a backend's [`BottlePlan`]), what
+//! `prepare_cleanup` found ([`BottleCleanupPlan`]), what is running ([`ActiveBottle`]) — all as
+//! data with structured summaries the CLI renders (text or JSON).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::identity::Identity;
+use crate::spec::{AgentSpec, EnvMode};
+
+/// The backend-independent result of `prepare`'s checks: the effective agent, the identity
+/// (fresh or resumed) and host paths resolved. Every backend plan carries one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedSpec {
+    /// The backend preparing it.
+    pub backend: String,
+    /// The bottle's identity.
+    pub identity: Identity,
+    /// Whether `identity` came from kept state (`resume`).
+    pub resuming: bool,
+    /// The effective agent and bottle. Git entries' `identity_file` are `~`-expanded.
+    pub agent: AgentSpec,
+    /// Each skill with its host folder, in the agent's order.
+    pub skills: Vec<SkillSource>,
+    /// Copy the user's working directory in.
+    pub copy_cwd: bool,
+    /// The user's working directory.
+    pub user_cwd: PathBuf,
+    /// Pass `--remote-control` to Claude Code.
+    pub remote_control: bool,
+}
+
+/// A skill and the host folder it is copied from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkillSource {
+    /// The skill's name.
+    pub name: String,
+    /// Its folder on the host.
+    pub host_dir: PathBuf,
+}
+
+/// A backend's resolved plan: everything needed to launch, nothing created yet.
+pub trait BottlePlan: fmt::Debug + Send + Sync + 'static {
+    /// The backend-independent part.
+    fn prepared(&self) -> &PreparedSpec;
+
+    /// The preflight: what the bottle will be granted and how it will run.
+    fn summary(&self) -> PlanSummary;
+
+    /// The image (or equivalent) the bottle runs, recorded in resume state.
+    fn image(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The preflight summary of a plan, as data. Never contains a secret or an env value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanSummary {
+    /// The backend.
+    pub backend: String,
+    /// The bottle's identity.
+    pub identity: Identity,
+    /// Whether this continues a kept bottle.
+    pub resuming: bool,
+    /// The agent.
+    pub agent: String,
+    /// The bottle.
+    pub bottle: String,
+    /// The bottle's `extends` chain, parents first.
+    pub extends: Vec<String>,
+    /// Env entries by name and mode.
+    pub env: Vec<EnvLine>,
+    /// Skill names.
+    pub skills: Vec<String>,
+    /// git-gate upstreams.
+    pub git: Vec<GitLine>,
+    /// Egress routes.
+    pub egress: Vec<RouteLine>,
+    /// Whether the supervise sidecar runs.
+    pub supervise: bool,
+    /// Whether the working directory is copied in, and which.
+    pub copy_cwd: Option<PathBuf>,
+    /// Whether Claude Code runs with `--remote-control`.
+    pub remote_control: bool,
+    /// The isolation runtime (`runc`, `runsc`, `vm`...).
+    pub runtime: String,
+    /// The image.
+    pub image: String,
+    /// Further backend-specific lines, in order.
+    pub details: Vec<Detail>,
+}
+
+impl PlanSummary {
+    /// The backend-independent part of a summary; the backend sets `runtime`, `image` and
+    /// `details`.
+    pub fn from_prepared(prepared: &PreparedSpec) -> Self {
+        let bottle = &prepared.agent.bottle;
+        PlanSummary {
+            backend: prepared.backend.clone(),
+            identity: prepared.identity.clone(),
+            resuming: prepared.resuming,
+            agent: prepared.agent.name.clone(),
+            bottle: bottle.name.clone(),
+            extends: bottle.extends.clone(),
+            env: bottle
+                .env
+                .iter()
+                .map(|e| EnvLine {
+                    name: e.name.clone(),
+                    mode: e.source.mode(),
+                })
+                .collect(),
+            skills: prepared.skills.iter().map(|s| s.name.clone()).collect(),
+            git: bottle
+                .git
+                .iter()
+                .map(|g| GitLine {
+                    name: g.name.clone(),
+                    upstream: g.upstream.to_string(),
+                })
+                .collect(),
+            egress: bottle
+                .egress
+                .routes
+                .iter()
+                .map(|r| RouteLine {
+                    host: r.host.clone(),
+                    auth: r.auth.as_ref().map(|a| a.mark()),
+                    paths: r.path_allowlist.clone(),
+                    methods: r.methods.clone(),
+                    allow_private: r.allow_private,
+                })
+                .collect(),
+            supervise: bottle.supervise,
+            copy_cwd: prepared.copy_cwd.then(|| prepared.user_cwd.clone()),
+            remote_control: prepared.remote_control,
+            runtime: String::new(),
+            image: String::new(),
+            details: Vec::new(),
+        }
+    }
+}
+
+/// An env entry in a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvLine {
+    /// The variable's name.
+    pub name: String,
+    /// Where its value comes from.
+    pub mode: EnvMode,
+}
+
+/// A git-gate upstream in a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GitLine {
+    /// The entry's name.
+    pub name: String,
+    /// The upstream URL.
+    pub upstream: String,
+}
+
+/// An egress route in a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteLine {
+    /// The host pattern.
+    pub host: String,
+    /// The injected credential's mark (`Bearer`, `token`, `x-api-key`), never its value.
+    pub auth: Option<String>,
+    /// Allowed path prefixes (empty: all).
+    pub paths: Vec<String>,
+    /// Allowed methods (empty: all).
+    pub methods: Vec<String>,
+    /// Whether private addresses are reachable.
+    pub allow_private: bool,
+}
+
+/// A labelled backend-specific line of a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    /// The label (`network`, `egress image`).
+    pub label: String,
+    /// The value.
+    pub value: String,
+}
+
+/// What `prepare_cleanup` found: leftovers of earlier bottles.
+pub trait BottleCleanupPlan: fmt::Debug + Send + Sync + 'static {
+    /// Nothing to remove: the CLI skips the y/N question.
+    fn is_empty(&self) -> bool;
+
+    /// What would be removed.
+    fn summary(&self) -> CleanupSummary;
+}
+
+/// A cleanup plan as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CleanupSummary {
+    /// The backend.
+    pub backend: String,
+    /// The resources, in removal order.
+    pub items: Vec<CleanupItem>,
+}
+
+/// One leftover resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CleanupItem {
+    /// `container`, `network`, `volume`, `vm`, ...
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// The bottle it belonged to (from its label), when known.
+    pub identity: Option<Identity>,
+}
+
+/// A bottle running (or stopped but present) on a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveBottle {
+    /// The backend.
+    pub backend: String,
+    /// The identity.
+    pub identity: Identity,
+    /// The agent.
+    pub agent: String,
+    /// When it started, if known.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started: Option<OffsetDateTime>,
+    /// Its state.
+    pub state: ActiveState,
+}
+
+/// The state of an active bottle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActiveState {
+    /// Running.
+    Running,
+    /// Created or stopped, not running.
+    Stopped,
+    /// Something else the backend reports.
+    Other(String),
+}

@@ -1,0 +1,14 @@
+//! bottle-core's integration tests: the lifecycle guarantees against the recording fake backend,
+//! the common checks, identities, state, the registry and the dependency graph.
+
+mod checks;
+mod cleanup;
+mod identity;
+mod lifecycle;
+mod manifest;
+mod registry;
+mod secrets;
+mod signals;
+mod state;
+mod support;
+mod tidy;
