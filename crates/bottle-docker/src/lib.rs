@@ -1,1 +1,95 @@
-//! bottle-docker
+//! The Docker backend of claude-bottle: one isolated bottle per agent on a Docker engine, through
+//! bollard (no docker CLI needed).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use bottle_core::{
+//!     AgentSpec, BottleBackend, BottleDef, BottlePlan, BottleSpec, HostContext, NoEvents,
+//!     RunOptions, Secrets, Session, ShutdownSignal, StateStore, StaticManifest, run_bottle,
+//! };
+//! use bottle_docker::fake::RecordingDocker;
+//! use bottle_docker::image::ImageSettings;
+//! use bottle_docker::plan::DockerOptions;
+//! use bottle_docker::DockerBackend;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! // A real tool uses `DockerBackend::from_env()?` (the local engine); the recording fake
+//! // stands in for the engine here.
+//! let docker = RecordingDocker::new();
+//! let options = DockerOptions::default();
+//! docker.add_image(&options.egress_image, "65532:65532");
+//! let backend = DockerBackend::new(docker.clone(), options, ImageSettings::default());
+//!
+//! let home = tempfile::tempdir().unwrap();
+//! let host = HostContext::new(home.path(), Default::default());
+//! let manifest = StaticManifest::new()
+//!     .with_agent(AgentSpec::new("researcher", BottleDef::new("default")));
+//! let spec = BottleSpec::new(Arc::new(manifest), "researcher", home.path());
+//!
+//! let plan = backend.prepare(spec, &host).await?;
+//! assert_eq!(plan.summary().runtime, "runc"); // no gVisor on this engine
+//!
+//! let outcome = run_bottle(
+//!     &backend,
+//!     &plan,
+//!     &Secrets::empty(),
+//!     Session::Claude { args: vec![], tty: false },
+//!     RunOptions {
+//!         state: &StateStore::new(&host.bottle_home),
+//!         events: &NoEvents,
+//!         shutdown: ShutdownSignal::never(),
+//!     },
+//! )
+//! .await?;
+//! assert_eq!(outcome.exit_code(), 0);
+//! assert!(docker.containers().is_empty() && docker.networks().is_empty());
+//! # Ok::<(), bottle_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # One bottle on the engine
+//!
+//! - `claude-bottle-net-<id>`: an `internal` network, no route out; the agent's only network.
+//! - `claude-bottle-egress-net-<id>`: a bridge for the egress's upstream side, plus the
+//!   manifest's `egress.networks`.
+//! - `claude-bottle-egress-<id>`: the bottle-egress sidecar, alias `egress` on the internal
+//!   network, with the routes, a per-bottle CA minted on the host at launch (its key lives only
+//!   in this container) and the `auth` credentials as environment.
+//! - `claude-bottle-<id>`: the agent, as `node`, all capabilities dropped, no-new-privileges,
+//!   memory and process limits, proxy and CA environment, DNS pointed at nothing that forwards
+//!   (see [`plan`]), under gVisor when the engine can run it ([`runtime`]).
+//!
+//! Everything carries bottle-core's labels, so teardown, `cleanup` and `list_active` find it.
+//!
+//! # Map
+//!
+//! - [`plan`]: pure planning, prepared spec → [`plan::Topology`].
+//! - [`launch`]: the launch order and teardown; [`cleanup`]: leftovers and listing;
+//!   [`liveness`]: whether a bottle's launcher still runs; [`runtime`]: runc or runsc.
+//! - [`image`]: the agent image (the embedded Dockerfile, content-hash tags, build CAs) and the
+//!   egress image's context.
+//! - [`api::DockerApi`]: the engine seam; [`engine::Engine`] on bollard, [`fake::RecordingDocker`]
+//!   for tests.
+//! - [`backend`]: bottle-core's [`BottleBackend`](bottle_core::BottleBackend) over all of it.
+//!
+//! Terminals stay out of this crate: TTY sessions take a [`TerminalHost`] from the caller for
+//! raw mode and window sizes.
+
+pub mod api;
+pub mod backend;
+pub mod cleanup;
+pub mod engine;
+pub mod error;
+pub mod fake;
+pub mod image;
+pub mod launch;
+pub mod liveness;
+pub mod names;
+pub mod plan;
+pub mod runtime;
+pub mod tarball;
+
+pub use backend::{
+    DockerBackend, DockerBottle, DockerCleanupPlan, DockerPlan, NoTerminal, TerminalHost,
+};
+pub use error::{DockerError, Result};

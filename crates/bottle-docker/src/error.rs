@@ -1,0 +1,126 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the Docker backend. Each variant carries what a user needs to
+/// act on it, and its message is one sentence plus the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DockerError {
+    /// The Docker engine does not answer.
+    #[error(
+        "cannot reach the Docker engine ({detail}); start it (e.g. `sudo dockerd &` or \
+         `systemctl start docker`) or point DOCKER_HOST at a running one"
+    )]
+    EngineUnreachable {
+        /// What the client saw.
+        detail: String,
+    },
+    /// A call to the engine failed.
+    #[error("Docker {operation} `{object}` failed: {detail}")]
+    Engine {
+        /// The operation, e.g. `create container`.
+        operation: &'static str,
+        /// The container, network or image it was about.
+        object: String,
+        /// The engine's message.
+        detail: String,
+    },
+    /// An image build failed; the message is the builder's own error line.
+    #[error("building image `{tag}` failed: {detail}; fix the Dockerfile or the network and retry")]
+    Build {
+        /// The tag being built.
+        tag: String,
+        /// The builder's error.
+        detail: String,
+    },
+    /// An image the bottle needs is not there and this backend does not build it.
+    #[error("image `{image}` is missing; {hint}")]
+    ImageMissing {
+        /// The image reference.
+        image: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// A host file could not be read (a Dockerfile override, a CA certificate, a skill).
+    #[error("cannot read `{path}`: {source}")]
+    HostFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A bottle identity that cannot be a Docker object name.
+    #[error(
+        "`{identity}` is not a valid bottle identity; use lower-case letters, digits and `-`, \
+         starting with a letter"
+    )]
+    InvalidIdentity {
+        /// The rejected identity.
+        identity: String,
+    },
+    /// A configuration value (environment or manifest) that does not parse.
+    #[error("invalid {name} `{value}`: {hint}")]
+    InvalidSetting {
+        /// The setting's name, e.g. `CLAUDE_BOTTLE_MEMORY`.
+        name: String,
+        /// The rejected value.
+        value: String,
+        /// What is expected.
+        hint: String,
+    },
+    /// The egress sidecar did not become healthy.
+    #[error("the egress sidecar `{container}` did not become ready: {detail}")]
+    EgressNotReady {
+        /// The egress container.
+        container: String,
+        /// What was seen, including the tail of its log when it exited.
+        detail: String,
+    },
+    /// A value the launch needs was not supplied (a credential or env value named in the plan).
+    #[error("no value for `{name}`, which the bottle needs; set it on the host and retry")]
+    MissingValue {
+        /// The variable name.
+        name: String,
+    },
+    /// Building a tar stream failed.
+    #[error("cannot pack `{path}` for the bottle: {source}")]
+    Pack {
+        /// What was being packed.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl DockerError {
+    /// Wraps a bollard error from `operation` on `object`, recognising an unreachable engine.
+    pub(crate) fn engine(
+        operation: &'static str,
+        object: impl Into<String>,
+        err: bollard::errors::Error,
+    ) -> Self {
+        use bollard::errors::Error as E;
+        match err {
+            E::DockerResponseServerError { message, .. } => DockerError::Engine {
+                operation,
+                object: object.into(),
+                detail: message,
+            },
+            E::IOError { .. }
+            | E::HyperResponseError { .. }
+            | E::SocketNotFoundError(_)
+            | E::RequestTimeoutError => DockerError::EngineUnreachable {
+                detail: err.to_string(),
+            },
+            other => DockerError::Engine {
+                operation,
+                object: object.into(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = DockerError> = std::result::Result<T, E>;

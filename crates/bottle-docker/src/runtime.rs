@@ -1,0 +1,160 @@
+//! Choosing the agent's OCI runtime: gVisor (`runsc`) when the engine has it *and* it can run a
+//! networked container, else `runc`.
+//!
+//! Registration is not enough: Debian's `runsc` runs containers with networking off but fails
+//! a networked one ("cannot run with network enabled in root network namespace"). So the choice
+//! is proven by a probe — a throw-away container under `runsc` on a throw-away internal network,
+//! both labelled so cleanup finds them if the probe is interrupted — and any failure falls back
+//! to `runc` with a warning. A broken runtime never breaks a start.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::api::{Attachment, ContainerConfig, DockerApi, NetworkSpec};
+use crate::names::{NAME_PREFIX, Role, label};
+use crate::plan::Runtime;
+
+/// Set to `runc` to skip gVisor (and its probe).
+pub const RUNTIME_ENV: &str = "CLAUDE_BOTTLE_RUNTIME";
+
+/// The runtime chosen, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuntimeChoice {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// Why, one sentence.
+    pub reason: String,
+    /// Set when gVisor was wanted but could not be used.
+    pub warning: Option<String>,
+}
+
+impl RuntimeChoice {
+    fn runc(reason: impl Into<String>, warning: Option<String>) -> Self {
+        RuntimeChoice {
+            runtime: Runtime::Runc,
+            reason: reason.into(),
+            warning,
+        }
+    }
+}
+
+/// A local image and a command that exits quickly in it, for the probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeImage {
+    /// The image.
+    pub image: String,
+    /// The command.
+    pub cmd: Vec<String>,
+}
+
+/// Chooses the agent's runtime. `probe_image` runs under `runsc` on an internal network;
+/// `labels` go on the probe's objects (managed, launcher, test labels); `forced` is the value of
+/// [`RUNTIME_ENV`].
+pub async fn detect<D: DockerApi>(
+    api: &D,
+    probe_image: Option<&ProbeImage>,
+    labels: &BTreeMap<String, String>,
+    forced: Option<&str>,
+) -> RuntimeChoice {
+    if forced == Some("runc") {
+        return RuntimeChoice::runc(format!("{RUNTIME_ENV}=runc"), None);
+    }
+    let info = match api.engine_info().await {
+        Ok(info) => info,
+        Err(e) => {
+            return RuntimeChoice::runc(
+                "the engine's runtimes could not be read",
+                Some(format!(
+                    "could not read the engine's runtimes ({e}); the agent runs under runc"
+                )),
+            );
+        }
+    };
+    if !info.runtimes.iter().any(|r| r == "runsc") {
+        return RuntimeChoice::runc("gVisor (runsc) is not registered with the engine", None);
+    }
+    let Some(image) = probe_image else {
+        return RuntimeChoice::runc(
+            "no local image to test gVisor with",
+            Some("gVisor (runsc) is registered but could not be tested (no local image yet); the agent runs under runc".to_owned()),
+        );
+    };
+    match probe(api, image, labels).await {
+        Ok(()) => RuntimeChoice {
+            runtime: Runtime::Runsc,
+            reason: "gVisor (runsc) is registered and ran a networked probe".to_owned(),
+            warning: None,
+        },
+        Err(why) => RuntimeChoice::runc(
+            "gVisor (runsc) failed its networked probe",
+            Some(format!(
+                "gVisor (runsc) is registered but cannot run a networked container ({why}); the agent runs under runc"
+            )),
+        ),
+    }
+}
+
+async fn probe<D: DockerApi>(
+    api: &D,
+    image: &ProbeImage,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let suffix: String = {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..8)
+            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+            .collect()
+    };
+    let name = format!("{NAME_PREFIX}probe-{suffix}");
+    let mut probe_labels = labels.clone();
+    for (k, v) in Role::Probe.labels() {
+        probe_labels.insert(k.to_owned(), v.to_owned());
+    }
+    probe_labels.insert(label::MANAGED.to_owned(), label::MANAGED_VALUE.to_owned());
+    let network = NetworkSpec {
+        name: name.clone(),
+        internal: true,
+        labels: probe_labels.clone(),
+    };
+    let result = async {
+        api.create_network(&network)
+            .await
+            .map_err(|e| e.to_string())?;
+        api.create_container(&ContainerConfig {
+            name: name.clone(),
+            image: image.image.clone(),
+            cmd: Some(image.cmd.clone()),
+            labels: probe_labels.clone(),
+            network: Some(Attachment {
+                network: name.clone(),
+                aliases: Vec::new(),
+            }),
+            runtime: Some("runsc".to_owned()),
+            cap_drop: vec!["ALL".to_owned()],
+            security_opt: vec!["no-new-privileges".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        api.start_container(&name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let code = tokio::time::timeout(Duration::from_secs(60), api.wait_container(&name))
+            .await
+            .map_err(|_| "the probe did not finish within 60s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        if code == 0 {
+            Ok(())
+        } else {
+            let log = api.logs_tail(&name, 5).await.unwrap_or_default();
+            Err(format!("the probe exited with {code}: {}", log.trim()))
+        }
+    }
+    .await;
+    let _ = api.remove_container(&name).await;
+    let _ = api.remove_network(&name).await;
+    result
+}
