@@ -1,3 +1,62 @@
 //! Agent and bottle manifests for claude-bottle.
+//!
+//! A user says what an agent may do in Markdown files with a YAML front matter:
+//! `$CLAUDE_BOTTLE_HOME/bottles/<name>.md` grant env, git remotes and egress routes (only from
+//! the home: a cloned repository must never define one), and `agents/<name>.md` (home or
+//! `<cwd>/.claude-bottle/agents/`) name a bottle, skills and a system prompt. This crate reads
+//! them — it does no network or Docker I/O — and gives the rest of claude-bottle one
+//! validated [`Manifest`] per agent, with every error pointing at file, line and column.
+//!
+//! ```
+//! use bottle_manifest::{ClaudeAuth, EnvMode, Layout, ManifestIndex};
+//!
+//! let home = tempfile::tempdir()?;
+//! let cwd = tempfile::tempdir()?;
+//! std::fs::create_dir_all(home.path().join("bottles"))?;
+//! std::fs::create_dir_all(cwd.path().join(".claude-bottle/agents"))?;
+//! std::fs::write(
+//!     home.path().join("bottles/work.md"),
+//!     "---\nenv:\n  GH_TOKEN: \"${GH_PAT}\"\negress:\n  routes:\n    - host: api.github.com\n---\nNotes.\n",
+//! )?;
+//! std::fs::write(
+//!     cwd.path().join(".claude-bottle/agents/reviewer.md"),
+//!     "---\nbottle: work\n---\nReview the diff.\n",
+//! )?;
+//!
+//! let layout = Layout::new(home.path(), None, cwd.path());
+//! let index = ManifestIndex::load(&layout, ClaudeAuth::detect(|_| false));
+//! let manifest = index.manifest("reviewer")?;
+//!
+//! assert_eq!(manifest.bottle.chain, ["work"]);
+//! assert_eq!(manifest.bottle.env[0].name, "GH_TOKEN");
+//! assert_eq!(manifest.bottle.env[0].value.mode(), EnvMode::Host);
+//! let hosts: Vec<&str> = manifest.bottle.egress.routes.iter().map(|r| r.route.host.as_str()).collect();
+//! assert!(hosts.contains(&"api.anthropic.com") && hosts.contains(&"api.github.com"));
+//! assert!(index.check().errors.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! All YAML goes through [`yaml::parse`], which the egress proxy's config uses too.
+
+mod builtin;
+mod error;
+mod file;
+mod index;
+mod layout;
+mod model;
 pub mod route;
-pub use route::{AuthScheme, LogMode, Route, RouteAuth};
+pub mod yaml;
+
+pub use builtin::{
+    ANTHROPIC_API_HOST, CLAUDE_CODE_HOSTS, ClaudeAuth, DEFAULT_NAME, PLACEHOLDER,
+    claude_code_routes,
+};
+pub use error::{Diagnostic, ManifestError, Warning};
+pub use file::is_valid_name;
+pub use index::{CheckReport, Entry, ManifestIndex};
+pub use layout::Layout;
+pub use model::{
+    Agent, Bottle, EffectiveRoute, Egress, EnvMode, EnvValue, EnvVar, GitEntry, GitUpstream,
+    Literal, Manifest, Origin, RouteSource,
+};
+pub use route::{AuthScheme, InvalidRoute, LogMode, Route, RouteAuth};

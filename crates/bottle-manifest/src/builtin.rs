@@ -1,0 +1,101 @@
+//! What claude-bottle knows without any file: the hosts Claude Code needs, the host
+//! credential it injects for api.anthropic.com, and the `default` agent and bottle.
+
+use crate::route::{AuthScheme, Route, RouteAuth};
+
+/// The Claude API host, whose route carries the host's Claude credential.
+pub const ANTHROPIC_API_HOST: &str = "api.anthropic.com";
+
+/// Hosts Claude Code itself needs, in route-table order. Every bottle's effective route table
+/// starts with these (a bottle route for the same host replaces the built-in one).
+///
+/// `raw.githubusercontent.com`, which the original tool allowed, is left out on purpose: it
+/// serves any public file on GitHub, and Claude Code works without it.
+pub const CLAUDE_CODE_HOSTS: &[&str] = &[
+    ANTHROPIC_API_HOST,
+    "statsig.anthropic.com",
+    "sentry.io",
+    "claude.ai",
+    "platform.claude.com",
+    "downloads.claude.ai",
+];
+
+/// The name of the built-in agent and bottle.
+pub const DEFAULT_NAME: &str = "default";
+
+/// The value the agent holds instead of the real credential. Claude Code needs *some* value to
+/// send requests; the egress replaces it on the way out.
+pub const PLACEHOLDER: &str = "claude-bottle-placeholder-the-egress-injects-the-real-credential";
+
+/// Which host credential the `api.anthropic.com` route injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClaudeAuth {
+    /// `CLAUDE_CODE_OAUTH_TOKEN` (from `claude setup-token`), as `Authorization: Bearer`.
+    OAuthToken,
+    /// `ANTHROPIC_API_KEY`, as `x-api-key`.
+    ApiKey,
+}
+
+impl ClaudeAuth {
+    /// Choose by what is set on the host: the OAuth token if set, else the API key if set.
+    /// `is_set` is given so that callers decide what counts as set (non-empty) and tests stay
+    /// isolated from the real environment.
+    pub fn detect(is_set: impl Fn(&str) -> bool) -> Option<Self> {
+        if is_set(ClaudeAuth::OAuthToken.host_var()) {
+            Some(ClaudeAuth::OAuthToken)
+        } else if is_set(ClaudeAuth::ApiKey.host_var()) {
+            Some(ClaudeAuth::ApiKey)
+        } else {
+            None
+        }
+    }
+
+    /// The host variable holding the credential (also the variable the agent gets, holding
+    /// only [`PLACEHOLDER`]).
+    pub fn host_var(self) -> &'static str {
+        match self {
+            ClaudeAuth::OAuthToken => "CLAUDE_CODE_OAUTH_TOKEN",
+            ClaudeAuth::ApiKey => "ANTHROPIC_API_KEY",
+        }
+    }
+
+    /// The `auth` of the built-in `api.anthropic.com` route.
+    pub fn route_auth(self) -> RouteAuth {
+        match self {
+            ClaudeAuth::OAuthToken => RouteAuth::Scheme {
+                scheme: AuthScheme::Bearer,
+                token_ref: self.host_var().to_owned(),
+            },
+            ClaudeAuth::ApiKey => RouteAuth::Header {
+                header: "x-api-key".to_owned(),
+                token_ref: self.host_var().to_owned(),
+            },
+        }
+    }
+
+    /// `(variable, placeholder)` for the agent's environment.
+    pub fn placeholder_env(self) -> (&'static str, &'static str) {
+        (self.host_var(), PLACEHOLDER)
+    }
+}
+
+/// Claude Code's required routes: bare routes to [`CLAUDE_CODE_HOSTS`], the API route carrying
+/// `auth` when a host credential is known.
+pub fn claude_code_routes(auth: Option<ClaudeAuth>) -> Vec<Route> {
+    CLAUDE_CODE_HOSTS
+        .iter()
+        .map(|host| {
+            let mut route = Route::host(*host);
+            if *host == ANTHROPIC_API_HOST {
+                route.auth = auth.map(ClaudeAuth::route_auth);
+            }
+            route
+        })
+        .collect()
+}
+
+/// The built-in `default` agent's system prompt.
+pub(crate) const DEFAULT_PROMPT: &str = "You are running inside a claude-bottle: a disposable, \
+isolated container. Network access goes through an egress proxy that allows only the hosts \
+Claude Code needs; other hosts are refused with HTTP 403. Nothing you change here outlives the \
+session unless it is pushed through a configured git remote.\n";

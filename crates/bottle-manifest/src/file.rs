@@ -1,0 +1,879 @@
+//! One manifest file: front matter split, the serde shapes, and validation into the parts the
+//! index folds together. Pure: text in, values or diagnostics out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_saphyr::Spanned;
+
+use crate::error::Diagnostic;
+use crate::layout::Layout;
+use crate::model::{EnvValue, EnvVar, GitEntry, GitUpstream, Literal};
+use crate::route::{self, LogMode, Route, RouteAuth};
+use crate::yaml::{self, YamlError, YamlErrorKind};
+
+/// A position in the file (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pos {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
+/// The text of a file and where it is, to point diagnostics at it.
+#[derive(Clone)]
+pub(crate) struct Source {
+    pub(crate) path: PathBuf,
+    pub(crate) text: String,
+}
+
+/// The text holds literal env values: keep it out of `Debug` output.
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("path", &self.path)
+            .field("bytes", &self.text.len())
+            .finish()
+    }
+}
+
+impl Source {
+    pub(crate) fn diag(
+        &self,
+        pos: Pos,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Diagnostic {
+        let mut d = Diagnostic::at(&self.path, &self.text, pos.line, pos.column, message, hint);
+        if let Some(masked) = mask_env_value(&self.text, d.line) {
+            d.source_line = Some(masked);
+        }
+        d
+    }
+}
+
+/// If line `line` (1-based) of a front matter holds `env:` values, the line with the values
+/// replaced by `…`: a diagnostic shows the offending line, but env values are never printed.
+/// Line-based on purpose, so it also works when the YAML does not parse.
+pub(crate) fn mask_env_value(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let target = *lines.get(line.checked_sub(1)?)?;
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let is_env_key = |l: &str| indent(l) == 0 && l.trim_end().starts_with("env:");
+    if is_env_key(target) {
+        let rest = target["env:".len()..].trim();
+        return (!rest.is_empty() && !rest.starts_with('#')).then(|| "env: …".to_owned());
+    }
+    if indent(target) == 0 || target.trim().is_empty() {
+        return None;
+    }
+    // Walk up to the enclosing top-level key.
+    let top = lines[..line - 1]
+        .iter()
+        .rev()
+        .find(|l| indent(l) == 0 && !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    if !is_env_key(top) {
+        return None;
+    }
+    Some(match target.find(':') {
+        Some(cut) => format!("{}: …", &target[..cut]),
+        // A continuation line of a multi-line value: all of it is value.
+        None => format!("{}…", &target[..indent(target)]),
+    })
+}
+
+/// A parsed agent file.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentFile {
+    pub(crate) bottle: String,
+    pub(crate) bottle_pos: Pos,
+    pub(crate) skills: Vec<String>,
+    pub(crate) prompt: String,
+}
+
+/// A parsed bottle file, before `extends` is folded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BottleFile {
+    pub(crate) extends: Vec<(String, Pos)>,
+    pub(crate) env: Vec<EnvVar>,
+    pub(crate) git: Vec<GitEntry>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) log: Option<LogMode>,
+    pub(crate) trust: Vec<PathBuf>,
+    pub(crate) networks: Vec<String>,
+    pub(crate) supervise: Option<bool>,
+}
+
+/// Whether `name` is a valid agent or bottle name: `[a-z][a-z0-9-]*`.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z'))
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A folder-name-safe identifier for skills, git entry names and Docker networks.
+fn is_safe_component(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Front matter
+
+/// The front matter's YAML (with its first line's number in the file) and the body.
+struct Split<'a> {
+    yaml: &'a str,
+    first_line: usize,
+    body: &'a str,
+}
+
+fn split_front_matter<'a>(src: &Source, text: &'a str) -> Result<Split<'a>, Diagnostic> {
+    let no_front = || {
+        src.diag(
+            Pos { line: 1, column: 1 },
+            "the file does not start with a front-matter block",
+            Some(
+                "begin the file with a line `---`, the YAML keys, and another line `---`"
+                    .to_owned(),
+            ),
+        )
+    };
+    let mut lines = text.split_inclusive('\n');
+    let first = lines.next().ok_or_else(no_front)?;
+    if first.trim_end() != "---" {
+        return Err(no_front());
+    }
+    let start = first.len();
+    let mut offset = start;
+    for (i, line) in lines.enumerate() {
+        let trimmed = line.trim_end();
+        if trimmed == "---" || trimmed == "..." {
+            return Ok(Split {
+                yaml: &text[start..offset],
+                first_line: 2,
+                body: &text[offset + line.len()..],
+            });
+        }
+        let _ = i;
+        offset += line.len();
+    }
+    Err(src.diag(
+        Pos { line: 1, column: 1 },
+        "the front-matter block is not closed",
+        Some("add a line `---` after the front-matter keys".to_owned()),
+    ))
+}
+
+fn parse_front<T: serde::de::DeserializeOwned>(
+    src: &Source,
+    split: &Split<'_>,
+) -> Result<T, Diagnostic> {
+    let yaml = if split.yaml.trim().is_empty() {
+        "{}"
+    } else {
+        split.yaml
+    };
+    yaml::parse(yaml).map_err(|e| yaml_diag(src, split.first_line, e))
+}
+
+/// Turn a YAML error into a diagnostic in file coordinates, rephrasing unknown keys.
+fn yaml_diag(src: &Source, first_line: usize, e: YamlError) -> Diagnostic {
+    let pos = Pos {
+        line: e.line + first_line - 1,
+        column: e.column,
+    };
+    match &e.kind {
+        YamlErrorKind::UnknownKey { key, allowed } => {
+            if let Some((message, hint)) = removed_key(key) {
+                return src.diag(pos, message, Some(hint.to_owned()));
+            }
+            let mut hint = format!("allowed keys here: {}", allowed.join(", "));
+            if let Some(best) = yaml::did_you_mean(key, allowed.iter().map(String::as_str)) {
+                hint.push_str(&format!("; did you mean `{best}`?"));
+            }
+            src.diag(
+                pos,
+                format!("unknown key `{}`", key.escape_debug()),
+                Some(hint),
+            )
+        }
+        YamlErrorKind::Limit => src.diag(
+            pos,
+            e.message,
+            Some(
+                "manifests are small, plain YAML; remove the deep nesting, aliases or binary data"
+                    .to_owned(),
+            ),
+        ),
+        YamlErrorKind::DuplicateKey => src.diag(
+            pos,
+            e.message,
+            Some("each key may appear once per mapping; merge the two entries".to_owned()),
+        ),
+        _ => src.diag(pos, e.message, None),
+    }
+}
+
+/// Keys of the original tool that are gone, with what replaces them.
+fn removed_key(key: &str) -> Option<(String, &'static str)> {
+    let hint = match key {
+        "egress_proxy" => "rename it to `egress`; the `routes` inside keep their shape",
+        "cred_proxy" => {
+            "declare each upstream as an `egress.routes` entry with `auth: {scheme: Bearer, token_ref: VAR}`; \
+             the egress injects the credential and the agent dials the real host"
+        }
+        "ssh" => {
+            "use `git` entries (Name, Upstream, IdentityFile, KnownHostKey): the git gate holds the key"
+        }
+        "runtime" => {
+            "remove it: the agent runs under gVisor (runsc) automatically when the engine has it"
+        }
+        "allowlist" => "list each host as an `egress.routes` entry: `- host: example.com`",
+        "dlp_action" => "remove it: the egress blocks what no route allows",
+        "tokens" => "use an `egress.routes` entry with `auth` and `token_ref` for each credential",
+        "agent_provider" => {
+            "remove it: the api.anthropic.com credential comes from the host's CLAUDE_CODE_OAUTH_TOKEN \
+             or ANTHROPIC_API_KEY and is injected by the egress"
+        }
+        "git-gate" | "git_gate" => {
+            "use `git`: a list of entries with Name, Upstream, IdentityFile, KnownHostKey"
+        }
+        "prompt" => "write the system prompt as the agent file's body, after the front matter",
+        "role" => "remove it: routes have no roles; the agent uses the real host names",
+        "pipelock" => {
+            "remove it: the egress replaced pipelock; use `allow_private` for private addresses"
+        }
+        "matches" => "use `path_allowlist` (path prefixes) and `methods` on the route",
+        "dlp" => "remove it: the egress allows only what the routes allow",
+        "path" | "upstream" | "auth_scheme" => {
+            "cred_proxy routes are gone: write `host`, `path_allowlist` and `auth: {scheme, token_ref}`"
+        }
+        _ => return None,
+    };
+    Some((format!("`{key}` is no longer supported"), hint))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    bottle: Option<Spanned<String>>,
+    skills: Option<Spanned<Vec<Spanned<String>>>>,
+    // Claude Code sub-agent fields, accepted and ignored so one file serves both tools.
+    #[allow(dead_code)]
+    name: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    description: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    model: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    color: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    tools: Option<IgnoredAny>,
+}
+
+fn pos_of<T>(s: &Spanned<T>) -> Pos {
+    Pos {
+        line: usize::try_from(s.referenced.line()).unwrap_or(1).max(1),
+        column: usize::try_from(s.referenced.column()).unwrap_or(1).max(1),
+    }
+}
+
+fn shift(pos: Pos, first_line: usize) -> Pos {
+    Pos {
+        line: pos.line + first_line - 1,
+        column: pos.column,
+    }
+}
+
+pub(crate) fn parse_agent(src: &Source) -> Result<AgentFile, Vec<Diagnostic>> {
+    let text = src.text.strip_prefix('\u{feff}').unwrap_or(&src.text);
+    let split = split_front_matter(src, text).map_err(|d| vec![d])?;
+    let raw: RawAgent = parse_front(src, &split).map_err(|d| vec![d])?;
+    let at = |s: Pos| shift(s, split.first_line);
+    let mut diags = Vec::new();
+
+    let (bottle, bottle_pos) = match raw.bottle {
+        Some(b) => {
+            let pos = at(pos_of(&b));
+            if !is_valid_name(&b.value) {
+                diags.push(src.diag(
+                    pos,
+                    format!("`{}` is not a valid bottle name", b.value.escape_debug()),
+                    Some("bottle names match [a-z][a-z0-9-]* (the file stem of $CLAUDE_BOTTLE_HOME/bottles/<name>.md)".to_owned()),
+                ));
+            }
+            (b.value, pos)
+        }
+        None => {
+            diags.push(src.diag(
+                Pos { line: 1, column: 1 },
+                "the agent has no `bottle`",
+                Some(
+                    "add `bottle: default` (or the name of a bottle in $CLAUDE_BOTTLE_HOME/bottles/) to the front matter"
+                        .to_owned(),
+                ),
+            ));
+            (String::new(), Pos::default())
+        }
+    };
+
+    let mut skills = Vec::new();
+    let mut seen = BTreeSet::new();
+    for skill in raw.skills.map(|s| s.value).unwrap_or_default() {
+        let pos = at(pos_of(&skill));
+        if !is_safe_component(&skill.value) {
+            diags.push(src.diag(
+                pos,
+                format!(
+                    "`{}` is not a skill folder name",
+                    skill.value.escape_debug()
+                ),
+                Some("give the name of a folder under ~/.claude/skills/, without `/`".to_owned()),
+            ));
+        } else if !seen.insert(skill.value.clone()) {
+            diags.push(src.diag(
+                pos,
+                format!("skill `{}` is listed twice", skill.value),
+                None,
+            ));
+        } else {
+            skills.push(skill.value);
+        }
+    }
+
+    if diags.is_empty() {
+        Ok(AgentFile {
+            bottle,
+            bottle_pos,
+            skills,
+            prompt: split.body.trim_start_matches(['\n', '\r']).to_owned(),
+        })
+    } else {
+        Err(diags)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bottles
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBottle {
+    extends: Option<Spanned<Extends>>,
+    env: Option<EnvMap>,
+    git: Option<Vec<Spanned<RawGit>>>,
+    egress: Option<RawEgress>,
+    supervise: Option<bool>,
+}
+
+/// `extends: name` or `extends: [a, b]`.
+struct Extends(Vec<String>);
+
+impl<'de> Deserialize<'de> for Extends {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Extends;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a bottle name or a list of bottle names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Extends, E> {
+                Ok(Extends(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Extends, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(Extends(names))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A string-to-string mapping (`env:`, `ExtraHosts:`) in file order, keeping each key's and
+/// value's position.
+struct EnvMap(Vec<(Spanned<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for EnvMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of variable names to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvMap, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, Spanned<String>>()? {
+                    entries.push(entry);
+                }
+                Ok(EnvMap(entries))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGit {
+    #[serde(rename = "Name")]
+    name: Spanned<String>,
+    #[serde(rename = "Upstream")]
+    upstream: Spanned<String>,
+    #[serde(rename = "IdentityFile")]
+    identity_file: Spanned<String>,
+    #[serde(rename = "KnownHostKey")]
+    known_host_key: Option<Spanned<String>>,
+    #[serde(rename = "ExtraHosts")]
+    extra_hosts: Option<EnvMap>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEgress {
+    routes: Option<Vec<Spanned<RawRoute>>>,
+    log: Option<LogMode>,
+    trust: Option<Vec<Spanned<String>>>,
+    networks: Option<Vec<Spanned<String>>>,
+}
+
+/// The manifest's view of [`Route`]: the same keys, with positions for precise errors.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    host: Spanned<String>,
+    #[serde(default)]
+    path_allowlist: Vec<Spanned<String>>,
+    #[serde(default)]
+    methods: Vec<Spanned<String>>,
+    auth: Option<Spanned<RouteAuth>>,
+    #[serde(default)]
+    allow_private: bool,
+}
+
+/// Variables claude-bottle sets in the agent itself; a manifest value would break the egress
+/// routing or the CA trust, or (for the Claude credentials) put a real token into the bottle.
+const RESERVED_ENV: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "NODE_USE_ENV_PROXY",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_API_KEY",
+];
+
+pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, Vec<Diagnostic>> {
+    let text = src.text.strip_prefix('\u{feff}').unwrap_or(&src.text);
+    let split = split_front_matter(src, text).map_err(|d| vec![d])?;
+    let raw: RawBottle = parse_front(src, &split).map_err(|d| vec![d])?;
+    let at = |p: Pos| shift(p, split.first_line);
+    let mut diags = Vec::new();
+    let mut out = BottleFile {
+        supervise: raw.supervise,
+        ..BottleFile::default()
+    };
+
+    if let Some(extends) = raw.extends {
+        let pos = at(pos_of(&extends));
+        for name in extends.value.0 {
+            if is_valid_name(&name) {
+                out.extends.push((name, pos));
+            } else {
+                diags.push(src.diag(
+                    pos,
+                    format!("`{}` is not a valid bottle name", name.escape_debug()),
+                    Some("bottle names match [a-z][a-z0-9-]*".to_owned()),
+                ));
+            }
+        }
+    }
+
+    for (name, value) in raw.env.map(|e| e.0).unwrap_or_default() {
+        let name_pos = at(pos_of(&name));
+        if !route::is_env_name(&name.value) {
+            diags.push(src.diag(
+                name_pos,
+                format!(
+                    "`{}` is not an environment variable name",
+                    name.value.escape_debug()
+                ),
+                Some("use letters, digits and `_`, not starting with a digit".to_owned()),
+            ));
+            continue;
+        }
+        if RESERVED_ENV.contains(&name.value.as_str()) {
+            diags.push(src.diag(
+                name_pos,
+                format!("`{}` is set by claude-bottle and cannot be set in a manifest", name.value),
+                Some(
+                    "the agent's proxy, CA and Claude credential variables are managed for it; \
+                     to give a credential to a host, use an `egress.routes` entry with `auth`"
+                        .to_owned(),
+                ),
+            ));
+            continue;
+        }
+        let v = value.value;
+        let value = if let Some(message) = v.strip_prefix('?') {
+            EnvValue::Prompt {
+                message: (!message.is_empty()).then(|| message.to_owned()),
+            }
+        } else if let Some(var) = v
+            .strip_prefix("${")
+            .and_then(|r| r.strip_suffix('}'))
+            .filter(|r| route::is_env_name(r))
+        {
+            EnvValue::Host {
+                var: var.to_owned(),
+            }
+        } else {
+            EnvValue::Literal(Literal::new(v))
+        };
+        out.env.push(EnvVar {
+            name: name.value,
+            value,
+        });
+    }
+    out.env.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut git_names = BTreeSet::new();
+    let mut extra_host_ips: BTreeMap<String, IpAddr> = BTreeMap::new();
+    for entry in raw.git.unwrap_or_default() {
+        let entry_pos = at(pos_of(&entry));
+        let g = entry.value;
+        let mut ok = true;
+        let mut fail = |pos: Pos, message: String, hint: Option<String>| {
+            diags.push(src.diag(pos, message, hint));
+            ok = false;
+        };
+        let name = g.name.value.clone();
+        if !is_safe_component(&name) {
+            fail(
+                at(pos_of(&g.name)),
+                format!("`{}` is not a valid git entry name", name.escape_debug()),
+                Some("use letters, digits, `.`, `_` and `-`".to_owned()),
+            );
+        } else if !git_names.insert(name.clone()) {
+            fail(
+                at(pos_of(&g.name)),
+                format!("git entry `{name}` is declared twice"),
+                Some("each `Name` must be unique within a bottle".to_owned()),
+            );
+        }
+        let upstream = match parse_upstream(&g.upstream.value) {
+            Ok(u) => Some(u),
+            Err(m) => {
+                fail(
+                    at(pos_of(&g.upstream)),
+                    m,
+                    Some("write it as ssh://user@host[:port]/path.git".to_owned()),
+                );
+                None
+            }
+        };
+        let identity_file = match absolute_path(layout, &g.identity_file.value) {
+            Ok(p) => Some(p),
+            Err(m) => {
+                fail(at(pos_of(&g.identity_file)), m, None);
+                None
+            }
+        };
+        let known_host_key = match &g.known_host_key {
+            None => {
+                fail(
+                    entry_pos,
+                    format!("git entry `{name}` has no `KnownHostKey`"),
+                    Some(
+                        "the gate refuses to connect without the upstream's host key; \
+                         copy it from `ssh-keyscan HOST` (the `ssh-ed25519 AAAA…` part)"
+                            .to_owned(),
+                    ),
+                );
+                None
+            }
+            Some(k) => match check_host_key(&k.value) {
+                Ok(()) => Some(k.value.trim().to_owned()),
+                Err((m, h)) => {
+                    fail(at(pos_of(k)), m, Some(h));
+                    None
+                }
+            },
+        };
+        let mut extra_hosts = BTreeMap::new();
+        for (host, ip) in g.extra_hosts.map(|m| m.0).unwrap_or_default() {
+            if route::validate_host(&host.value).is_err() || host.value.starts_with("*.") {
+                fail(
+                    at(pos_of(&host)),
+                    format!("`{}` is not a host name", host.value.escape_debug()),
+                    None,
+                );
+                continue;
+            }
+            match ip.value.parse::<IpAddr>() {
+                Ok(addr) => {
+                    if let Some(previous) = extra_host_ips.insert(host.value.clone(), addr)
+                        && previous != addr
+                    {
+                        fail(
+                            at(pos_of(&host)),
+                            format!("`{}` is mapped to both {previous} and {addr}", host.value),
+                            Some("a host can have only one address in `ExtraHosts`".to_owned()),
+                        );
+                    }
+                    extra_hosts.insert(host.value, addr);
+                }
+                Err(_) => fail(
+                    at(pos_of(&ip)),
+                    format!("`{}` is not an IP address", ip.value.escape_debug()),
+                    None,
+                ),
+            }
+        }
+        if let (true, Some(upstream), Some(identity_file), Some(known_host_key)) =
+            (ok, upstream, identity_file, known_host_key)
+        {
+            out.git.push(GitEntry {
+                name,
+                upstream,
+                identity_file,
+                known_host_key,
+                extra_hosts,
+            });
+        }
+    }
+    out.git.sort_by(|a, b| a.name.cmp(&b.name));
+
+    if let Some(egress) = raw.egress {
+        out.log = egress.log;
+        let mut hosts = BTreeSet::new();
+        for r in egress.routes.unwrap_or_default() {
+            let route_pos = at(pos_of(&r));
+            let r = r.value;
+            let mut ok = true;
+            if let Err(m) = route::validate_host(&r.host.value) {
+                diags.push(src.diag(at(pos_of(&r.host)), m, None));
+                ok = false;
+            } else if !hosts.insert(r.host.value.clone()) {
+                diags.push(src.diag(
+                    at(pos_of(&r.host)),
+                    format!("a route for `{}` is declared twice", r.host.value),
+                    Some("merge the two routes: one route per host".to_owned()),
+                ));
+                ok = false;
+            }
+            for p in &r.path_allowlist {
+                if let Err(m) = route::validate_path_prefix(&p.value) {
+                    diags.push(src.diag(at(pos_of(p)), m, None));
+                    ok = false;
+                }
+            }
+            for m in &r.methods {
+                if let Err(msg) = route::validate_method(&m.value) {
+                    diags.push(src.diag(at(pos_of(m)), msg, None));
+                    ok = false;
+                }
+            }
+            if let Some(auth) = &r.auth {
+                let checked = match &auth.value {
+                    RouteAuth::Header { header, .. } => route::validate_header_name(header),
+                    RouteAuth::Scheme { .. } => Ok(()),
+                }
+                .and_then(|()| route::validate_token_ref(auth.value.token_ref()));
+                if let Err(m) = checked {
+                    diags.push(src.diag(at(pos_of(auth)), m, None));
+                    ok = false;
+                }
+            }
+            let _ = route_pos;
+            if ok {
+                out.routes.push(Route {
+                    host: r.host.value,
+                    path_allowlist: r.path_allowlist.into_iter().map(|p| p.value).collect(),
+                    methods: r.methods.into_iter().map(|m| m.value).collect(),
+                    auth: r.auth.map(|a| a.value),
+                    allow_private: r.allow_private,
+                });
+            }
+        }
+        for t in egress.trust.unwrap_or_default() {
+            match absolute_path(layout, &t.value) {
+                Ok(p) => out.trust.push(p),
+                Err(m) => diags.push(src.diag(at(pos_of(&t)), m, None)),
+            }
+        }
+        for n in egress.networks.unwrap_or_default() {
+            if is_safe_component(&n.value) {
+                out.networks.push(n.value);
+            } else {
+                diags.push(src.diag(
+                    at(pos_of(&n)),
+                    format!("`{}` is not a Docker network name", n.value.escape_debug()),
+                    Some("use the name shown by `docker network ls`".to_owned()),
+                ));
+            }
+        }
+    }
+
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}
+
+/// An absolute host path, `~` expanded.
+fn absolute_path(layout: &Layout, raw: &str) -> Result<PathBuf, String> {
+    let expanded = layout
+        .expand_tilde(raw)
+        .ok_or_else(|| format!("cannot expand `{}`: HOME is not set", raw.escape_debug()))?;
+    if expanded.is_absolute() && !raw.contains('\0') {
+        Ok(expanded)
+    } else {
+        Err(format!(
+            "`{}` is not an absolute path; write `/…` or `~/…`",
+            raw.escape_debug()
+        ))
+    }
+}
+
+/// Parse `ssh://user@host[:port]/path`.
+pub(crate) fn parse_upstream(raw: &str) -> Result<GitUpstream, String> {
+    let bad = |why: &str| format!("`{}` is not an SSH upstream: {why}", raw.escape_debug());
+    let rest = raw
+        .strip_prefix("ssh://")
+        .ok_or_else(|| bad("it must start with `ssh://`"))?;
+    let (authority, path) = rest
+        .find('/')
+        .map(|i| rest.split_at(i))
+        .ok_or_else(|| bad("the repository path is missing"))?;
+    let (user, hostport) = authority
+        .split_once('@')
+        .ok_or_else(|| bad("the user is missing (`git@…`)"))?;
+    let user_ok = !user.is_empty()
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !user_ok {
+        return Err(bad("the user name is not valid"));
+    }
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("the bracketed address is not IPv6"));
+        }
+        (addr, after.strip_prefix(':'))
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if !hostport.starts_with('[') && (route::validate_host(host).is_err() || host.starts_with("*."))
+    {
+        return Err(bad("the host is not valid"));
+    }
+    let port = match port {
+        None => 22,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
+    };
+    if path.len() < 2 || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("the repository path is empty or contains spaces"));
+    }
+    Ok(GitUpstream {
+        user: user.to_owned(),
+        host: host.to_owned(),
+        port,
+        path: path.to_owned(),
+    })
+}
+
+/// `<type> <base64> [comment]` with a known SSH key type.
+fn check_host_key(raw: &str) -> Result<(), (String, String)> {
+    const TYPES: &[&str] = &[
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    let mut fields = raw.split_whitespace();
+    let kind = fields.next().unwrap_or("");
+    let key = fields.next().unwrap_or("");
+    let base64 = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+    if TYPES.contains(&kind) && base64 {
+        return Ok(());
+    }
+    let hint = if TYPES.contains(&key) {
+        "give only the key type and the key, without the host name in front (as `ssh-keyscan` prints it after the host)"
+    } else {
+        "write the key type and the base64 key, e.g. `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA…`"
+    };
+    Err((
+        "`KnownHostKey` is not an SSH public key".to_owned(),
+        hint.to_owned(),
+    ))
+}
+
+/// Read a manifest file's bytes as text, with file-level diagnostics.
+pub(crate) fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.into_bytes();
+        // Everything before the bad byte is valid, so the position is exact.
+        let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or("");
+        let (line, column) = crate::yaml::position_of(prefix, prefix.len());
+        let mut d = Diagnostic::file(
+            path,
+            "the file is not valid UTF-8 text",
+            Some("manifests must be UTF-8 Markdown; re-save the file as UTF-8".to_owned()),
+        );
+        d.line = line;
+        d.column = column;
+        d
+    })?;
+    if let Some(offset) = text.find('\0') {
+        let (line, column) = crate::yaml::position_of(&text, offset);
+        return Err(Diagnostic::at(
+            path,
+            &text,
+            line,
+            column,
+            "the file contains a NUL character",
+            Some("manifests are plain text; remove the binary data".to_owned()),
+        ));
+    }
+    Ok(text)
+}

@@ -1,0 +1,325 @@
+//! The validated, resolved manifest handed to the rest of claude-bottle.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::builtin::ClaudeAuth;
+use crate::route::{Route, RouteAuth};
+
+/// One agent with its effective bottle: everything a backend needs to start it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The agent.
+    pub agent: Agent,
+    /// The agent's bottle with its `extends` chain folded in and the effective route table.
+    pub bottle: Bottle,
+}
+
+impl Manifest {
+    /// The size of the system prompt in bytes.
+    pub fn prompt_bytes(&self) -> usize {
+        self.agent.prompt.len()
+    }
+
+    /// Every host environment variable the bottle reads at launch, sorted and without
+    /// duplicates: `${VAR}` env entries and the `token_ref` of `auth` routes. Launch checks that
+    /// each is set, and names only the variable when one is not.
+    pub fn host_vars(&self) -> Vec<&str> {
+        let mut vars: Vec<&str> = self
+            .bottle
+            .env
+            .iter()
+            .filter_map(|e| match &e.value {
+                EnvValue::Host { var } => Some(var.as_str()),
+                _ => None,
+            })
+            .chain(
+                self.bottle
+                    .egress
+                    .routes
+                    .iter()
+                    .filter_map(|r| r.route.auth.as_ref().map(RouteAuth::token_ref)),
+            )
+            .collect();
+        vars.sort_unstable();
+        vars.dedup();
+        vars
+    }
+}
+
+/// Where a manifest entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// Built into claude-bottle (the `default` agent and bottle).
+    BuiltIn,
+    /// `$CLAUDE_BOTTLE_HOME/agents/` or `$CLAUDE_BOTTLE_HOME/bottles/`.
+    Home,
+    /// `<cwd>/.claude-bottle/agents/`.
+    Repo,
+}
+
+impl Origin {
+    /// `built-in`, `home` or `repo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::BuiltIn => "built-in",
+            Origin::Home => "home",
+            Origin::Repo => "repo",
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An agent: a system prompt, skills, and the bottle it runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// The name (the file stem).
+    pub name: String,
+    /// Where it was read from.
+    pub origin: Origin,
+    /// The file, `None` for the built-in agent.
+    pub path: Option<PathBuf>,
+    /// The bottle's name.
+    pub bottle: String,
+    /// Names of folders under the host's `~/.claude/skills/` to copy in.
+    pub skills: Vec<String>,
+    /// The system prompt: the file's body after the front matter.
+    pub prompt: String,
+}
+
+/// A bottle with its `extends` chain folded in: what the agent is granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bottle {
+    /// The bottle's name.
+    pub name: String,
+    /// Where it was read from.
+    pub origin: Origin,
+    /// The file, `None` for the built-in bottle.
+    pub path: Option<PathBuf>,
+    /// Every bottle folded in, in fold order, ending with this one: `extends: [a, b]` on `c`
+    /// gives `[a, b, c]` (each parent preceded by its own parents).
+    pub chain: Vec<String>,
+    /// Environment entries, sorted by name.
+    pub env: Vec<EnvVar>,
+    /// Git-gate entries, sorted by name.
+    pub git: Vec<GitEntry>,
+    /// Egress settings and the effective route table.
+    pub egress: Egress,
+    /// Whether the supervisor runs (default true).
+    pub supervise: bool,
+}
+
+/// One environment variable of the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    /// The variable name.
+    pub name: String,
+    /// Where its value comes from.
+    pub value: EnvValue,
+}
+
+/// Where an environment variable's value comes from. `Debug` never shows a literal value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A value written in the manifest.
+    Literal(Literal),
+    /// `${VAR}`: copied from the host environment at launch.
+    Host {
+        /// The host variable.
+        var: String,
+    },
+    /// `?` or `?message`: asked for on the terminal at launch, not echoed.
+    Prompt {
+        /// The question to show, if the manifest gave one.
+        message: Option<String>,
+    },
+}
+
+impl EnvValue {
+    /// The mode without the value.
+    pub fn mode(&self) -> EnvMode {
+        match self {
+            EnvValue::Literal(_) => EnvMode::Literal,
+            EnvValue::Host { .. } => EnvMode::Host,
+            EnvValue::Prompt { .. } => EnvMode::Prompt,
+        }
+    }
+}
+
+/// A literal environment value. Its `Debug` and `Display` are redacted so that it cannot end
+/// up in a log or a plan by accident; [`Literal::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Literal(String);
+
+impl Literal {
+    /// Wrap a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Literal(value.into())
+    }
+
+    /// The value, for the one place that passes it to the bottle.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Literal(<redacted>)")
+    }
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How an environment variable gets its value, without the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EnvMode {
+    /// Written in the manifest.
+    Literal,
+    /// Copied from the host.
+    Host,
+    /// Asked for at launch.
+    Prompt,
+}
+
+impl EnvMode {
+    /// `literal`, `host` or `prompt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvMode::Literal => "literal",
+            EnvMode::Host => "host",
+            EnvMode::Prompt => "prompt",
+        }
+    }
+}
+
+impl fmt::Display for EnvMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One git-gate entry: a remote the agent may push to and fetch from through the gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitEntry {
+    /// Unique name within the bottle (one bare repository each).
+    pub name: String,
+    /// The SSH upstream.
+    pub upstream: GitUpstream,
+    /// The private key on the host (`~` expanded). Its existence is checked at launch, not here.
+    pub identity_file: PathBuf,
+    /// The upstream's host key (`ssh-ed25519 AAAA…`); the gate refuses to connect without it.
+    pub known_host_key: String,
+    /// Extra `host → ip` entries for the gate's `/etc/hosts`.
+    pub extra_hosts: BTreeMap<String, IpAddr>,
+}
+
+/// A parsed `ssh://user@host[:port]/path` upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitUpstream {
+    /// The SSH user.
+    pub user: String,
+    /// The host name or IP.
+    pub host: String,
+    /// The port (22 when absent).
+    pub port: u16,
+    /// The repository path, starting with `/`.
+    pub path: String,
+}
+
+impl fmt::Display for GitUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ssh://{}@{}", self.user, self.host)?;
+        if self.port != 22 {
+            write!(f, ":{}", self.port)?;
+        }
+        f.write_str(&self.path)
+    }
+}
+
+/// Egress settings of a bottle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Egress {
+    /// The effective route table: Claude Code's required hosts, then the bottle's routes; a
+    /// bottle route replaces a required one for the same host.
+    pub routes: Vec<EffectiveRoute>,
+    /// What the egress logs.
+    pub log: crate::route::LogMode,
+    /// Extra CA certificates (host paths, `~` expanded) the egress trusts upstream.
+    pub trust: Vec<PathBuf>,
+    /// Existing Docker networks the egress joins.
+    pub networks: Vec<String>,
+}
+
+impl Egress {
+    /// The routes alone, in table order, as the egress config wants them.
+    pub fn route_table(&self) -> Vec<Route> {
+        self.routes.iter().map(|r| r.route.clone()).collect()
+    }
+}
+
+/// A route of the effective table and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveRoute {
+    /// The route.
+    pub route: Route,
+    /// Where it comes from.
+    pub source: RouteSource,
+}
+
+/// Where an effective route comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteSource {
+    /// A host Claude Code itself needs; its `auth`, if any, carries the host's Claude credential
+    /// (see [`ClaudeAuth`]).
+    ClaudeCode,
+    /// The named bottle (this one or one it extends).
+    Bottle(String),
+}
+
+impl RouteSource {
+    /// `claude-code` or the bottle's name.
+    pub fn label(&self) -> &str {
+        match self {
+            RouteSource::ClaudeCode => "claude-code",
+            RouteSource::Bottle(name) => name,
+        }
+    }
+}
+
+/// The placeholder credential variable the agent holds so that Claude Code sends requests (the
+/// egress swaps in the real one): `(name, value)`, derived from the effective
+/// `api.anthropic.com` route's auth.
+pub(crate) fn placeholder_for(routes: &[EffectiveRoute]) -> Option<(&'static str, &'static str)> {
+    let auth = routes
+        .iter()
+        .find(|r| r.route.host == crate::builtin::ANTHROPIC_API_HOST)?
+        .route
+        .auth
+        .as_ref()?;
+    Some(match auth {
+        RouteAuth::Scheme { .. } => ClaudeAuth::OAuthToken.placeholder_env(),
+        RouteAuth::Header { .. } => ClaudeAuth::ApiKey.placeholder_env(),
+    })
+}
+
+impl Bottle {
+    /// The variable the agent must hold as a placeholder so Claude Code talks to the API through
+    /// the egress, which injects the real credential: `Some(("CLAUDE_CODE_OAUTH_TOKEN", "…"))`
+    /// for a Bearer route, `Some(("ANTHROPIC_API_KEY", "…"))` for a header route, `None` when
+    /// the `api.anthropic.com` route injects nothing. Not a secret.
+    pub fn claude_placeholder_env(&self) -> Option<(&'static str, &'static str)> {
+        placeholder_for(&self.egress.routes)
+    }
+}
