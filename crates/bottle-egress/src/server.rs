@@ -1,0 +1,474 @@
+//! The server: builder, shared state, live reload and draining shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audit::{AuditEvent, AuditSink};
+use crate::ca::{CertificateAuthority, LeafCache};
+use crate::config::{self, EgressConfig};
+use crate::error::ConfigError;
+use crate::net::{CheckedResolver, HostOverrides};
+use crate::policy::Policy;
+use crate::proxy::UpBody;
+use crate::{EgressError, tls};
+
+/// How long [`EgressHandle::shutdown`] waits for open connections by default: under the 10 s
+/// `docker stop` grants before SIGKILL, so a drained exit is a clean one.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Reads a credential by its `token_ref` name.
+pub type TokenSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Entry point: `Egress::builder(config)`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), bottle_egress::EgressError> {
+/// use bottle_egress::{CertificateAuthority, Egress, EgressConfig, Route};
+///
+/// let mut config = EgressConfig::default();
+/// config.routes.push(Route::host("api.example.com"));
+/// let egress = Egress::builder(config)
+///     .certificate_authority(CertificateAuthority::generate()?)
+///     .start()
+///     .await?;
+/// println!("proxy on {}", egress.local_addr());
+/// egress.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Egress;
+
+impl Egress {
+    /// A builder for a proxy serving `config`.
+    pub fn builder(config: EgressConfig) -> EgressBuilder {
+        EgressBuilder {
+            config,
+            ca: None,
+            tokens: Arc::new(|name| std::env::var(name).ok()),
+            audit: Arc::new(TracingAudit),
+            overrides: HashMap::new(),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// Configures and starts an egress proxy.
+pub struct EgressBuilder {
+    config: EgressConfig,
+    ca: Option<CertificateAuthority>,
+    tokens: TokenSource,
+    audit: Arc<dyn AuditSink>,
+    overrides: HashMap<String, Vec<IpAddr>>,
+    drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for EgressBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EgressBuilder {
+    /// Use this CA instead of the config's `ca` files.
+    #[must_use]
+    pub fn certificate_authority(mut self, ca: CertificateAuthority) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
+    /// Where credentials come from (default: the process environment). Called at start and
+    /// on every reload; a route whose `token_ref` has no value is a configuration error.
+    #[must_use]
+    pub fn tokens(
+        mut self,
+        source: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.tokens = Arc::new(source);
+        self
+    }
+
+    /// Where audit events go (default: `tracing` events with target `bottle_egress::audit`).
+    #[must_use]
+    pub fn audit(mut self, sink: impl AuditSink) -> Self {
+        self.audit = Arc::new(sink);
+        self
+    }
+
+    /// Answer `host` with fixed addresses instead of DNS (like curl's `--resolve`). The
+    /// private-address check still applies to them.
+    #[must_use]
+    pub fn resolve(mut self, host: &str, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.overrides.insert(
+            crate::policy::normalize_host(host),
+            addrs.into_iter().collect(),
+        );
+        self
+    }
+
+    /// How long shutdown waits for open connections.
+    #[must_use]
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Bind `config.listen` and start serving on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error (invalid route, missing token, unreadable CA) or a bind error.
+    pub async fn start(self) -> Result<EgressHandle, EgressError> {
+        let addr = self.config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| EgressError::Bind { addr, source })?;
+        self.start_on(listener)
+    }
+
+    /// Start serving on an already bound listener (its address wins over `config.listen`).
+    ///
+    /// # Errors
+    ///
+    /// A configuration error (invalid route, missing token, unreadable CA).
+    pub fn start_on(self, listener: TcpListener) -> Result<EgressHandle, EgressError> {
+        let local_addr = listener.local_addr().map_err(|source| EgressError::Bind {
+            addr: self.config.listen,
+            source,
+        })?;
+        let overrides: HostOverrides = Arc::new(self.overrides);
+        let leaves = match self.ca {
+            Some(ca) => Arc::new(LeafCache::new(ca, tls::provider())),
+            None => Arc::new(LeafCache::new(load_ca(&self.config)?, tls::provider())),
+        };
+        let runtime = Runtime::build(self.config, &self.tokens, leaves, None, &overrides)?;
+        let shared = Arc::new(Shared {
+            runtime: RwLock::new(Arc::new(runtime)),
+            audit: self.audit,
+            overrides,
+            tokens: self.tokens,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let accept_shared = shared.clone();
+        let task = tokio::spawn(accept_loop(accept_shared, listener));
+        tracing::info!(%local_addr, "bottle-egress listening");
+        Ok(EgressHandle {
+            local_addr,
+            shared,
+            task,
+            drain_timeout: self.drain_timeout,
+        })
+    }
+}
+
+fn load_ca(config: &EgressConfig) -> Result<CertificateAuthority, EgressError> {
+    let Some(files) = &config.ca else {
+        return Err(ConfigError::single(
+            "ca",
+            "no CA configured; set `ca: {cert: …, key: …}` (create one with `bottle-egress mint-ca --out DIR`)",
+        )
+        .into());
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|source| EgressError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    CertificateAuthority::from_pem(&read(&files.cert)?, &read(&files.key)?)
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shared.shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let conn_shared = shared.clone();
+                shared
+                    .tracker
+                    .spawn(crate::proxy::serve_client(conn_shared, stream, peer));
+            }
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A running egress: its address, reload and shutdown.
+#[derive(Debug)]
+pub struct EgressHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+    drain_timeout: Duration,
+}
+
+impl EgressHandle {
+    /// The address the proxy listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The interception CA certificate (PEM) clients must trust.
+    pub fn ca_cert_pem(&self) -> String {
+        self.shared.runtime().leaves.ca().cert_pem().to_owned()
+    }
+
+    /// How many leaf certificates were minted so far.
+    pub fn leaves_minted(&self) -> u64 {
+        self.shared.runtime().leaves.mint_count()
+    }
+
+    /// Replace the configuration. Open connections stay open; their next request is decided
+    /// by the new routes. A `ca` of `None` keeps the current CA; `listen` cannot change
+    /// without a restart (a different value is ignored with a warning).
+    ///
+    /// # Errors
+    ///
+    /// The new config is invalid; the old one stays in force.
+    pub fn reload(&self, config: EgressConfig) -> Result<(), EgressError> {
+        let current = self.shared.runtime();
+        if config.listen != current.config.listen && config.listen != self.local_addr {
+            tracing::warn!(
+                old = %current.config.listen,
+                new = %config.listen,
+                "`listen` changed; restart bottle-egress to move it"
+            );
+        }
+        let leaves = match &config.ca {
+            None => current.leaves.clone(),
+            Some(_) => {
+                let ca = load_ca(&config)?;
+                if ca.cert_pem() == current.leaves.ca().cert_pem()
+                    && ca.key_pem() == current.leaves.ca().key_pem()
+                {
+                    current.leaves.clone()
+                } else {
+                    Arc::new(LeafCache::new(ca, tls::provider()))
+                }
+            }
+        };
+        let reuse = (config.trust == current.config.trust).then(|| current.upstream.clone());
+        let runtime = Runtime::build(
+            config,
+            &self.shared.tokens,
+            leaves,
+            reuse,
+            &self.shared.overrides,
+        )?;
+        *self
+            .shared
+            .runtime
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(runtime);
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Stop accepting, let open connections finish (HTTP/2 gets GOAWAY, idle HTTP/1.1
+    /// connections close) for up to the drain timeout, then return.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        let _ = self.task.await;
+        self.shared.tracker.close();
+        if tokio::time::timeout(self.drain_timeout, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.shared.tracker.len(),
+                "drain timeout reached; closing the remaining connections"
+            );
+        }
+    }
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    runtime: RwLock<Arc<Runtime>>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) overrides: HostOverrides,
+    tokens: TokenSource,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The configuration in force now (cheap: an `Arc` clone under a read lock).
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// One configuration, compiled: what a reload swaps.
+pub(crate) struct Runtime {
+    pub(crate) config: EgressConfig,
+    pub(crate) policy: Policy,
+    /// The header each route injects, by route index (values marked sensitive).
+    pub(crate) injections: Vec<Option<Injection>>,
+    pub(crate) leaves: Arc<LeafCache>,
+    pub(crate) upstream: Arc<Upstream>,
+}
+
+pub(crate) struct Injection {
+    pub(crate) name: HeaderName,
+    pub(crate) value: HeaderValue,
+}
+
+impl Runtime {
+    fn build(
+        config: EgressConfig,
+        tokens: &TokenSource,
+        leaves: Arc<LeafCache>,
+        upstream: Option<Arc<Upstream>>,
+        overrides: &HostOverrides,
+    ) -> Result<Self, EgressError> {
+        let mut problems = config.route_problems();
+        problems.extend(config.token_problems(tokens.as_ref()));
+        if !problems.is_empty() {
+            return Err(config::unlocated(problems).into());
+        }
+        let policy = Policy::new(&config.routes)
+            .map_err(|_| EgressError::Config(ConfigError::single("routes", "invalid routes")))?;
+        let mut injections = Vec::with_capacity(config.routes.len());
+        for (i, route) in config.routes.iter().enumerate() {
+            let Some(auth) = &route.auth else {
+                injections.push(None);
+                continue;
+            };
+            let token = tokens(auth.token_ref()).unwrap_or_default();
+            let name = HeaderName::from_bytes(auth.header_name().as_bytes()).map_err(|_| {
+                ConfigError::single(
+                    format!("routes[{i}].auth.header"),
+                    "not a valid header name",
+                )
+            })?;
+            let mut value = HeaderValue::from_str(&auth.header_value(&token)).map_err(|_| {
+                ConfigError::single(
+                    format!("routes[{i}].auth.token_ref"),
+                    format!(
+                        "the value of `{}` is not a valid header value (control characters?)",
+                        auth.token_ref()
+                    ),
+                )
+            })?;
+            // Keeps it out of HPACK tables and debug output.
+            value.set_sensitive(true);
+            injections.push(Some(Injection { name, value }));
+        }
+        let upstream = match upstream {
+            Some(u) => u,
+            None => Arc::new(Upstream::new(&config.trust, overrides)?),
+        };
+        Ok(Runtime {
+            config,
+            policy,
+            injections,
+            leaves,
+            upstream,
+        })
+    }
+}
+
+type Connector = HttpsConnector<HttpConnector<CheckedResolver>>;
+type UpClient = Client<Connector, UpBody>;
+
+/// Pooled upstream clients: public-only vs. private-allowed, HTTP/1.1+2 vs. HTTP/1.1 only
+/// (upgrades need HTTP/1.1).
+pub(crate) struct Upstream {
+    public: UpClient,
+    private: UpClient,
+    public_h1: UpClient,
+    private_h1: UpClient,
+}
+
+impl Upstream {
+    fn new(trust: &[std::path::PathBuf], overrides: &HostOverrides) -> Result<Self, EgressError> {
+        let roots = tls::root_store(trust)?;
+        let make = |allow_private: bool, h1_only: bool| -> Result<UpClient, EgressError> {
+            let mut http = HttpConnector::new_with_resolver(CheckedResolver {
+                allow_private,
+                overrides: overrides.clone(),
+            });
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(Duration::from_secs(10)));
+            // hyper-rustls sets ALPN itself: h2 + http/1.1, or none (HTTP/1.1) for h1 only.
+            let tls_config = tls::client_config(roots.clone())?;
+            let builder = hyper_rustls::HttpsConnectorBuilder::new();
+            let connector = if h1_only {
+                builder
+                    .with_tls_config(tls_config)
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http)
+            } else {
+                builder
+                    .with_tls_config(tls_config)
+                    .https_or_http()
+                    .enable_all_versions()
+                    .wrap_connector(http)
+            };
+            Ok(Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(connector))
+        };
+        Ok(Upstream {
+            public: make(false, false)?,
+            private: make(true, false)?,
+            public_h1: make(false, true)?,
+            private_h1: make(true, true)?,
+        })
+    }
+
+    pub(crate) fn client(&self, allow_private: bool, h1_only: bool) -> &UpClient {
+        match (allow_private, h1_only) {
+            (false, false) => &self.public,
+            (true, false) => &self.private,
+            (false, true) => &self.public_h1,
+            (true, true) => &self.private_h1,
+        }
+    }
+}
+
+/// The default audit sink: one `tracing` event per record, target `bottle_egress::audit`.
+#[derive(Debug)]
+struct TracingAudit;
+
+impl AuditSink for TracingAudit {
+    fn record(&self, event: &AuditEvent) {
+        if let Ok(json) = serde_json::to_string(event) {
+            tracing::info!(target: "bottle_egress::audit", "{json}");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the egress on loopback, driven by real clients (curl, Python, Node,
+//! git, hyper) against local TLS origins signed by a test CA the egress trusts.
+
+mod cli;
+mod clients;
+mod lifecycle;
+mod policy;
+mod streaming;
+mod support;
