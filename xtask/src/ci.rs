@@ -31,7 +31,15 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     step("cargo fmt --check", cargo(&["fmt", "--all", "--check"]))?;
     step(
         "clippy -D warnings",
-        cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     step("package checks", package_command())?;
     if docker_tests_enabled() {
@@ -39,12 +47,21 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     } else {
         eprintln!("xtask: CLAUDE_BOTTLE_DOCKER_TESTS is not 1: the Docker tests will not run");
     }
-    step("doctests", cargo(&["test", "--workspace", "--doc", "--locked"]))?;
+    step(
+        "doctests",
+        cargo(&["test", "--workspace", "--doc", "--locked"]),
+    )?;
     // Last, so that nextest's own summary closes the output.
     eprintln!("xtask: == tests");
-    let status = cargo(&["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])
-        .status()
-        .context("could not start `cargo nextest`; install it with `cargo install cargo-nextest`")?;
+    let status = cargo(&[
+        "nextest",
+        "run",
+        "--workspace",
+        "--locked",
+        "--no-fail-fast",
+    ])
+    .status()
+    .context("could not start `cargo nextest`; install it with `cargo install cargo-nextest`")?;
     if !status.success() {
         bail!("the tests failed ({status})");
     }

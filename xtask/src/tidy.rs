@@ -14,7 +14,13 @@ fn workspace_root() -> PathBuf {
 
 fn metadata() -> serde_json::Value {
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(workspace_root())
         .output()
         .expect("cargo metadata runs");
@@ -34,13 +40,23 @@ fn every_publishable_crate_is_in_the_publish_order_and_has_its_metadata() {
     let packages = packages();
     let publishable: Vec<&serde_json::Value> = packages
         .iter()
-        .filter(|p| p["publish"].as_array().is_none_or(|registries| !registries.is_empty()))
+        .filter(|p| {
+            p["publish"]
+                .as_array()
+                .is_none_or(|registries| !registries.is_empty())
+        })
         .collect();
-    let mut names: Vec<&str> = publishable.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = publishable
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     names.sort_unstable();
     let mut ordered = PUBLISH_ORDER.to_vec();
     ordered.sort_unstable();
-    assert_eq!(names, ordered, "PUBLISH_ORDER in xtask/src/ci.rs must list every publishable crate");
+    assert_eq!(
+        names, ordered,
+        "PUBLISH_ORDER in xtask/src/ci.rs must list every publishable crate"
+    );
 
     for package in publishable {
         let name = package["name"].as_str().unwrap();
@@ -57,8 +73,15 @@ fn every_publishable_crate_is_in_the_publish_order_and_has_its_metadata() {
             );
         }
         let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
-        let readme = manifest.parent().unwrap().join(package["readme"].as_str().unwrap());
-        assert!(readme.is_file(), "{name}: its readme {} does not exist", readme.display());
+        let readme = manifest
+            .parent()
+            .unwrap()
+            .join(package["readme"].as_str().unwrap());
+        assert!(
+            readme.is_file(),
+            "{name}: its readme {} does not exist",
+            readme.display()
+        );
     }
 }
 
@@ -108,11 +131,20 @@ fn no_stubs_or_debug_leftovers_in_the_sources() {
         let text = std::fs::read_to_string(&entry).unwrap();
         for (number, line) in text.lines().enumerate() {
             if forbidden.iter().any(|f| line.contains(f)) {
-                offenders.push(format!("{}:{}: {}", entry.display(), number + 1, line.trim()));
+                offenders.push(format!(
+                    "{}:{}: {}",
+                    entry.display(),
+                    number + 1,
+                    line.trim()
+                ));
             }
         }
     }
-    assert!(offenders.is_empty(), "left in the code:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "left in the code:\n{}",
+        offenders.join("\n")
+    );
 }
 
 #[test]
@@ -141,7 +173,9 @@ fn walk(dir: &Path) -> impl Iterator<Item = PathBuf> {
     let mut stack = vec![dir.to_path_buf()];
     let mut files = Vec::new();
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
