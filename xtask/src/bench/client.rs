@@ -1,0 +1,312 @@
+// Owned by the benchmark work; the egress engineer does not edit this file.
+//! The clients, the same for every path: `oha` for load, `curl` for the large download, and a
+//! small rustls + hyper client of our own for first contacts and idle tunnels (where we need
+//! per-connection timing and to hold a thousand handshaken connections open).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+use tokio_rustls::client::TlsStream;
+
+use super::report::Phases;
+
+/// How a client reaches the origin: directly or through a proxy, and which CA it trusts.
+pub(crate) struct Via {
+    pub(crate) name: &'static str,
+    pub(crate) proxy: Option<SocketAddr>,
+    pub(crate) ca: PathBuf,
+}
+
+/// One load run's figures, as oha reports them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Load {
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+}
+
+/// How oha should load the origin.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadSpec {
+    pub(crate) concurrency: u32,
+    pub(crate) keepalive: bool,
+    pub(crate) seconds: u64,
+}
+
+pub(crate) async fn oha(path: &Via, url: &str, spec: LoadSpec) -> Result<Load> {
+    let mut cmd = Command::new("oha");
+    cmd.args([
+        "--no-tui",
+        "--output-format",
+        "json",
+        "--http-version",
+        "1.1",
+    ])
+    .args([
+        "-z",
+        &format!("{}s", spec.seconds),
+        "-c",
+        &spec.concurrency.to_string(),
+    ])
+    .arg("--cacert")
+    .arg(&path.ca)
+    // oha waits for in-flight requests at the end of -z; bound that too.
+    .args(["-t", "10s"])
+    .kill_on_drop(true);
+    if !spec.keepalive {
+        cmd.arg("--disable-keepalive");
+    }
+    if let Some(proxy) = path.proxy {
+        cmd.args(["-x", &format!("http://{proxy}")]);
+    }
+    let out = cmd.arg(url).output().await.context("running oha")?;
+    if !out.status.success() {
+        bail!(
+            "oha via {} failed: {}",
+            path.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let load =
+        parse_oha(&out.stdout).with_context(|| format!("reading oha's JSON via {}", path.name))?;
+    if load.ok == 0 {
+        bail!(
+            "oha via {} got no 200 response: {}",
+            path.name,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(load)
+}
+
+/// oha's `--output-format json`: latencies are in seconds.
+pub(crate) fn parse_oha(json: &[u8]) -> Result<Load> {
+    let v: serde_json::Value = serde_json::from_slice(json)?;
+    let secs = |p: &str| {
+        v["latencyPercentiles"][p]
+            .as_f64()
+            .with_context(|| format!("no latencyPercentiles.{p}"))
+    };
+    let count = |m: &serde_json::Value| {
+        m.as_object().map_or(0, |m| {
+            m.values()
+                .filter_map(serde_json::Value::as_u64)
+                .sum::<u64>()
+        })
+    };
+    let ok = v["statusCodeDistribution"]["200"].as_u64().unwrap_or(0);
+    let other_status = count(&v["statusCodeDistribution"]) - ok;
+    Ok(Load {
+        rps: v["summary"]["requestsPerSec"]
+            .as_f64()
+            .context("no summary.requestsPerSec")?,
+        p50_ms: secs("p50")? * 1000.0,
+        p99_ms: secs("p99")? * 1000.0,
+        ok,
+        // With -z, requests in flight at the deadline are reported as this error: not failures.
+        failed: other_status + count(&v["errorDistribution"])
+            - v["errorDistribution"]["aborted due to deadline"]
+                .as_u64()
+                .unwrap_or(0),
+    })
+}
+
+/// The best of `tries` downloads of `url` with curl (HTTP/1.1 on every path), in MB/s
+/// (10^6 bytes per second).
+pub(crate) async fn download(path: &Via, url: &str, bytes: u64, tries: u32) -> Result<f64> {
+    let mut best: f64 = 0.0;
+    for _ in 0..tries {
+        let mut cmd = Command::new("curl");
+        cmd.args(["--silent", "--show-error", "--http1.1", "--max-time", "120"])
+            .args([
+                "--output",
+                "/dev/null",
+                "--write-out",
+                "%{size_download} %{time_total}",
+            ])
+            .arg("--cacert")
+            .arg(&path.ca)
+            .kill_on_drop(true);
+        if let Some(proxy) = path.proxy {
+            cmd.args(["--proxy", &format!("http://{proxy}")]);
+        }
+        let out = cmd.arg(url).output().await.context("running curl")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut fields = text.split_whitespace();
+        let size: u64 = fields.next().unwrap_or("0").parse().unwrap_or(0);
+        let secs: f64 = fields.next().unwrap_or("0").parse().unwrap_or(0.0);
+        if !out.status.success() || size != bytes || secs <= 0.0 {
+            bail!(
+                "the {bytes}-byte download via {} failed (got {size} bytes): {}",
+                path.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        best = best.max(size as f64 / secs / 1e6);
+    }
+    Ok(best)
+}
+
+/// A rustls client trusting only `ca`, with session resumption off so that every connection
+/// pays a full handshake — on every path alike.
+pub(crate) fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots.add(cert?)?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// TCP to the origin, or to the proxy followed by `CONNECT host:port`; then the TLS handshake.
+pub(crate) async fn connect(
+    path: &Via,
+    tls: &Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+) -> Result<TlsStream<TcpStream>> {
+    let stream = tunnel(path, host, port).await?;
+    handshake(stream, tls, host).await
+}
+
+/// TCP to the origin, or to the proxy followed by `CONNECT host:port` and its `200`.
+async fn tunnel(path: &Via, host: &str, port: u16) -> Result<TcpStream> {
+    let stream = match path.proxy {
+        None => {
+            let ip: IpAddr = if host == "localhost" {
+                [127, 0, 0, 1].into()
+            } else {
+                host.parse()?
+            };
+            TcpStream::connect((ip, port)).await?
+        }
+        Some(proxy) => {
+            let mut s = TcpStream::connect(proxy).await?;
+            s.set_nodelay(true)?;
+            s.write_all(
+                format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").as_bytes(),
+            )
+            .await?;
+            let head = read_head(&mut s).await?;
+            if !(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")) {
+                bail!(
+                    "{} refused CONNECT {host}:{port}: {}",
+                    path.name,
+                    head.lines().next().unwrap_or("")
+                );
+            }
+            s
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+async fn handshake(
+    stream: TcpStream,
+    tls: &Arc<rustls::ClientConfig>,
+    host: &str,
+) -> Result<TlsStream<TcpStream>> {
+    let name = ServerName::try_from(host.to_owned())?;
+    Ok(tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, stream)
+        .await?)
+}
+
+/// Reads a response head byte by byte: the TLS handshake follows, so nothing may be over-read.
+async fn read_head(s: &mut TcpStream) -> Result<String> {
+    let mut head = Vec::with_capacity(128);
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).await? == 0 {
+            bail!("the proxy closed the connection during CONNECT");
+        }
+        head.push(b[0]);
+        if head.len() > 16 * 1024 {
+            bail!("the proxy's CONNECT response head is over 16 KiB");
+        }
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// One `GET /` on a new connection (new CONNECT and handshakes when proxied), timed from the
+/// first SYN: when the tunnel stood (TCP, or TCP + `CONNECT` answered), when the TLS handshake
+/// was done, and when the last body byte arrived.
+pub(crate) async fn one_request(
+    path: &Via,
+    tls: &Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+) -> Result<Phases> {
+    let started = Instant::now();
+    let ms = |t: Instant| t.duration_since(started).as_secs_f64() * 1000.0;
+    let stream = tunnel(path, host, port).await?;
+    let tunnel_ms = ms(Instant::now());
+    let stream = handshake(stream, tls, host).await?;
+    let tls_ms = ms(Instant::now());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let conn = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri("/")
+        .header(http::header::HOST, format!("{host}:{port}"))
+        .body(Empty::<Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    resp.into_body().collect().await?;
+    let total_ms = ms(Instant::now());
+    drop(sender);
+    conn.abort();
+    if status != http::StatusCode::OK {
+        bail!(
+            "GET https://{host}:{port}/ via {} answered {status}",
+            path.name
+        );
+    }
+    Ok(Phases {
+        tunnel_ms,
+        tls_ms,
+        total_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oha_json_is_read_in_milliseconds_with_failures_counted() {
+        let json = br#"{
+            "summary": {"successRate": 1.0, "requestsPerSec": 1234.5},
+            "latencyPercentiles": {"p50": 0.0005, "p99": 0.0021},
+            "statusCodeDistribution": {"200": 6000, "403": 3},
+            "errorDistribution": {"connection closed": 2, "aborted due to deadline": 1}
+        }"#;
+        let load = parse_oha(json).unwrap();
+        assert_eq!(load.rps, 1234.5);
+        assert!((load.p50_ms - 0.5).abs() < 1e-9);
+        assert!((load.p99_ms - 2.1).abs() < 1e-9);
+        assert_eq!((load.ok, load.failed), (6000, 5));
+        assert!(parse_oha(br#"{"summary": {}}"#).is_err());
+    }
+}
