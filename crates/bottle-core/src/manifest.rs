@@ -2,7 +2,7 @@
 //! [`ManifestIndex`], and the conversion of a [`Manifest`] into an [`AgentSpec`].
 //!
 //! Everything else in bottle-core uses its own small input types (and the manifest's value
-//! types `Route`, `RouteAuth`, `LogMode` and `GitUpstream`), so a change in how manifests are
+//! types `Route`, `RouteAuth`, `LogMode`, `GitUpstream` and `AgentImage`), so a change in how manifests are
 //! loaded touches only this file.
 
 use bottle_manifest::{EnvValue, Manifest, ManifestError, ManifestIndex};
@@ -79,6 +79,7 @@ impl From<&Manifest> for AgentSpec {
                     networks: bottle.egress.networks.clone(),
                 },
                 supervise: bottle.supervise,
+                image: bottle.image.clone(),
             },
         }
     }

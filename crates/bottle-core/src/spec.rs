@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
-use bottle_manifest::{GitUpstream, LogMode, Route};
+use bottle_manifest::{AgentImage, GitUpstream, LogMode, Route};
 use serde::Serialize;
 
 use crate::error::BoxError;
@@ -153,6 +153,9 @@ pub struct BottleDef {
     pub egress: EgressSpec,
     /// Run the supervise sidecar.
     pub supervise: bool,
+    /// The manifest's `image:` overrides (base image, replacement Dockerfile) for backends that
+    /// build an agent image; they win over the backend's environment settings.
+    pub image: AgentImage,
 }
 
 impl BottleDef {
@@ -166,6 +169,7 @@ impl BottleDef {
             git: Vec::new(),
             egress: EgressSpec::default(),
             supervise: true,
+            image: AgentImage::default(),
         }
     }
 }

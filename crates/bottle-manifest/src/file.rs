@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::Diagnostic;
 use crate::layout::Layout;
-use crate::model::{EnvValue, EnvVar, GitEntry, GitUpstream, Literal};
+use crate::model::{AgentImage, EnvValue, EnvVar, GitEntry, GitUpstream, Literal};
 use crate::route::{self, LogMode, Route, RouteAuth};
 use crate::yaml::{self, YamlError, YamlErrorKind};
 
@@ -105,6 +105,7 @@ pub(crate) struct BottleFile {
     pub(crate) trust: Vec<PathBuf>,
     pub(crate) networks: Vec<String>,
     pub(crate) supervise: Option<bool>,
+    pub(crate) image: AgentImage,
 }
 
 /// Whether `name` is a valid agent or bottle name: `[a-z][a-z0-9-]*`.
@@ -214,7 +215,17 @@ fn yaml_diag(src: &Source, first_line: usize, e: YamlError) -> Diagnostic {
             e.message,
             Some("each key may appear once per mapping; merge the two entries".to_owned()),
         ),
-        _ => src.diag(pos, e.message, None),
+        _ => {
+            // The original tool wrote `egress.log` as a number.
+            let hint = (e.message.contains("expected one of off, blocks, full")
+                && ["`0`", "`1`", "`2`"]
+                    .iter()
+                    .any(|n| e.message.contains(&format!("unknown variant {n}"))))
+            .then(|| {
+                "the numeric levels are gone: 0 is `off`, 1 is `blocks`, 2 is `full`".to_owned()
+            });
+            src.diag(pos, e.message, hint)
+        }
     }
 }
 
@@ -371,6 +382,15 @@ struct RawBottle {
     git: Option<Vec<Spanned<RawGit>>>,
     egress: Option<RawEgress>,
     supervise: Option<bool>,
+    image: Option<RawImage>,
+}
+
+/// `image:`: the agent image's base or a whole replacement Dockerfile.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    base: Option<Spanned<String>>,
+    dockerfile: Option<Spanned<String>>,
 }
 
 /// `extends: name` or `extends: [a, b]`.
@@ -738,11 +758,42 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
         }
     }
 
+    if let Some(image) = raw.image {
+        if let Some(base) = image.base {
+            if is_image_reference(&base.value) {
+                out.image.base = Some(base.value);
+            } else {
+                diags.push(src.diag(
+                    at(pos_of(&base)),
+                    format!("`{}` is not an image reference", base.value.escape_debug()),
+                    Some("write it as `name[:tag]` or `name@sha256:…`, e.g. `debian:bookworm-slim`".to_owned()),
+                ));
+            }
+        }
+        if let Some(dockerfile) = image.dockerfile {
+            match absolute_path(layout, &dockerfile.value) {
+                Ok(p) => out.image.dockerfile = Some(p),
+                Err(m) => diags.push(src.diag(at(pos_of(&dockerfile)), m, None)),
+            }
+        }
+    }
+
     if diags.is_empty() {
         Ok(out)
     } else {
         Err(diags)
     }
+}
+
+/// Whether `raw` looks like a Docker image reference (`[registry/]name[:tag][@digest]`): no
+/// spaces, no option-like leading `-`, only the characters references use.
+fn is_image_reference(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 255
+        && raw.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
 }
 
 /// An absolute host path, `~` expanded.

@@ -11,7 +11,8 @@ use crate::error::{Diagnostic, ManifestError, Warning};
 use crate::file::{self, AgentFile, BottleFile, Source};
 use crate::layout::Layout;
 use crate::model::{
-    Agent, Bottle, EffectiveRoute, Egress, EnvVar, GitEntry, Manifest, Origin, RouteSource,
+    Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvVar, GitEntry, Manifest, Origin,
+    RouteSource,
 };
 use crate::route::{LogMode, Route};
 use crate::yaml::MAX_INPUT_BYTES;
@@ -304,6 +305,7 @@ impl ManifestIndex {
                     networks: folded.networks,
                 },
                 supervise: folded.supervise.unwrap_or(true),
+                image: folded.image,
             },
         })
     }
@@ -603,6 +605,7 @@ struct Folded {
     trust: Vec<PathBuf>,
     networks: Vec<String>,
     supervise: Option<bool>,
+    image: AgentImage,
 }
 
 impl Folded {
@@ -628,6 +631,7 @@ impl Folded {
             trust: file.trust.clone(),
             networks: file.networks.clone(),
             supervise: file.supervise,
+            image: file.image.clone(),
         }
     }
 
@@ -657,5 +661,7 @@ impl Folded {
             }
         }
         self.supervise = later.supervise.or(self.supervise);
+        self.image.base = later.image.base.or(self.image.base.take());
+        self.image.dockerfile = later.image.dockerfile.or(self.image.dockerfile.take());
     }
 }

@@ -56,7 +56,7 @@ pub use file::is_valid_name;
 pub use index::{CheckReport, Entry, ManifestIndex};
 pub use layout::Layout;
 pub use model::{
-    Agent, Bottle, EffectiveRoute, Egress, EnvMode, EnvValue, EnvVar, GitEntry, GitUpstream,
-    Literal, Manifest, Origin, RouteSource,
+    Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvMode, EnvValue, EnvVar, GitEntry,
+    GitUpstream, Literal, Manifest, Origin, RouteSource,
 };
 pub use route::{AuthScheme, InvalidRoute, LogMode, Route, RouteAuth};

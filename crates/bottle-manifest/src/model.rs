@@ -114,6 +114,18 @@ pub struct Bottle {
     pub egress: Egress,
     /// Whether the supervisor runs (default true).
     pub supervise: bool,
+    /// Overrides of the agent image (each field last-wins along the chain).
+    pub image: AgentImage,
+}
+
+/// `image:` in a bottle: how the agent image is built, for people with their own base. Unset
+/// fields fall back to the backend's environment settings and then its defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentImage {
+    /// `image.base`: the base image the Dockerfile starts `FROM` (an image reference).
+    pub base: Option<String>,
+    /// `image.dockerfile`: a host Dockerfile replacing the built-in one (absolute, `~` expanded).
+    pub dockerfile: Option<PathBuf>,
 }
 
 /// One environment variable of the agent.

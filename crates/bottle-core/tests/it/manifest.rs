@@ -22,7 +22,7 @@ fn files() -> Files {
     };
     write(
         home.path().join("bottles/base.md"),
-        "---\nenv:\n  MODE: fast\n---\n",
+        "---\nenv:\n  MODE: fast\nimage:\n  base: corp/debian:12\n  dockerfile: /opt/corp/agent.Dockerfile\n---\n",
     );
     write(
         home.path().join("bottles/work.md"),
@@ -85,6 +85,12 @@ fn an_effective_manifest_becomes_an_agent_spec() {
             .map(|(n, _)| n.as_str()),
         Some("CLAUDE_CODE_OAUTH_TOKEN"),
         "the agent holds a placeholder for the credential the egress injects"
+    );
+    assert_eq!(agent.bottle.image.base.as_deref(), Some("corp/debian:12"));
+    assert_eq!(
+        agent.bottle.image.dockerfile.as_deref(),
+        Some(std::path::Path::new("/opt/corp/agent.Dockerfile")),
+        "the manifest's image overrides reach the backend"
     );
     assert!(index.agent_names().contains(&"reviewer".to_owned()));
 }

@@ -86,6 +86,23 @@ bottle_case!(
     removed_route_role,
     "egress:\n  routes:\n    - host: example.com\n      role: npm-registry\n"
 );
+bottle_case!(
+    removed_route_matches,
+    "egress:\n  routes:\n    - host: example.com\n      matches:\n        - methods: [GET]\n"
+);
+bottle_case!(
+    removed_route_dlp,
+    "egress:\n  routes:\n    - host: example.com\n      dlp:\n        inbound_detectors: false\n"
+);
+bottle_case!(
+    removed_cred_proxy_route_fields,
+    "egress:\n  routes:\n    - host: example.com\n      upstream: https://example.com\n"
+);
+bottle_case!(removed_tokens, "tokens: [GH_PAT]\n");
+bottle_case!(removed_pipelock, "pipelock: {}\n");
+bottle_case!(removed_dlp_action, "dlp_action: block\n");
+// The original tool's numeric log levels (0 off, 1 blocks, 2 full).
+bottle_case!(egress_numeric_log_level, "egress:\n  log: 2\n");
 agent_case!(unknown_agent_key, "bottle: default\nskils: [a]\n");
 agent_case!(removed_agent_prompt, "bottle: default\nprompt: hello\n");
 
@@ -123,6 +140,14 @@ bottle_case!(
 );
 bottle_case!(env_not_a_mapping, "env: [A, B]\n");
 bottle_case!(env_null_value, "env:\n  A:\n");
+
+// Image.
+bottle_case!(image_bad_base, "image:\n  base: --privileged debian\n");
+bottle_case!(
+    image_dockerfile_relative,
+    "image:\n  dockerfile: Dockerfile\n"
+);
+bottle_case!(image_unknown_key, "image:\n  from: debian\n");
 
 // Extends.
 bottle_case!(extends_itself, "extends: b\n");

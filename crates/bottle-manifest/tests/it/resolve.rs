@@ -43,6 +43,9 @@ egress:
       allow_private: true
       auth: {header: X-Api-Key, token_ref: SVC_KEY}
 supervise: false
+image:
+  base: registry.example.com/debian:bookworm-slim
+  dockerfile: ~/bottle/agent.Dockerfile
 ---
 # Work bottle
 
@@ -133,6 +136,14 @@ fn every_key() {
     );
     assert_eq!(m.bottle.egress.networks, ["corp-services"]);
     assert!(!m.bottle.supervise);
+    assert_eq!(
+        m.bottle.image.base.as_deref(),
+        Some("registry.example.com/debian:bookworm-slim")
+    );
+    assert_eq!(
+        m.bottle.image.dockerfile,
+        Some(f.user_home().join("bottle/agent.Dockerfile"))
+    );
     assert_eq!(
         m.host_vars(),
         ["CLAUDE_CODE_OAUTH_TOKEN", "GH_PAT", "SVC_KEY"]
@@ -303,7 +314,7 @@ fn extends_folds_left_to_right() {
     f.bottle(
         "mid",
         &md(&format!(
-            "extends: base\nenv: {{B: mid, C: mid}}\ngit:\n{}egress:\n  trust: [/ca2, /ca1]\n  routes:\n    - host: two.example\n      methods: [POST]\n    - host: three.example\n",
+            "extends: base\nenv: {{B: mid, C: mid}}\nimage: {{base: \"mid:1\", dockerfile: /df/mid}}\ngit:\n{}egress:\n  trust: [/ca2, /ca1]\n  routes:\n    - host: two.example\n      methods: [POST]\n    - host: three.example\n",
             git("repo", "mid.example")
         )),
     );
@@ -311,7 +322,10 @@ fn extends_folds_left_to_right() {
         "other",
         &md("env: {D: other}\nsupervise: true\negress:\n  log: off\n  networks: [n2]\n"),
     );
-    f.bottle("child", &md("extends: [mid, other]\nenv: {C: child}\n"));
+    f.bottle(
+        "child",
+        &md("extends: [mid, other]\nenv: {C: child}\nimage:\n  dockerfile: /df/child\n"),
+    );
     f.agent("a", &md("bottle: child\n"));
     let m = f.load().manifest("a").expect("valid");
     let b = &m.bottle;
@@ -368,6 +382,9 @@ fn extends_folds_left_to_right() {
         b.supervise,
         "`other` sets supervise: true after base's false"
     );
+    // `image` fields are scalars: each last-wins on its own.
+    assert_eq!(b.image.base.as_deref(), Some("mid:1"));
+    assert_eq!(b.image.dockerfile, Some(PathBuf::from("/df/child")));
 }
 
 #[test]
