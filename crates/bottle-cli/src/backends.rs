@@ -1,0 +1,119 @@
+//! The backend registry: which names `--backend` and `CLAUDE_BOTTLE_BACKEND` accept, and how
+//! each backend is built. bottle-core depends on no backend; this is the one place that does.
+
+use std::sync::Arc;
+
+use bottle_core::{DynBackend, Registry};
+use bottle_docker::DockerBackend;
+use bottle_docker::backend::BACKEND_NAME;
+
+use crate::ui::terminal::HostTerminal;
+
+/// Every backend this build knows.
+pub(crate) fn registry() -> Registry {
+    let mut registry = Registry::new();
+    // Builds the client only; the engine is first contacted by `prepare` (or `list active`,
+    // `cleanup`), whose errors say when it cannot be reached.
+    registry.register(BACKEND_NAME, || {
+        let backend = DockerBackend::from_env()?.with_terminal(Arc::new(HostTerminal));
+        Ok(Arc::new(backend) as Arc<dyn DynBackend>)
+    });
+    #[cfg(feature = "testing")]
+    fake::register(&mut registry);
+    registry
+}
+
+/// Called once before the process exits: lets test backends write their record.
+pub(crate) fn finish() {
+    #[cfg(feature = "testing")]
+    fake::write_record();
+}
+
+/// The recording fake of bottle-core, registered as `fake` in builds with the `testing`
+/// feature only (the CLI's own tests). It is driven by environment variables, since the test
+/// talks to it through a separate process:
+///
+/// - `CLAUDE_BOTTLE_FAKE_FAIL_AT=<step>` / `CLAUDE_BOTTLE_FAKE_HANG_AT=<step>`: make a step fail
+///   or hang (`launch`, `provision-ca`, `provision-prompt`, `provision-skills`, `provision-git`,
+///   `provision-supervise`, `session`, `teardown`);
+/// - `CLAUDE_BOTTLE_FAKE_EXIT_CODE=<n>`: what sessions return;
+/// - `CLAUDE_BOTTLE_FAKE_LEFTOVERS=<identity>,…`: resources a killed launch left behind;
+/// - `CLAUDE_BOTTLE_FAKE_RECORD=<file>`: at exit, the calls received and the resources left,
+///   as JSON.
+#[cfg(feature = "testing")]
+mod fake {
+    use std::sync::{Arc, OnceLock};
+
+    use bottle_core::testing::{FAKE_BACKEND, FakeBackend};
+    use bottle_core::{DynBackend, Identity, Registry, Step};
+
+    static FAKE: OnceLock<FakeBackend> = OnceLock::new();
+
+    const STEPS: [Step; 9] = [
+        Step::Launch,
+        Step::ProvisionCa,
+        Step::ProvisionPrompt,
+        Step::ProvisionSkills,
+        Step::ProvisionGit,
+        Step::ProvisionSupervise,
+        Step::Provision,
+        Step::Session,
+        Step::Teardown,
+    ];
+
+    fn step(var: &str) -> Option<Step> {
+        let name = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+        let found = STEPS.into_iter().find(|step| {
+            serde_json::to_value(step)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                == Some(name.clone())
+        });
+        assert!(found.is_some(), "{var}={name} names no step");
+        found
+    }
+
+    fn build() -> FakeBackend {
+        let mut fake = FakeBackend::new();
+        if let Some(step) = step("CLAUDE_BOTTLE_FAKE_FAIL_AT") {
+            fake = fake.fail_at(step);
+        }
+        if let Some(step) = step("CLAUDE_BOTTLE_FAKE_HANG_AT") {
+            fake = fake.hang_at(step);
+        }
+        if let Some(code) = std::env::var("CLAUDE_BOTTLE_FAKE_EXIT_CODE")
+            .ok()
+            .and_then(|c| c.parse().ok())
+        {
+            fake = fake.exit_code(code);
+        }
+        if let Ok(list) = std::env::var("CLAUDE_BOTTLE_FAKE_LEFTOVERS") {
+            for id in list.split(',').filter(|s| !s.is_empty()) {
+                let identity =
+                    Identity::parse(id).expect("CLAUDE_BOTTLE_FAKE_LEFTOVERS holds identities");
+                fake.leave_behind(&identity);
+            }
+        }
+        fake
+    }
+
+    pub(super) fn register(registry: &mut Registry) {
+        registry.register(FAKE_BACKEND, || {
+            let fake = FAKE.get_or_init(build).clone();
+            Ok(Arc::new(fake) as Arc<dyn DynBackend>)
+        });
+    }
+
+    pub(super) fn write_record() {
+        let (Some(fake), Ok(path)) = (FAKE.get(), std::env::var("CLAUDE_BOTTLE_FAKE_RECORD"))
+        else {
+            return;
+        };
+        let record = serde_json::json!({
+            "calls": fake.calls(),
+            "resources": fake.resources(),
+        });
+        let text = serde_json::to_string_pretty(&record).expect("the record serialises");
+        std::fs::write(&path, text).expect("CLAUDE_BOTTLE_FAKE_RECORD is writable");
+    }
+}

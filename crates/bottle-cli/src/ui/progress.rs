@@ -1,0 +1,244 @@
+//! Progress of a launch, a teardown or a cleanup, rendered from core's [`Event`]s: a spinner (or
+//! a bar when a step reports counts, as image builds do) on a terminal, one plain line per
+//! event otherwise, nothing with `--quiet`. Nothing is drawn while a session is attached: the
+//! terminal belongs to Claude Code (or the `--exec` command) then.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bottle_core::{Event, EventSink, Step};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::ui::{Paint, Ui};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Quiet,
+    Plain,
+    Live,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    bar: Option<ProgressBar>,
+    step: Option<(Step, Instant)>,
+    attached: bool,
+    /// Lines shown for removals: a backend may report one both as progress and as a removal.
+    removed: HashSet<String>,
+}
+
+/// An [`EventSink`] that shows progress on stderr.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    mode: Mode,
+    paint: Paint,
+    state: Mutex<State>,
+}
+
+impl Progress {
+    pub(crate) fn new(ui: &Ui) -> Progress {
+        let mode = if ui.quiet {
+            Mode::Quiet
+        } else if ui.stderr_terminal {
+            Mode::Live
+        } else {
+            Mode::Plain
+        };
+        Progress {
+            mode,
+            paint: ui.paint,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Clears any spinner (before printing a final report).
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = self.state().bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn line(&self, state: &State, text: &str) {
+        match (&state.bar, self.mode) {
+            (_, Mode::Quiet) => {}
+            (Some(bar), Mode::Live) => bar.println(text),
+            _ => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{text}");
+            }
+        }
+    }
+
+    fn spinner(&self, message: String) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+
+    fn started(&self, state: &mut State, step: Step) {
+        state.step = Some((step, Instant::now()));
+        if step == Step::Session {
+            // The session owns the terminal from here on.
+            if let Some(bar) = state.bar.take() {
+                bar.finish_and_clear();
+            }
+            state.attached = true;
+            return;
+        }
+        state.attached = false;
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Plain => self.line(state, &format!("{} {}…", self.paint.dim("·"), doing(step))),
+            Mode::Live => {
+                if let Some(bar) = state.bar.take() {
+                    bar.finish_and_clear();
+                }
+                state.bar = Some(self.spinner(format!("{}…", doing(step))));
+            }
+        }
+    }
+
+    fn ended(&self, state: &mut State, step: Step, failure: Option<&str>) {
+        if step == Step::Session {
+            state.attached = false;
+            return;
+        }
+        let elapsed = match state.step {
+            Some((current, since)) if current == step && self.mode == Mode::Live => {
+                format!(
+                    " {}",
+                    self.paint
+                        .dim(&format!("({:.1}s)", since.elapsed().as_secs_f64()))
+                )
+            }
+            _ => String::new(),
+        };
+        if let Some(bar) = state.bar.take() {
+            bar.finish_and_clear();
+        }
+        let text = match failure {
+            None => format!("{} {}{elapsed}", self.paint.good("✓"), done(step)),
+            Some(message) => format!("{} {} failed: {message}", self.paint.bad("✗"), doing(step)),
+        };
+        self.line(state, &text);
+    }
+}
+
+impl EventSink for Progress {
+    fn emit(&self, event: Event) {
+        tracing::debug!(?event, "bottle event");
+        if self.mode == Mode::Quiet {
+            return;
+        }
+        let mut state = self.state();
+        match event {
+            Event::StepStarted { step } => self.started(&mut state, step),
+            Event::StepFinished { step } => self.ended(&mut state, step, None),
+            Event::StepFailed { step, message } => self.ended(&mut state, step, Some(&message)),
+            Event::Progress {
+                message,
+                current,
+                total,
+                ..
+            } => {
+                if state.attached {
+                    return;
+                }
+                match (&state.bar, self.mode) {
+                    (Some(bar), Mode::Live) => {
+                        if let (Some(current), Some(total)) = (current, total) {
+                            bar.set_length(total);
+                            bar.set_position(current);
+                            bar.set_style(
+                                ProgressStyle::with_template(
+                                    "{spinner} {msg} [{bar:24}] {pos}/{len} {elapsed}",
+                                )
+                                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                                .progress_chars("=> "),
+                            );
+                        }
+                        bar.set_message(message);
+                    }
+                    _ => {
+                        if message.starts_with("removed ") && !state.removed.insert(message.clone())
+                        {
+                            return;
+                        }
+                        let count = match (current, total) {
+                            (Some(c), Some(t)) => format!(" ({c}/{t})"),
+                            _ => String::new(),
+                        };
+                        self.line(&state, &format!("  {message}{count}"));
+                    }
+                }
+            }
+            Event::SignalReceived { signal } => {
+                if let Some(bar) = state.bar.take() {
+                    bar.finish_and_clear();
+                }
+                state.attached = false;
+                self.line(
+                    &state,
+                    &format!(
+                        "{} received {signal}: tearing the bottle down",
+                        self.paint.warn("!")
+                    ),
+                );
+            }
+            Event::Removed { kind, name }
+                if state.removed.insert(format!("removed {kind} {name}")) && !state.attached =>
+            {
+                self.line(&state, &format!("  removed {kind} {name}"));
+            }
+            Event::Warning { message } => {
+                self.line(
+                    &state,
+                    &format!("{} {message}", self.paint.warn("warning:")),
+                );
+            }
+            // State paths are for `-v`; the resume command is printed at the end.
+            Event::StateWritten { .. } => {}
+            _ => {}
+        }
+    }
+}
+
+fn doing(step: Step) -> &'static str {
+    match step {
+        Step::Launch => "launching the bottle",
+        Step::ProvisionCa => "installing the bottle's CA",
+        Step::ProvisionPrompt => "copying the system prompt",
+        Step::ProvisionSkills => "copying skills",
+        Step::ProvisionGit => "setting up git",
+        Step::ProvisionSupervise => "registering supervise",
+        Step::Provision => "provisioning",
+        Step::Session => "session",
+        Step::Teardown => "tearing down",
+    }
+}
+
+fn done(step: Step) -> &'static str {
+    match step {
+        Step::Launch => "launched",
+        Step::ProvisionCa => "CA installed",
+        Step::ProvisionPrompt => "system prompt copied",
+        Step::ProvisionSkills => "skills copied",
+        Step::ProvisionGit => "git set up",
+        Step::ProvisionSupervise => "supervise registered",
+        Step::Provision => "provisioned",
+        Step::Session => "session ended",
+        Step::Teardown => "torn down",
+    }
+}

@@ -1,0 +1,456 @@
+//! `start`, `resume`, `cleanup`, `list active` and `completions` against bottle-core's
+//! recording fake backend (the binary under test is built with the `testing` feature), and
+//! their `--help`.
+
+use crate::TestContext;
+use crate::bottle_support::{
+    backend_used, fake_context, find_identity, kept_states, record, redact_identity, run_detached,
+    run_with,
+};
+
+fn help(args: &[&str]) -> String {
+    let run = TestContext::new().run(args);
+    assert_eq!(run.code, 0, "{}", run.all());
+    run.stdout
+}
+
+#[test]
+fn start_help() {
+    let out = help(&["start", "--help"]);
+    assert!(out.contains("Examples:"));
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn resume_help() {
+    insta::assert_snapshot!(help(&["resume", "--help"]));
+}
+
+#[test]
+fn cleanup_help() {
+    insta::assert_snapshot!(help(&["cleanup", "--help"]));
+}
+
+#[test]
+fn completions_help() {
+    insta::assert_snapshot!(help(&["completions", "--help"]));
+}
+
+#[test]
+fn completions_name_every_command() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = help(&["completions", shell]);
+        for command in ["start", "resume", "cleanup", "list", "check", "info"] {
+            assert!(
+                out.contains(command),
+                "{shell} completions lack `{command}`"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unknown_backend_is_refused_with_the_known_ones() {
+    let ctx = TestContext::new();
+    let run = ctx.run(&["start", "--backend", "podman", "--dry-run"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+
+    let run = ctx
+        .env("CLAUDE_BOTTLE_BACKEND", "vm")
+        .run(&["list", "active"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("unknown backend `vm` (from CLAUDE_BOTTLE_BACKEND)")
+    );
+}
+
+#[test]
+fn start_yes_exec_runs_the_command_and_tears_down() {
+    let ctx = fake_context()
+        .env("ANTHROPIC_API_KEY", "sk-ant-real-key-never-shown")
+        .env("CLAUDE_BOTTLE_FAKE_EXIT_CODE", "0");
+    ctx.bottle(
+        "work",
+        "---\nenv:\n  MODE: fast\n  TOKEN: \"${HOST_TOKEN}\"\n---\n",
+    )
+    .agent("coder", "---\nbottle: work\n---\nYou write code.\n");
+    let ctx = ctx.env("HOST_TOKEN", "host-secret-value");
+    let run = ctx.run(&["start", "coder", "--yes", "--exec", "echo hi; exit 0"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    let record = record(&ctx);
+    assert_eq!(
+        record.names(),
+        [
+            "resolve-plan",
+            "launch",
+            "provision-ca",
+            "provision-prompt",
+            "provision-skills",
+            "provision-git",
+            "provision-supervise",
+            "exec-attached",
+            "close",
+            "teardown"
+        ]
+    );
+    let exec = record.call("exec-attached").expect("exec");
+    assert_eq!(exec["script"], "echo hi; exit 0");
+    assert_eq!(exec["tty"], false, "no terminal in this test");
+    let launch = record.call("launch").expect("launch");
+    assert_eq!(
+        launch["env"],
+        serde_json::json!(["MODE", "TOKEN", "ANTHROPIC_API_KEY"]),
+        "manifest env, then the placeholder"
+    );
+    assert!(record.resources.is_empty(), "left: {:?}", record.resources);
+    assert!(kept_states(&ctx).is_empty(), "a clean exit keeps no state");
+    for secret in ["fast", "host-secret-value", "sk-ant-real-key-never-shown"] {
+        assert!(
+            !run.all().contains(secret),
+            "`{secret}` was shown:\n{}",
+            run.all()
+        );
+    }
+    insta::assert_snapshot!(redact_identity(&run.all(), "coder"));
+}
+
+#[test]
+fn the_exec_exit_code_is_the_exit_code_and_state_is_kept() {
+    let ctx = fake_context().env("CLAUDE_BOTTLE_FAKE_EXIT_CODE", "7");
+    let run = ctx.run(&["start", "--yes", "--exec", "exit 7"]);
+    assert_eq!(run.code, 7, "{}", run.all());
+    let identity = find_identity(&run.stderr, "default");
+    assert_eq!(kept_states(&ctx), std::slice::from_ref(&identity));
+    assert!(run.stderr.contains("the session exited with code 7"));
+    assert!(record(&ctx).resources.is_empty());
+}
+
+#[test]
+fn claude_args_follow_the_double_dash() {
+    let ctx = fake_context();
+    ctx.agent("writer", "---\nbottle: default\n---\nWrite well.\n");
+    let run = ctx.run(&[
+        "start",
+        "writer",
+        "--yes",
+        "--remote-control",
+        "--",
+        "-p",
+        "say hi",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let record = record(&ctx);
+    let exec = record.call("exec-claude").expect("claude ran");
+    assert_eq!(
+        exec["argv"],
+        serde_json::json!([
+            "--append-system-prompt-file",
+            "/home/node/.claude-bottle/prompt.md",
+            "--remote-control",
+            "-p",
+            "say hi"
+        ])
+    );
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_nothing_is_created() {
+    let ctx = fake_context();
+    let run = run_detached(&ctx, ctx.command(&["start", "--exec", "true"]), "y\n");
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        !backend_used(&ctx),
+        "refused before the backend was contacted"
+    );
+    assert!(kept_states(&ctx).is_empty());
+
+    let run = run_detached(&ctx, ctx.command(&["resume", "default-abcde"]), "y\n");
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("no terminal"), "{}", run.stderr);
+    assert!(!backend_used(&ctx));
+    insta::assert_snapshot!(redact_identity(&run.stderr, "default"));
+}
+
+#[test]
+fn a_prompted_secret_needs_a_terminal_even_with_yes() {
+    let ctx = fake_context();
+    ctx.bottle(
+        "asks",
+        "---\nenv:\n  API_TOKEN: \"?paste the token\"\n---\n",
+    )
+    .agent("asker", "---\nbottle: asks\n---\n");
+    let run = run_detached(
+        &ctx,
+        ctx.command(&["start", "asker", "--yes", "--exec", "true"]),
+        "",
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("API_TOKEN") && run.stderr.contains("no terminal"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(record(&ctx).names(), ["resolve-plan"], "no launch");
+}
+
+#[test]
+fn a_failed_step_tears_down_keeps_state_and_resume_continues() {
+    let ctx = fake_context().env("CLAUDE_BOTTLE_FAKE_FAIL_AT", "provision-skills");
+    let run = ctx.run(&["start", "--yes", "--exec", "true"]);
+    assert_eq!(run.code, 5, "{}", run.all());
+    let failed = record(&ctx);
+    assert_eq!(failed.names().last(), Some(&"teardown"));
+    assert!(!failed.names().contains(&"exec-attached"));
+    assert!(failed.resources.is_empty(), "left: {:?}", failed.resources);
+    let identity = find_identity(&run.stderr, "default");
+    assert_eq!(kept_states(&ctx), std::slice::from_ref(&identity));
+    insta::assert_snapshot!(redact_identity(&run.all(), "default"));
+
+    // `resume` starts the same bottle again, from its state.
+    let ctx = ctx.env("CLAUDE_BOTTLE_FAKE_FAIL_AT", "");
+    let run = ctx.run(&["resume", &identity, "--yes", "--exec", "true"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let resumed = record(&ctx);
+    assert_eq!(
+        resumed.call("launch").expect("launch")["identity"],
+        identity.as_str()
+    );
+    assert!(
+        run.stderr.contains(&format!("resuming {identity}")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        kept_states(&ctx).is_empty(),
+        "a clean exit removes the state"
+    );
+
+    // Nothing is left to resume.
+    let run = ctx.run(&["resume", &identity, "--yes"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("no kept state"), "{}", run.stderr);
+}
+
+#[test]
+fn resume_refuses_what_is_not_an_identity() {
+    let run = fake_context().run(&["resume", "Not An Identity", "--yes"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn ctrl_c_sigterm_and_sighup_during_the_session_tear_down_and_keep_state() {
+    for (signal, name, code) in [
+        ("-INT", "SIGINT", 130),
+        ("-TERM", "SIGTERM", 143),
+        ("-HUP", "SIGHUP", 129),
+    ] {
+        let ctx = fake_context().env("CLAUDE_BOTTLE_FAKE_HANG_AT", "session");
+        let mut child = ctx
+            .command(&["start", "--yes", "--exec", "sleep 1000"])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Wait for the last step before the session, then signal as Ctrl-C (or a closed
+        // terminal, or `kill`) does.
+        let mut stderr = child.stderr.take().expect("stderr");
+        let mut seen = String::new();
+        let mut buf = [0u8; 1024];
+        while !seen.contains("supervise registered") {
+            let n = std::io::Read::read(&mut stderr, &mut buf).expect("read");
+            assert!(n > 0, "exited early:\n{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let status = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        std::io::Read::read_to_string(&mut stderr, &mut seen).expect("read");
+        assert_eq!(
+            child.wait().expect("wait").code(),
+            Some(code),
+            "{name}: {seen}"
+        );
+        assert!(seen.contains(&format!("received {name}")), "{seen}");
+        let record = record(&ctx);
+        assert_eq!(record.names().last(), Some(&"teardown"), "{name}");
+        assert!(
+            record.resources.is_empty(),
+            "{name} left: {:?}",
+            record.resources
+        );
+        let identity = find_identity(&seen, "default");
+        assert_eq!(kept_states(&ctx), [identity], "{name}");
+    }
+}
+
+const LEFTOVERS: &str = "coder-aaaaa,default-bbbbb";
+
+#[test]
+fn cleanup_shows_asks_and_removes() {
+    let ctx = fake_context().env("CLAUDE_BOTTLE_FAKE_LEFTOVERS", LEFTOVERS);
+
+    let run = ctx.run(&["cleanup", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(record(&ctx).resources.len(), 4, "a dry run removes nothing");
+    insta::assert_snapshot!("cleanup_dry_run", run.all());
+
+    let run = ctx.run(&["cleanup", "--dry-run", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(json["items"].as_array().expect("items").len(), 4);
+
+    let run = run_detached(&ctx, ctx.command(&["cleanup"]), "y\n");
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("no terminal"), "{}", run.stderr);
+    assert_eq!(record(&ctx).resources.len(), 4, "a refusal removes nothing");
+
+    let run = ctx.run(&["cleanup", "--yes"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let record = record(&ctx);
+    assert!(record.resources.is_empty(), "left: {:?}", record.resources);
+    assert_eq!(
+        record.call("cleanup").expect("cleanup")["removed"]
+            .as_array()
+            .expect("removed")
+            .len(),
+        4
+    );
+    insta::assert_snapshot!("cleanup_yes", run.all());
+}
+
+#[test]
+fn cleanup_with_nothing_left_says_so() {
+    let run = fake_context().run(&["cleanup"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn list_active_shows_running_and_resumable_bottles() {
+    let ctx = fake_context();
+    let failed = run_with(
+        &ctx,
+        &["start", "--yes", "--exec", "true"],
+        &[("CLAUDE_BOTTLE_FAKE_FAIL_AT", "launch")],
+    );
+    assert_eq!(failed.code, 5, "{}", failed.all());
+    let kept = find_identity(&failed.stderr, "default");
+
+    let ctx = ctx.env("CLAUDE_BOTTLE_FAKE_LEFTOVERS", LEFTOVERS);
+    let run = ctx.run(&["list", "active"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains(&kept), "{}", run.stdout);
+    let text = redact_identity(&run.stdout, "default").replace(&kept, "default-[ID]");
+    insta::assert_snapshot!(redact_times(&text));
+
+    let run = ctx.run(&["list", "active", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let active: Vec<&str> = json["active"]
+        .as_array()
+        .expect("active")
+        .iter()
+        .map(|b| b["identity"].as_str().expect("identity"))
+        .collect();
+    assert_eq!(active, ["coder-aaaaa", "default-bbbbb"]);
+    assert_eq!(json["resumable"][0]["identity"], kept.as_str());
+    assert_eq!(json["active"][0]["state"], "running");
+}
+
+fn redact_times(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            line.split_inclusive(' ')
+                .map(|word| {
+                    let w = word.trim_end();
+                    if w.len() >= 20 && w.as_bytes()[4] == b'-' && w.contains('T') {
+                        word.replace(w, "[TIME]")
+                    } else {
+                        word.to_owned()
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn quiet_shows_only_what_the_command_prints() {
+    let ctx = fake_context();
+    let run = ctx.run(&["start", "--yes", "--quiet", "--exec", "true"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.stderr, "", "no preflight, progress or hints");
+    assert_eq!(record(&ctx).names().last(), Some(&"teardown"));
+
+    // Errors still show.
+    let run = ctx.run(&["start", "nobody", "--yes", "--quiet"]);
+    assert_eq!(run.code, 3);
+    assert!(
+        run.stderr
+            .starts_with("error: agent `nobody` is not defined"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn colour_only_when_asked_and_never_with_no_color() {
+    const ESC: char = '\u{1b}';
+    let ctx = fake_context();
+    let plain = ctx.run(&["start", "--dry-run"]);
+    assert!(!plain.all().contains(ESC), "not a terminal: no colour");
+
+    let forced = run_with(&ctx, &["start", "--dry-run"], &[("CLICOLOR_FORCE", "1")]);
+    assert!(
+        forced.stdout.contains(ESC),
+        "CLICOLOR_FORCE=1 colours the preflight"
+    );
+
+    let no_color = run_with(
+        &ctx,
+        &["start", "--dry-run"],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+    );
+    assert!(!no_color.all().contains(ESC), "NO_COLOR wins");
+}
+
+#[test]
+fn verbose_shows_debug_logs_of_each_event() {
+    let ctx = fake_context();
+    let run = ctx.run(&["start", "--yes", "-v", "--exec", "true"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("DEBUG"), "{}", run.stderr);
+    assert!(run.stderr.contains("StepStarted"), "{}", run.stderr);
+    let quiet = ctx.run(&["start", "--yes", "--exec", "true"]);
+    assert!(!quiet.stderr.contains("DEBUG"), "{}", quiet.stderr);
+}
+
+#[test]
+fn an_unreachable_engine_exits_4_with_how_to_fix_it() {
+    let ctx = TestContext::new()
+        .env("CLAUDE_BOTTLE_BACKEND", "docker")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    for args in [
+        &["start", "--dry-run"][..],
+        &["start", "--yes", "--exec", "true"],
+        &["list", "active"],
+        &["cleanup", "--dry-run"],
+    ] {
+        let run = ctx.run(args);
+        assert_eq!(run.code, 4, "{args:?}: {}", run.all());
+        assert!(
+            run.stderr.contains("DOCKER_HOST"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    insta::assert_snapshot!(ctx.run(&["list", "active"]).all());
+}

@@ -1,0 +1,219 @@
+//! The main job, end to end: `claude-bottle start AGENT --yes -- -p "say hi"` runs the real
+//! Claude Code (from npm, in the agent image) in a bottle against a fake Anthropic Messages API:
+//! a test container with a streamed (SSE) reply, on a network named in `egress.networks`, under
+//! the alias `api.anthropic.com`, with a certificate from a test CA listed in `trust`. The turn
+//! completes through the egress; the fake saw the credential the bottle's `auth` route injected;
+//! the agent only ever held the placeholder.
+//!
+//! Gated like the other Docker tests (`CLAUDE_BOTTLE_DOCKER_TESTS=1`, see build.rs).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+use crate::docker::{Leftovers, docker, docker_context, resources_of};
+
+const AGENT: &str = "cli-e2e";
+const TEST_LABEL: &str = "claude-bottle.test=cli-e2e";
+const FAKE_API: &str = include_str!("fixtures/fake_anthropic.py");
+
+/// Removes the test's own network and fake API container (labelled [`TEST_LABEL`]).
+struct TestResources;
+
+impl TestResources {
+    fn new() -> TestResources {
+        let guard = TestResources;
+        guard.remove();
+        guard
+    }
+
+    fn remove(&self) {
+        let filter = format!("label={TEST_LABEL}");
+        for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
+            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        }
+        for id in docker(&["network", "ls", "-q", "--filter", &filter]).lines() {
+            let _ = Command::new("docker").args(["network", "rm", id]).output();
+        }
+    }
+}
+
+impl Drop for TestResources {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// A test CA (written as `ca.pem`, for `trust`) and a leaf for api.anthropic.com signed by it
+/// (`cert.pem`, `key.pem`, for the fake API).
+fn write_certificates(dir: &Path) {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.distinguished_name
+        .push(DnType::CommonName, "claude-bottle e2e test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write CA");
+
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let mut leaf = CertificateParams::new(vec!["api.anthropic.com".to_owned()]).expect("leaf");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "api.anthropic.com");
+    leaf.use_authority_key_identifier_extension = true;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf cert");
+    std::fs::write(dir.join("cert.pem"), leaf_cert.pem()).expect("write cert");
+    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).expect("write key");
+    std::fs::write(dir.join("fake_anthropic.py"), FAKE_API).expect("write server");
+}
+
+fn logs(container: &str) -> String {
+    let out = Command::new("docker")
+        .args(["logs", container])
+        .output()
+        .expect("docker logs");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+#[cfg_attr(
+    not(docker_tests),
+    ignore = "needs Docker: build with CLAUDE_BOTTLE_DOCKER_TESTS=1"
+)]
+fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
+    let _test = TestResources::new();
+    let _bottles = Leftovers::new(AGENT);
+    let token = format!("sk-ant-e2e-{:x}", std::process::id() as u64 * 0x9E37_79B9);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_certificates(dir.path());
+    let network = format!("cli-e2e-api-{}", std::process::id());
+
+    let ctx = docker_context(AGENT).env("ANTHROPIC_API_KEY", &token);
+    ctx.bottle(
+        "e2e",
+        &format!(
+            "---\nenv:\n  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: \"1\"\negress:\n  trust: [{ca}]\n  networks: [{network}]\n  routes:\n    - host: api.anthropic.com\n      allow_private: true\n      auth: {{header: x-api-key, token_ref: ANTHROPIC_API_KEY}}\n---\nThe fake API is a private address on a test network, hence allow_private.\n",
+            ca = dir.path().join("ca.pem").display()
+        ),
+    )
+    .agent(AGENT, "---\nbottle: e2e\n---\nAnswer briefly.\n");
+
+    // The fake API runs from the agent image (it has python3), which the plan names.
+    let plan = ctx.run(&["start", AGENT, "--dry-run", "--json"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    let image = plan["image"].as_str().expect("image").to_owned();
+    let marks: Vec<&serde_json::Value> = plan["egress"]
+        .as_array()
+        .expect("egress")
+        .iter()
+        .filter(|r| r["host"] == "api.anthropic.com")
+        .collect();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0]["auth"], "x-api-key");
+
+    docker(&["network", "create", "--label", TEST_LABEL, &network]);
+    let api = format!("{network}-fake");
+    docker(&[
+        "create",
+        "--name",
+        &api,
+        "--label",
+        TEST_LABEL,
+        "--network",
+        &network,
+        "--network-alias",
+        "api.anthropic.com",
+        "--user",
+        "root",
+        "--entrypoint",
+        "python3",
+        &image,
+        "/srv/fake_anthropic.py",
+        "443",
+        "/srv/cert.pem",
+        "/srv/key.pem",
+    ]);
+    docker(&[
+        "cp",
+        &format!("{}/.", dir.path().display()),
+        &format!("{api}:/srv"),
+    ]);
+    docker(&["start", &api]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !logs(&api).contains("READY") {
+        assert!(
+            Instant::now() < deadline,
+            "the fake API never started:\n{}",
+            logs(&api)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The main job.
+    let run = ctx.run(&["start", AGENT, "--yes", "--", "-p", "say hi"]);
+    assert_eq!(run.code, 0, "{}\nfake API log:\n{}", run.all(), logs(&api));
+    assert!(
+        run.stdout.contains("hi from the fake API"),
+        "the streamed reply is Claude Code's output: {}",
+        run.all()
+    );
+    let seen = logs(&api);
+    assert!(seen.contains("REQUEST POST /v1/messages"), "{seen}");
+    assert!(
+        seen.contains(&format!("SEEN x-api-key={token}")),
+        "the egress injected the host's credential:\n{seen}"
+    );
+    assert!(
+        !seen.contains(bottle_manifest::PLACEHOLDER),
+        "the placeholder never reaches the API:\n{seen}"
+    );
+    assert!(!run.all().contains(&token), "the credential is never shown");
+    assert!(
+        resources_of(AGENT).is_empty(),
+        "left: {:?}",
+        resources_of(AGENT)
+    );
+
+    // The agent holds only the placeholder: in its environment and every process's.
+    let run = ctx.run(&[
+        "start",
+        AGENT,
+        "--yes",
+        "--exec",
+        "printenv ANTHROPIC_API_KEY; echo ==environ; \
+         cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'; echo ==files; \
+         grep -rIs -l sk-ant-e2e /home /tmp /etc /var /opt /run /srv 2>/dev/null; true",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        run.stdout.lines().next(),
+        Some(bottle_manifest::PLACEHOLDER),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains(&token),
+        "the agent held the credential:\n{}",
+        run.stdout
+    );
+    let files = run
+        .stdout
+        .split("==files\n")
+        .nth(1)
+        .expect("the file search ran");
+    assert_eq!(files, "", "files in the agent mention the credential");
+    assert!(
+        resources_of(AGENT).is_empty(),
+        "left: {:?}",
+        resources_of(AGENT)
+    );
+}

@@ -1,0 +1,188 @@
+//! `check`, `list` and `info` against real manifest files.
+
+use crate::TestContext;
+
+const WORK: &str = r#"---
+extends: base
+env:
+  GIT_AUTHOR_NAME: Ada Lovelace SECRET-LITERAL
+  GITHUB_TOKEN: "${GH_PAT}"
+  GITEA_TOKEN: "?paste your Gitea token"
+git:
+  - Name: app
+    Upstream: ssh://git@gitea.example.com:30009/me/app.git
+    IdentityFile: ~/.ssh/id_app
+    KnownHostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA
+egress:
+  log: full
+  networks: [corp]
+  routes:
+    - host: api.github.com
+      methods: [GET, POST]
+      path_allowlist: [/repos/me/]
+      auth: {scheme: token, token_ref: GH_PAT}
+    - host: internal.example
+      allow_private: true
+      auth: {header: x-api-key, token_ref: INTERNAL_KEY}
+---
+Work bottle notes.
+"#;
+
+fn world() -> TestContext {
+    let t = TestContext::new();
+    t.bottle("base", "---\nenv:\n  LANG: C.UTF-8\n---\n");
+    t.bottle("work", WORK);
+    t.agent("writer", "---\nbottle: base\n---\nWrite.\n");
+    t.repo_agent(
+        "reviewer",
+        "---\nbottle: work\nskills: [review]\ndescription: Reviews\n---\nReview the diff.\n",
+    );
+    t
+}
+
+#[test]
+fn check_ok() {
+    let run = world().run(&["check"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn check_fresh_machine() {
+    let run = TestContext::new().run(&["check"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn check_reports_every_error_and_exits_3() {
+    let t = world();
+    t.bottle("broken", "---\negres:\n  routes: []\n---\n");
+    t.agent("lost", "---\nbottle: wrok\n---\n");
+    t.repo_agent("evil", "---\nbottle: work\nskills: [../../etc]\n---\n");
+    t.write(
+        t.cwd().join(".claude-bottle/bottles/sneaky.md"),
+        "---\n---\n",
+    );
+    let run = t.run(&["check"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn list_all() {
+    let t = world();
+    t.agent("reviewer", "---\nbottle: base\n---\n");
+    t.agent("broken", "---\nbotle: base\n---\n");
+    let run = t.run(&["list"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn list_agents() {
+    let run = world().run(&["list", "agents"]);
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn list_bottles_json() {
+    let run = world().run(&["list", "bottles", "--json"]);
+    assert_eq!(run.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert!(v.get("agents").is_none());
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn list_json() {
+    let run = world().run(&["list", "--json"]);
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn info_text_never_shows_a_value() {
+    let run = world()
+        .env("GH_PAT", "ghp_REAL_TOKEN")
+        .env("CLAUDE_CODE_OAUTH_TOKEN", "sk-REAL")
+        .run(&["info", "reviewer"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    for secret in [
+        "SECRET-LITERAL",
+        "Ada",
+        "C.UTF-8",
+        "ghp_REAL_TOKEN",
+        "sk-REAL",
+    ] {
+        assert!(
+            !run.all().contains(secret),
+            "{secret} leaked:\n{}",
+            run.all()
+        );
+    }
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn info_json_never_shows_a_value() {
+    let run = world()
+        .env("ANTHROPIC_API_KEY", "sk-ant-REAL")
+        .run(&["info", "reviewer", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    for secret in ["SECRET-LITERAL", "Ada", "C.UTF-8", "sk-ant-REAL"] {
+        assert!(!run.all().contains(secret), "{secret} leaked");
+    }
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(v["claude_credential"], "ANTHROPIC_API_KEY");
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn info_default_on_a_fresh_machine() {
+    let run = TestContext::new()
+        .env("CLAUDE_CODE_OAUTH_TOKEN", "x")
+        .run(&["info", "default"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn info_unknown_agent() {
+    let run = world().run(&["info", "reveiwer"]);
+    assert_eq!(run.code, 3);
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn info_broken_agent_shows_the_errors() {
+    let t = world();
+    t.bottle(
+        "work",
+        "---\nextends: base\negress:\n  routes:\n    - host: https://x.com\n---\n",
+    );
+    let run = t.run(&["info", "reviewer"]);
+    assert_eq!(run.code, 3);
+    insta::assert_snapshot!(run.all());
+}
+
+#[test]
+fn shadowing_is_reported_on_stderr() {
+    let t = world();
+    t.agent("reviewer", "---\nbottle: base\n---\n");
+    let run = t.run(&["info", "reviewer"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stderr.contains("shadows the home agent"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn no_home_at_all() {
+    let run = TestContext::new().run_without_home(&["list"]);
+    assert_eq!(run.code, 3);
+    insta::assert_snapshot!(run.all());
+}
