@@ -338,6 +338,8 @@ pub trait DockerApi: Send + Sync {
         &self,
         filter: &Filter,
     ) -> impl Future<Output = Result<Vec<NetworkSummary>>> + Send;
+    /// The subnets (CIDR) the engine allocated to network `name`.
+    fn network_subnets(&self, name: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Creates a container (not started).
     fn create_container(&self, config: &ContainerConfig)
     -> impl Future<Output = Result<()>> + Send;

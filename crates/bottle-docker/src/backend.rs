@@ -11,7 +11,7 @@ use bottle_core::{
     CleanupSummary, Detail, Event, EventSink, ExecResult, HostContext, Identity, LaunchContext,
     PlanSummary, PreparedSpec, Step,
 };
-use bottle_egress::{CaFiles, CertificateAuthority, EgressConfig};
+use bottle_egress::{CaFiles, CertificateAuthority, Cidr, EgressConfig};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -20,6 +20,7 @@ use crate::cleanup::{self, CleanupPlan};
 use crate::engine::Engine;
 use crate::error::DockerError;
 use crate::image::{self, AgentImageRecipe, ImageSettings};
+use crate::inflight::{InFlight, SETTLE_TIMEOUT, Tracked};
 use crate::launch::{self, LaunchValues};
 use crate::liveness;
 use crate::names::{EGRESS_PORT, Names, label};
@@ -96,6 +97,8 @@ pub struct DockerBackend<D: DockerApi + Clone + 'static = Engine> {
     runtime_cache: Mutex<Option<RuntimeChoice>>,
     terminal: Arc<dyn TerminalHost>,
     egress_timeout: Duration,
+    /// Creates still running for a launch that was dropped; teardown waits for them.
+    inflight: InFlight,
 }
 
 impl<D: DockerApi + Clone + 'static> std::fmt::Debug for DockerBackend<D> {
@@ -131,6 +134,7 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
             runtime_cache: Mutex::new(None),
             terminal: Arc::new(NoTerminal),
             egress_timeout: Duration::from_secs(30),
+            inflight: InFlight::default(),
         }
     }
 
@@ -199,13 +203,26 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
             .map_err(|e| core_err(action, e))
     }
 
-    async fn choose_runtime(&self, agent_image: &str) -> RuntimeChoice {
+    /// The runtime as `prepare` may know it: a probe result from earlier in this process, else
+    /// what the engine's registered runtimes say (read-only; see [`runtime::registered`]).
+    async fn planned_runtime(&self) -> RuntimeChoice {
         if let Some(choice) = self.runtime_cache.lock().ok().and_then(|c| c.clone()) {
             return choice;
         }
-        if self.forced_runtime.as_deref() == Some("runc") {
-            // Decided without the engine: `prepare` then touches nothing (e.g. `--dry-run`).
-            return runtime::detect(&self.api, None, &BTreeMap::new(), Some("runc")).await;
+        runtime::registered(&self.api, self.forced_runtime.as_deref()).await
+    }
+
+    /// The runtime proven at launch: runs the networked gVisor probe (once per process) on a
+    /// local image, its objects labelled with `labels` so that teardown finds them if the
+    /// launch is interrupted.
+    async fn probe_runtime(
+        &self,
+        api: &impl DockerApi,
+        agent_image: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> RuntimeChoice {
+        if let Some(choice) = self.runtime_cache.lock().ok().and_then(|c| c.clone()) {
+            return choice;
         }
         let probe = if crate::image::image_exists(&self.api, &self.options.egress_image)
             .await
@@ -226,14 +243,8 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
         } else {
             None
         };
-        let labels = self.launch_labels(&BTreeMap::new());
-        let choice = runtime::detect(
-            &self.api,
-            probe.as_ref(),
-            &labels,
-            self.forced_runtime.as_deref(),
-        )
-        .await;
+        let choice =
+            runtime::detect(api, probe.as_ref(), labels, self.forced_runtime.as_deref()).await;
         if let Ok(mut cache) = self.runtime_cache.lock() {
             *cache = Some(choice.clone());
         }
@@ -558,6 +569,7 @@ fn egress_files(
     prepared: &PreparedSpec,
     ca: &CertificateAuthority,
     owner: Owner,
+    clients: &[Cidr],
 ) -> crate::Result<Bytes> {
     let egress = &prepared.agent.bottle.egress;
     let dir = EGRESS_CONFIG_DIR
@@ -584,6 +596,9 @@ fn egress_files(
         }),
         log: egress.log,
         trust,
+        // Only the bottle's own networks (see `launch::egress_clients`): other containers on
+        // the networks the egress joins must not borrow its routes and their credentials.
+        clients: Some(clients.to_vec()),
         routes: egress.routes.clone(),
     };
     // JSON is YAML: the egress's YAML loader reads it, and no YAML writer is needed.
@@ -633,10 +648,16 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         _host: &HostContext,
     ) -> bottle_core::Result<DockerPlan> {
         Names::new(prepared.identity.as_str()).map_err(|e| core_err("name the bottle", e))?;
-        let recipe = AgentImageRecipe::resolve(&self.images)
+        // The bottle's `image:` (from the user's home, a trusted place) wins over the
+        // environment.
+        let settings = self
+            .images
+            .clone()
+            .with_manifest(&prepared.agent.bottle.image);
+        let recipe = AgentImageRecipe::resolve(&settings)
             .map_err(|e| core_err("read the agent image recipe", e))?;
         let agent_image = recipe.tag();
-        let runtime = self.choose_runtime(&agent_image).await;
+        let runtime = self.planned_runtime().await;
         let labels = bottle_core::labels::for_bottle(
             &prepared.identity,
             BACKEND_NAME,
@@ -670,11 +691,6 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         if plan.prepared.resuming {
             self.clear_stale(plan, &progress).await?;
         }
-        if let Some(warning) = &plan.runtime.warning {
-            ctx.events.emit(Event::Warning {
-                message: warning.clone(),
-            });
-        }
         image::ensure_agent_image(&self.api, &plan.recipe, &progress)
             .await
             .map_err(|e| core_err(format!("build image {}", plan.agent_image), e))?;
@@ -703,12 +719,44 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             bottle_egress::DEFAULT_CA_VALIDITY,
         )
         .map_err(|e| bottle_core::Error::backend(BACKEND_NAME, "mint the bottle CA", e))?;
-        let files = egress_files(&plan.prepared, &ca, owner_of(&egress_image.user))
-            .map_err(|e| core_err("pack the egress files", e))?;
+        let egress_owner = owner_of(&egress_image.user);
+        let files = |clients: &[Cidr]| egress_files(&plan.prepared, &ca, egress_owner, clients);
 
         let labels = self.launch_labels(&ctx.labels);
-        let topology = plan::plan(&plan.prepared, &plan.inputs(&self.options, &labels))
-            .map_err(|e| core_err("plan the bottle", e))?;
+        // Everything created from here on carries the identity label; the creates run as
+        // tracked tasks so that teardown, after a cancelled launch, waits for them.
+        let tracked = Tracked {
+            api: &self.api,
+            identity: plan.prepared.identity.as_str(),
+            inflight: &self.inflight,
+        };
+        // The gVisor probe creates objects, so it runs here and not in `prepare`.
+        let runtime = if plan.runtime.probe_at_launch {
+            let choice = self
+                .probe_runtime(&tracked, &plan.agent_image, &labels)
+                .await;
+            progress(Progress::Launch {
+                step: format!(
+                    "agent runtime: {} ({})",
+                    choice.runtime.as_str(),
+                    choice.reason
+                ),
+            });
+            choice
+        } else {
+            plan.runtime.clone()
+        };
+        if let Some(warning) = &runtime.warning {
+            ctx.events.emit(Event::Warning {
+                message: warning.clone(),
+            });
+        }
+        let inputs = PlanInputs {
+            runtime: runtime.runtime,
+            ..plan.inputs(&self.options, &labels)
+        };
+        let topology =
+            plan::plan(&plan.prepared, &inputs).map_err(|e| core_err("plan the bottle", e))?;
         let secrets = ctx.secrets;
         let value = move |name: &str, source: &EnvValue| -> Option<String> {
             match source {
@@ -722,10 +770,10 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         };
         let values = LaunchValues {
             value: &value,
-            egress_files: files,
+            egress_files: &files,
             egress_timeout: self.egress_timeout,
         };
-        let launched = launch::launch(&self.api, &topology, &values, &progress)
+        let launched = launch::launch(&tracked, &topology, &values, &progress)
             .await
             .map_err(|e| core_err(format!("launch bottle {}", plan.prepared.identity), e))?;
         Ok(DockerBottle {
@@ -896,6 +944,18 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
 
     async fn teardown(&self, plan: &DockerPlan, events: &dyn EventSink) -> bottle_core::Result<()> {
         let progress = relay(events);
+        // A launch dropped mid-request (Ctrl-C) leaves creates the engine still completes:
+        // listing before they land would miss what they make.
+        let identity = plan.prepared.identity.as_str();
+        if !self.inflight.settle(identity, SETTLE_TIMEOUT).await {
+            events.emit(Event::Warning {
+                message: format!(
+                    "the engine did not finish creating bottle {identity}'s objects within {} \
+                     s; if some appear later, remove them with `claude-bottle cleanup`",
+                    SETTLE_TIMEOUT.as_secs()
+                ),
+            });
+        }
         let removed = launch::teardown(&self.api, plan.prepared.identity.as_str(), &progress)
             .await
             .map_err(|e| core_err(format!("tear down bottle {}", plan.prepared.identity), e))?;

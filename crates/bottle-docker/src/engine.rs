@@ -332,6 +332,25 @@ impl DockerApi for Engine {
         Ok(out)
     }
 
+    async fn network_subnets(&self, name: &str) -> Result<Vec<String>> {
+        let network = self
+            .client()
+            .await?
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .map_err(|e| DockerError::engine("inspect network", name, e))?;
+        Ok(network
+            .ipam
+            .and_then(|ipam| ipam.config)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
     async fn create_container(&self, config: &ContainerConfig) -> Result<()> {
         let host_config = HostConfig {
             runtime: config.runtime.clone(),

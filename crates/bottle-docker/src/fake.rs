@@ -50,6 +50,48 @@ struct State {
     health: Option<u16>,
     exec_exit: i64,
     next_ip: u8,
+    /// Each network's subnet, `10.<creation index>.0.0/16`.
+    subnets: BTreeMap<String, String>,
+    /// Every container config ever created, removed ones included.
+    created: Vec<ContainerConfig>,
+    /// Create calls to hold, by line prefix (see [`RecordingDocker::hold`]).
+    holds: Vec<(String, Gate)>,
+}
+
+/// A create call held inside the fake engine: it is recorded when it arrives, takes effect only
+/// when the gate opens, and takes effect then even if the caller stopped waiting (dropped its
+/// future), the way an engine completes a request it already has.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    reached: Arc<tokio::sync::watch::Sender<bool>>,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+    done: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Gate {
+    fn new() -> Self {
+        let flag = || Arc::new(tokio::sync::watch::Sender::new(false));
+        Gate {
+            reached: flag(),
+            open: flag(),
+            done: flag(),
+        }
+    }
+
+    /// Waits until the held call has arrived at the engine.
+    pub async fn reached(&self) {
+        let _ = self.reached.subscribe().wait_for(|v| *v).await;
+    }
+
+    /// Lets the held call take effect.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Waits until the held call has taken effect (or failed).
+    pub async fn done(&self) {
+        let _ = self.done.subscribe().wait_for(|v| *v).await;
+    }
 }
 
 /// The fake engine. Clones share state.
@@ -169,6 +211,17 @@ impl RecordingDocker {
         self.lock().containers.get(name).map(|c| c.config.clone())
     }
 
+    /// The config of the last container created whose name starts with `prefix`, even if it
+    /// was removed since (e.g. a probe).
+    pub fn created_container(&self, prefix: &str) -> Option<ContainerConfig> {
+        self.lock()
+            .created
+            .iter()
+            .rev()
+            .find(|c| c.name.starts_with(prefix))
+            .cloned()
+    }
+
     /// The files uploaded into a container: `dir/path` → contents, with owner and mode in the
     /// key's suffix ` (uid:gid mode)`.
     pub fn files(&self, name: &str) -> BTreeMap<String, Vec<u8>> {
@@ -177,6 +230,41 @@ impl RecordingDocker {
             .get(name)
             .map(|c| c.files.clone())
             .unwrap_or_default()
+    }
+
+    /// Holds the next create call (`create network …`, `create container …`) whose line starts
+    /// with `prefix` until the returned gate opens.
+    pub fn hold(&self, prefix: &str) -> Gate {
+        let gate = Gate::new();
+        self.lock().holds.push((prefix.to_owned(), gate.clone()));
+        gate
+    }
+
+    /// Applies a create on the engine's side: at once, or, when `line` is held, in a task of
+    /// its own once the gate opens (so a dropped caller does not stop it).
+    async fn engine_side(
+        &self,
+        line: &str,
+        apply: impl FnOnce() -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let gate = {
+            let mut state = self.lock();
+            let held = state.holds.iter().position(|(p, _)| line.starts_with(p));
+            held.map(|i| state.holds.remove(i).1)
+        };
+        let Some(gate) = gate else {
+            return apply();
+        };
+        gate.reached.send_replace(true);
+        let engine = tokio::spawn(async move {
+            let _ = gate.open.subscribe().wait_for(|v| *v).await;
+            let result = apply();
+            gate.done.send_replace(true);
+            result
+        });
+        engine
+            .await
+            .unwrap_or_else(|e| Err(conflict(line, &e.to_string())))
     }
 
     fn call(&self, line: String) -> Result<()> {
@@ -249,15 +337,22 @@ impl DockerApi for RecordingDocker {
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<()> {
         let kind = if spec.internal { "internal" } else { "bridge" };
-        self.call(format!("create network {} {kind}", spec.name))?;
-        let mut state = self.lock();
-        if state.networks.contains_key(&spec.name) {
-            return Err(conflict(&spec.name, "network exists"));
-        }
-        state
-            .networks
-            .insert(spec.name.clone(), (spec.internal, spec.labels.clone()));
-        Ok(())
+        let line = format!("create network {} {kind}", spec.name);
+        self.call(line.clone())?;
+        let (me, spec) = (self.clone(), spec.clone());
+        self.engine_side(&line, move || {
+            let mut state = me.lock();
+            if state.networks.contains_key(&spec.name) {
+                return Err(conflict(&spec.name, "network exists"));
+            }
+            state
+                .networks
+                .insert(spec.name.clone(), (spec.internal, spec.labels.clone()));
+            let subnet = format!("10.{}.0.0/16", state.subnets.len() % 256);
+            state.subnets.insert(spec.name.clone(), subnet);
+            Ok(())
+        })
+        .await
     }
 
     async fn remove_network(&self, name: &str) -> Result<bool> {
@@ -271,6 +366,15 @@ impl DockerApi for RecordingDocker {
             return Err(conflict(name, "network has active endpoints"));
         }
         Ok(state.networks.remove(name).is_some())
+    }
+
+    async fn network_subnets(&self, name: &str) -> Result<Vec<String>> {
+        self.call(format!("inspect network {name}"))?;
+        let state = self.lock();
+        if !state.networks.contains_key(name) {
+            return Err(conflict(name, "no such network"));
+        }
+        Ok(state.subnets.get(name).cloned().into_iter().collect())
     }
 
     async fn list_networks(&self, filter: &Filter) -> Result<Vec<NetworkSummary>> {
@@ -296,24 +400,30 @@ impl DockerApi for RecordingDocker {
             .as_ref()
             .map(|a| a.network.as_str())
             .unwrap_or("-");
-        self.call(format!("create container {} on {network}", config.name))?;
-        let mut state = self.lock();
-        if state.containers.contains_key(&config.name) {
-            return Err(conflict(&config.name, "container name in use"));
-        }
-        if network != "-" && !state.networks.contains_key(network) {
-            return Err(conflict(network, "no such network"));
-        }
-        state.containers.insert(
-            config.name.clone(),
-            FakeContainer {
-                labels: config.labels.clone(),
-                networks: config.network.iter().map(|a| a.network.clone()).collect(),
-                config: config.clone(),
-                ..Default::default()
-            },
-        );
-        Ok(())
+        let line = format!("create container {} on {network}", config.name);
+        self.call(line.clone())?;
+        let (me, config, network) = (self.clone(), config.clone(), network.to_owned());
+        self.engine_side(&line, move || {
+            let mut state = me.lock();
+            if state.containers.contains_key(&config.name) {
+                return Err(conflict(&config.name, "container name in use"));
+            }
+            if network != "-" && !state.networks.contains_key(&network) {
+                return Err(conflict(&network, "no such network"));
+            }
+            state.created.push(config.clone());
+            state.containers.insert(
+                config.name.clone(),
+                FakeContainer {
+                    labels: config.labels.clone(),
+                    networks: config.network.iter().map(|a| a.network.clone()).collect(),
+                    config: config.clone(),
+                    ..Default::default()
+                },
+            );
+            Ok(())
+        })
+        .await
     }
 
     async fn connect_network(&self, container: &str, attachment: &Attachment) -> Result<()> {

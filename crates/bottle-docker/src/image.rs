@@ -97,6 +97,18 @@ impl ImageSettings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// These settings with a bottle's `image:` overrides applied: the manifest wins over the
+    /// environment, field by field.
+    pub fn with_manifest(mut self, image: &bottle_manifest::AgentImage) -> Self {
+        if let Some(base) = &image.base {
+            self.base_image = Some(base.clone());
+        }
+        if let Some(dockerfile) = &image.dockerfile {
+            self.dockerfile = Some(dockerfile.clone());
+        }
+        self
+    }
+
     /// Settings from an arbitrary variable lookup (for tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let non_empty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use bottle_egress::Cidr;
 use bytes::Bytes;
 
 use crate::api::{DockerApi, Filter, Progress, ProgressSink};
@@ -20,9 +21,11 @@ use crate::plan::{EnvValue, Topology};
 pub struct LaunchValues<'a> {
     /// A manifest env value or a credential, by name.
     pub value: &'a (dyn Fn(&str, &EnvValue) -> Option<String> + Send + Sync),
-    /// The egress's files (config, CA, trust), a tar extracted in
-    /// [`EGRESS_FILES_PARENT`](crate::plan::EGRESS_FILES_PARENT) of the egress container.
-    pub egress_files: Bytes,
+    /// Packs the egress's files (config, CA, trust), a tar extracted in
+    /// [`EGRESS_FILES_PARENT`](crate::plan::EGRESS_FILES_PARENT) of the egress container,
+    /// given the networks it may serve: the bottle's own (see `egress_clients`), never the
+    /// `egress.networks` it joins to reach upstreams.
+    pub egress_files: &'a (dyn Fn(&[Cidr]) -> Result<Bytes> + Send + Sync),
     /// How long to wait for the egress's health check.
     pub egress_timeout: Duration,
 }
@@ -62,18 +65,16 @@ pub async fn launch<D: DockerApi>(
     }
 
     let egress = &topology.egress;
+    let clients = egress_clients(api, topology).await?;
+    let egress_files = (values.egress_files)(&clients)?;
     step(progress, format!("creating egress {}", egress.name));
     api.create_container(&egress.resolve(values.value, None)?)
         .await?;
     for attachment in &egress.connect {
         api.connect_network(&egress.name, attachment).await?;
     }
-    api.upload(
-        &egress.name,
-        crate::plan::EGRESS_FILES_PARENT,
-        values.egress_files.clone(),
-    )
-    .await?;
+    api.upload(&egress.name, crate::plan::EGRESS_FILES_PARENT, egress_files)
+        .await?;
     api.start_container(&egress.name).await?;
 
     step(progress, format!("waiting for egress {}", egress.name));
@@ -100,6 +101,47 @@ pub async fn launch<D: DockerApi>(
         agent: agent.name.clone(),
         egress_internal,
     })
+}
+
+/// Who may use the egress: the internal network (the agent), the bottle's own upstream bridge
+/// (nothing else is attached to it; the host's health check arrives from its gateway) and the
+/// egress's loopback (the image's `HEALTHCHECK`). Not the `egress.networks`: other containers
+/// live there.
+async fn egress_clients<D: DockerApi>(api: &D, topology: &Topology) -> Result<Vec<Cidr>> {
+    let egress = &topology.egress;
+    let mut clients = subnets_of(api, &egress.network.network).await?;
+    if let Some(own_bridge) = egress.connect.first() {
+        clients.extend(subnets_of(api, &own_bridge.network).await?);
+    }
+    for loopback in ["127.0.0.0/8", "::1/128"] {
+        clients.extend(loopback.parse::<Cidr>().ok());
+    }
+    Ok(clients)
+}
+
+/// The subnets the engine gave `network`. None (or one that does not parse) is an error:
+/// without them the egress could not be limited to the bottle's own networks.
+async fn subnets_of<D: DockerApi>(api: &D, network: &str) -> Result<Vec<Cidr>> {
+    let subnets = api.network_subnets(network).await?;
+    let problem = |detail: String| DockerError::Engine {
+        operation: "inspect network",
+        object: network.to_owned(),
+        detail,
+    };
+    if subnets.is_empty() {
+        return Err(problem(
+            "the engine reports no subnet, so the egress cannot be limited to the bottle's \
+             network; check the engine's default address pools"
+                .to_owned(),
+        ));
+    }
+    subnets
+        .iter()
+        .map(|s| {
+            s.parse::<Cidr>()
+                .map_err(|e| problem(format!("unexpected subnet: {e}")))
+        })
+        .collect()
 }
 
 /// Polls until the egress answers `GET /health` with 200 on its upstream-side address (the

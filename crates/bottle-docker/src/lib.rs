@@ -60,6 +60,9 @@
 //!   (see [`plan`]), under gVisor when the engine can run it ([`runtime`]).
 //!
 //! Everything carries bottle-core's labels, so teardown, `cleanup` and `list_active` find it.
+//! Teardown waits for creates in flight: a launch dropped mid-request does not stop the engine
+//! from finishing a `create`, so teardown first waits (bounded) for the creates the launch
+//! issued, then lists and removes by label.
 //!
 //! # Map
 //!
@@ -82,6 +85,7 @@ pub mod engine;
 pub mod error;
 pub mod fake;
 pub mod image;
+mod inflight;
 pub mod launch;
 pub mod liveness;
 pub mod names;

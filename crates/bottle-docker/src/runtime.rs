@@ -6,6 +6,11 @@
 //! is proven by a probe — a throw-away container under `runsc` on a throw-away internal network,
 //! both labelled so cleanup finds them if the probe is interrupted — and any failure falls back
 //! to `runc` with a warning. A broken runtime never breaks a start.
+//!
+//! `prepare` must create nothing (it also runs for `--dry-run` and before the y/N question), so
+//! it only reads the engine's registered runtimes ([`registered`]); the probe ([`detect`]) runs
+//! at launch, once the images it needs exist, and its objects carry the bottle's labels so that
+//! a teardown interrupting it removes them too.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +33,9 @@ pub struct RuntimeChoice {
     pub reason: String,
     /// Set when gVisor was wanted but could not be used.
     pub warning: Option<String>,
+    /// `runsc` is registered but not yet proven: launch runs the networked probe and falls back
+    /// to `runc` (with a warning) if it fails.
+    pub probe_at_launch: bool,
 }
 
 impl RuntimeChoice {
@@ -36,6 +44,7 @@ impl RuntimeChoice {
             runtime: Runtime::Runc,
             reason: reason.into(),
             warning,
+            probe_at_launch: false,
         }
     }
 }
@@ -49,7 +58,34 @@ pub struct ProbeImage {
     pub cmd: Vec<String>,
 }
 
-/// Chooses the agent's runtime. `probe_image` runs under `runsc` on an internal network;
+/// What `prepare` may know without creating anything: `runc` when forced, when the engine cannot
+/// be read or when `runsc` is not registered; otherwise `runsc`, marked
+/// [`probe_at_launch`](RuntimeChoice::probe_at_launch). Reads the engine's info only.
+pub async fn registered<D: DockerApi>(api: &D, forced: Option<&str>) -> RuntimeChoice {
+    if forced == Some("runc") {
+        return RuntimeChoice::runc(format!("{RUNTIME_ENV}=runc"), None);
+    }
+    match api.engine_info().await {
+        Ok(info) if info.runtimes.iter().any(|r| r == "runsc") => RuntimeChoice {
+            runtime: Runtime::Runsc,
+            reason: "gVisor (runsc) is registered; a networked probe at launch confirms it, else \
+                     the agent runs under runc with a warning"
+                .to_owned(),
+            warning: None,
+            probe_at_launch: true,
+        },
+        Ok(_) => RuntimeChoice::runc("gVisor (runsc) is not registered with the engine", None),
+        Err(e) => RuntimeChoice::runc(
+            "the engine's runtimes could not be read",
+            Some(format!(
+                "could not read the engine's runtimes ({e}); the agent runs under runc"
+            )),
+        ),
+    }
+}
+
+/// Chooses the agent's runtime, creating a probe container when `runsc` is registered: call it
+/// at launch, never from `prepare`. `probe_image` runs under `runsc` on an internal network;
 /// `labels` go on the probe's objects (managed, launcher, test labels); `forced` is the value of
 /// [`RUNTIME_ENV`].
 pub async fn detect<D: DockerApi>(
@@ -86,6 +122,7 @@ pub async fn detect<D: DockerApi>(
             runtime: Runtime::Runsc,
             reason: "gVisor (runsc) is registered and ran a networked probe".to_owned(),
             warning: None,
+            probe_at_launch: false,
         },
         Err(why) => RuntimeChoice::runc(
             "gVisor (runsc) failed its networked probe",

@@ -40,6 +40,10 @@ pub struct AuditEvent {
     pub bytes_down: u64,
     /// Milliseconds from the decision to the end of the response body.
     pub duration_ms: u64,
+    /// The client's address; set on a refused connection (`client_not_allowed`), whose
+    /// `host`, `method` and `path` are empty because nothing was read from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// An audit decision.
@@ -165,6 +169,7 @@ impl Drop for Exchange {
             bytes_up: self.bytes_up.load(Ordering::Relaxed),
             bytes_down: self.bytes_down.load(Ordering::Relaxed),
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            client: None,
         };
         self.sink.record(&event);
     }

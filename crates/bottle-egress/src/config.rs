@@ -8,6 +8,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+use crate::cidr::Cidr;
 use crate::error::{ConfigError, ConfigIssue};
 use crate::policy::{Policy, RouteField};
 
@@ -22,6 +23,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9099";
 /// ca: { cert: ca.crt, key: ca.key }   # relative paths are relative to the config file
 /// log: blocks                         # off | blocks | full
 /// trust: [extra-root.pem]             # extra upstream roots, on top of the Mozilla roots
+/// clients: [172.18.0.0/16]            # who may connect (default: anyone who reaches `listen`)
 /// routes:
 ///   - host: api.anthropic.com
 ///     auth: { scheme: Bearer, token_ref: ANTHROPIC_TOKEN }
@@ -45,6 +47,11 @@ pub struct EgressConfig {
     /// roots. Verification cannot be turned off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trust: Vec<PathBuf>,
+    /// Who may use the proxy: when set, a connection from a source address outside every
+    /// listed network is closed before a byte is read (and audited as `client_not_allowed`).
+    /// `None` (the default) serves anyone who can reach `listen`, which is right for loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<Cidr>>,
     /// The routes: the same shape as a bottle manifest's `egress.routes`.
     #[serde(default)]
     pub routes: Vec<Route>,
@@ -73,6 +80,7 @@ impl Default for EgressConfig {
             ca: None,
             log: LogMode::default(),
             trust: Vec::new(),
+            clients: None,
             routes: Vec::new(),
         }
     }
@@ -84,6 +92,7 @@ pub(crate) enum ConfigField {
     CaCert,
     CaKey,
     Trust(usize),
+    Clients,
     Route(usize, RouteField),
 }
 
@@ -93,6 +102,7 @@ impl ConfigField {
             ConfigField::CaCert => "ca.cert".to_owned(),
             ConfigField::CaKey => "ca.key".to_owned(),
             ConfigField::Trust(i) => format!("trust[{i}]"),
+            ConfigField::Clients => "clients".to_owned(),
             ConfigField::Route(i, f) => match f {
                 RouteField::Host => format!("routes[{i}].host"),
                 RouteField::Path(j) => format!("routes[{i}].path_allowlist[{j}]"),
@@ -122,7 +132,7 @@ impl EgressConfig {
     /// A [`ConfigError`] whose issues carry line and column.
     pub fn from_yaml(text: &str, file: Option<&Path>) -> Result<Self, ConfigError> {
         let config = Self::parse_shape(text, file)?;
-        let problems = config.route_problems();
+        let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -180,7 +190,7 @@ impl EgressConfig {
             source,
         })?;
         let config = Self::parse_shape(&text, Some(path))?;
-        let mut problems = config.route_problems();
+        let mut problems = config.problems();
         problems.extend(config.token_problems(tokens));
         problems.extend(config.file_problems());
         if problems.is_empty() {
@@ -207,8 +217,10 @@ impl EgressConfig {
         self.trust.iter_mut().for_each(anchor);
     }
 
-    pub(crate) fn route_problems(&self) -> Vec<Problem> {
-        match Policy::new(&self.routes) {
+    /// What is wrong with the config itself (routes, clients), without looking at files or
+    /// the environment.
+    pub(crate) fn problems(&self) -> Vec<Problem> {
+        let mut problems = match Policy::new(&self.routes) {
             Ok(_) => Vec::new(),
             Err(issues) => issues
                 .into_iter()
@@ -217,7 +229,26 @@ impl EgressConfig {
                     message: i.message,
                 })
                 .collect(),
+        };
+        if self.clients.as_ref().is_some_and(Vec::is_empty) {
+            // Serving nobody is never what was meant; an empty list is usually a generator
+            // that found no network, and must not silently mean "anyone".
+            problems.push(Problem {
+                field: ConfigField::Clients,
+                message: "`clients` lists no network, so no one could connect; list the client \
+                          networks (e.g. `[172.18.0.0/16]`) or remove `clients` to serve anyone \
+                          who reaches `listen`"
+                    .to_owned(),
+            });
         }
+        problems
+    }
+
+    /// Whether a connection from `peer` may use the proxy (see [`EgressConfig::clients`]).
+    pub fn admits(&self, peer: std::net::IpAddr) -> bool {
+        self.clients
+            .as_ref()
+            .is_none_or(|nets| nets.iter().any(|n| n.contains(peer)))
     }
 
     pub(crate) fn token_problems(&self, tokens: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
@@ -311,6 +342,8 @@ struct SpanDoc {
     #[serde(default)]
     trust: Vec<At>,
     #[serde(default)]
+    clients: Option<At>,
+    #[serde(default)]
     routes: Vec<RouteSpans>,
 }
 
@@ -343,6 +376,7 @@ impl SpanDoc {
             ConfigField::CaCert => self.ca.as_ref()?.cert.as_ref(),
             ConfigField::CaKey => self.ca.as_ref()?.key.as_ref(),
             ConfigField::Trust(i) => self.trust.get(i),
+            ConfigField::Clients => self.clients.as_ref(),
             ConfigField::Route(i, f) => {
                 let r = self.routes.get(i)?;
                 match f {

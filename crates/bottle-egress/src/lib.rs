@@ -58,6 +58,7 @@
 
 mod audit;
 mod ca;
+mod cidr;
 mod config;
 mod error;
 mod net;
@@ -69,6 +70,7 @@ mod tls;
 pub use audit::{AuditEvent, AuditSink, JsonLines, Verdict};
 pub use bottle_manifest::{AuthScheme, LogMode, Route, RouteAuth};
 pub use ca::{CertificateAuthority, DEFAULT_CA_VALIDITY, LEAF_VALIDITY, Leaf};
+pub use cidr::Cidr;
 pub use config::{CaFiles, DEFAULT_LISTEN, EgressConfig};
 pub use error::{ConfigError, ConfigIssue, EgressError};
 pub use net::{ResolveError, non_public_class};

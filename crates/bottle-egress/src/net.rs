@@ -8,13 +8,68 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use hyper_util::client::legacy::connect::dns::Name;
 
-/// Fixed answers for names, like curl's `--resolve` (for embedding and tests).
-pub(crate) type HostOverrides = Arc<HashMap<String, Vec<IpAddr>>>;
+/// Where names are looked up: shared by the CONNECT-time check and the upstream connectors.
+pub(crate) type HostOverrides = Arc<Addresses>;
+
+/// How long a DNS answer is reused. It exists so that the connection opened right after an
+/// allowed `CONNECT` does not ask the system resolver (a blocking-pool round trip) a second
+/// time for the name it just checked; it is short so that no TTL is stretched much.
+const RECENT_TTL: Duration = Duration::from_secs(10);
+/// Past this many remembered names, expired ones are dropped (and all, if none expired).
+const RECENT_MAX: usize = 4096;
+
+/// Fixed answers for names, like curl's `--resolve` (for embedding and tests), and the DNS
+/// answers of the last few seconds.
+///
+/// Reusing an answer keeps the DNS-rebinding defence intact: it is the raw answer that is
+/// remembered, and every use filters it again, so the addresses dialled are always ones the
+/// check passed.
+#[derive(Debug, Default)]
+pub(crate) struct Addresses {
+    fixed: HashMap<String, Vec<IpAddr>>,
+    recent: Mutex<Recent>,
+}
+
+/// Raw DNS answers by name, with when they were received.
+type Recent = HashMap<String, (Instant, Arc<[IpAddr]>)>;
+
+impl Addresses {
+    pub(crate) fn new(fixed: HashMap<String, Vec<IpAddr>>) -> Self {
+        Addresses {
+            fixed,
+            recent: Mutex::default(),
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remembered(&self, host: &str) -> Option<Arc<[IpAddr]>> {
+        let recent = self.recent();
+        let (at, addrs) = recent.get(host)?;
+        (at.elapsed() < RECENT_TTL).then(|| addrs.clone())
+    }
+
+    fn remember(&self, host: &str, addrs: Arc<[IpAddr]>) {
+        let mut recent = self.recent();
+        if recent.len() >= RECENT_MAX {
+            recent.retain(|_, (at, _)| at.elapsed() < RECENT_TTL);
+            if recent.len() >= RECENT_MAX {
+                recent.clear();
+            }
+        }
+        recent.insert(host.to_owned(), (Instant::now(), addrs));
+    }
+}
 
 /// The class of an address the egress refuses by default, or `None` for a public one.
 pub fn non_public_class(ip: IpAddr) -> Option<&'static str> {
@@ -94,17 +149,23 @@ pub(crate) async fn resolve_checked(
 ) -> Result<Vec<SocketAddr>, ResolveError> {
     let addrs: Vec<IpAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
         vec![ip]
-    } else if let Some(fixed) = overrides.get(host) {
+    } else if let Some(fixed) = overrides.fixed.get(host) {
         fixed.clone()
+    } else if let Some(recent) = overrides.remembered(host) {
+        recent.to_vec()
     } else {
-        tokio::net::lookup_host((host, port))
+        let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, port))
             .await
             .map_err(|source| ResolveError::Dns {
                 host: host.to_owned(),
                 source,
             })?
             .map(|sa| sa.ip())
-            .collect()
+            .collect();
+        if !addrs.is_empty() {
+            overrides.remember(host, addrs.as_slice().into());
+        }
+        addrs
     };
     filter(host, addrs, allow_private).map(|ips| {
         ips.into_iter()
@@ -197,6 +258,27 @@ mod tests {
         assert_eq!(c("::ffff:127.0.0.1"), Some("loopback"));
         assert_eq!(c("93.184.216.34"), None);
         assert_eq!(c("2606:4700::1111"), None);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_answer_is_reused_and_still_checked() {
+        let addresses: HostOverrides = Arc::default();
+        let private: IpAddr = "10.0.0.7".parse().unwrap();
+        addresses.remember("cached.test", vec![private].into());
+        // No DNS is asked (the name does not exist): the answer of the check is reused...
+        let got = resolve_checked("cached.test", 443, true, &addresses)
+            .await
+            .unwrap();
+        assert_eq!(got, vec![SocketAddr::new(private, 443)]);
+        // ...and filtered again on every use, so the connector never dials what the check
+        // refuses.
+        assert!(matches!(
+            resolve_checked("cached.test", 443, false, &addresses).await,
+            Err(ResolveError::NonPublic {
+                class: "private",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::audit::{AuditEvent, AuditSink};
 use crate::ca::{CertificateAuthority, LeafCache};
 use crate::config::{self, EgressConfig};
 use crate::error::ConfigError;
-use crate::net::{CheckedResolver, HostOverrides};
+use crate::net::{Addresses, CheckedResolver, HostOverrides};
 use crate::policy::Policy;
 use crate::proxy::UpBody;
 use crate::{EgressError, tls};
@@ -148,7 +148,7 @@ impl EgressBuilder {
             addr: self.config.listen,
             source,
         })?;
-        let overrides: HostOverrides = Arc::new(self.overrides);
+        let overrides: HostOverrides = Arc::new(Addresses::new(self.overrides));
         let leaves = match self.ca {
             Some(ca) => Arc::new(LeafCache::new(ca, tls::provider())),
             None => Arc::new(LeafCache::new(load_ca(&self.config)?, tls::provider())),
@@ -199,6 +199,15 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                let rt = shared.runtime();
+                if !rt.config.admits(peer.ip()) {
+                    // Closed unread: a stranger on a shared network learns nothing, not even
+                    // that this is a proxy.
+                    refuse_client(&shared, &rt, peer);
+                    drop(stream);
+                    continue;
+                }
+                drop(rt);
                 let conn_shared = shared.clone();
                 shared
                     .tracker
@@ -211,6 +220,28 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// Audit a connection refused because its source is outside `clients`.
+fn refuse_client(shared: &Shared, rt: &Runtime, peer: SocketAddr) {
+    tracing::debug!(%peer, "refused a client outside `clients`");
+    if rt.config.log == bottle_manifest::LogMode::Off {
+        return;
+    }
+    shared.audit.record(&AuditEvent {
+        time: time::OffsetDateTime::now_utc(),
+        host: String::new(),
+        method: String::new(),
+        path: String::new(),
+        route: None,
+        decision: crate::audit::Verdict::Deny,
+        reason: Some("client_not_allowed".to_owned()),
+        status: 0,
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: 0,
+        client: Some(peer.ip().to_canonical()),
+    });
 }
 
 /// A running egress: its address, reload and shutdown.
@@ -351,7 +382,7 @@ impl Runtime {
         upstream: Option<Arc<Upstream>>,
         overrides: &HostOverrides,
     ) -> Result<Self, EgressError> {
-        let mut problems = config.route_problems();
+        let mut problems = config.problems();
         problems.extend(config.token_problems(tokens.as_ref()));
         if !problems.is_empty() {
             return Err(config::unlocated(problems).into());

@@ -15,11 +15,12 @@ use bottle_core::{
     Bottle, BottleBackend, BottleCleanupPlan, EventLog, HostContext, Identity, LaunchContext,
     PreparedSpec, Secrets, SkillSource,
 };
-use bottle_docker::api::{Attachment, ContainerConfig, DockerApi, Filter, NetworkSpec};
+use bottle_docker::api::{Attachment, ContainerConfig, DockerApi, ExecSpec, Filter, NetworkSpec};
 use bottle_docker::engine::Engine;
 use bottle_docker::image::{AgentImageRecipe, ImageSettings};
 use bottle_docker::names::label;
 use bottle_docker::plan::{DockerOptions, Runtime};
+use bottle_docker::runtime::{self, ProbeImage};
 use bottle_docker::tarball::{Owner, TarBuilder};
 use bottle_docker::{DockerBackend, DockerPlan};
 use bottle_egress::CertificateAuthority;
@@ -179,8 +180,23 @@ async fn runtime_detection_proves_runsc_or_falls_back_to_runc() {
         .resolve_plan(spec(&identity), &host())
         .await
         .unwrap();
+    // `prepare` creates nothing: with runsc registered it defers the proof to launch.
+    assert_eq!(plan.runtime().runtime, Runtime::Runsc);
+    assert!(plan.runtime().probe_at_launch);
+    let created = engine
+        .list_networks(&Filter::label(TEST_LABEL, &guard.value))
+        .await
+        .unwrap();
+    assert!(created.is_empty(), "prepare created {created:?}");
+    // The probe launch runs, on the egress image (a static binary, always built).
+    let probe_image = ProbeImage {
+        image: DockerOptions::default().egress_image,
+        cmd: vec!["--version".to_owned()],
+    };
+    let mut labels = guard.labels();
+    labels.insert(label::IDENTITY.to_owned(), identity.to_string());
+    let choice = runtime::detect(&engine, Some(&probe_image), &labels, None).await;
     // Debian's runsc cannot run a networked container: the probe must catch that.
-    let choice = plan.runtime();
     match choice.runtime {
         Runtime::Runc => {
             let warning = choice.warning.clone().expect("a fallback says why");
@@ -406,6 +422,42 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     );
     let r = sh(&bottle, &format!("node -e \"{node}\"")).await;
     assert!(r.stdout.contains("authorized true"), "{r:?}");
+
+    // The egress serves its bottle only: the origin shares a network with it (`egress.networks`)
+    // and reaches its port, but the connection is closed unanswered, so no one there can borrow
+    // the route and its injected credential.
+    let egress = bottle_docker::names::Names::new(identity.as_str())
+        .unwrap()
+        .egress_container();
+    let origin = format!("claude-bottle-test-origin-{}", guard.value);
+    let probe = format!(
+        "curl -sS -m 10 -x http://{egress}:9099 https://{alias}/echo; echo rc=$?; \
+         curl -sS -m 10 -x http://{egress}:9099 http://_egress.local/health; echo rc=$?"
+    );
+    let out = engine
+        .exec(
+            &origin,
+            &ExecSpec {
+                cmd: vec!["sh".into(), "-c".into(), probe],
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains(TOKEN), "{stdout} {stderr}");
+    // 52: empty reply, 56: reset. Not 6/7 (no name, no route): the port was reached.
+    let codes: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("rc="))
+        .collect();
+    assert_eq!(codes.len(), 2, "{stdout} {stderr}");
+    assert!(
+        codes.iter().all(|c| *c == "52" || *c == "56"),
+        "closed without an answer: {stdout} {stderr}"
+    );
 
     // The credential is nowhere in the agent: not in env, not in any process's environment,
     // not on disk.

@@ -143,6 +143,13 @@ async fn the_credential_reaches_only_the_egress_and_the_key_only_its_user() {
         "names the token_ref"
     );
     assert!(!config.contains("sk-real-token"), "never the value");
+    // It serves the bottle's own networks (subnets as the engine reports them) and loopback,
+    // never `corp-services`, where other containers live.
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        config["clients"],
+        serde_json::json!(["10.0.0.0/16", "10.1.0.0/16", "127.0.0.0/8", "::1/128"])
+    );
 }
 
 #[tokio::test]
@@ -151,6 +158,7 @@ async fn a_failure_at_any_launch_step_leaves_nothing_after_teardown() {
     let steps = [
         "create network claude-bottle-net-",
         "create network claude-bottle-egress-net-",
+        "inspect network claude-bottle-net-",
         "create container claude-bottle-egress-",
         "connect claude-bottle-egress-researcher-m3hxd to claude-bottle-egress-net",
         "connect claude-bottle-egress-researcher-m3hxd to corp-services",
@@ -300,44 +308,109 @@ async fn provisioning_places_ca_prompt_skills_and_tree_with_their_owners() {
     );
 }
 
+/// The runtime the agent container was created with, from the fake's record.
+fn agent_runtime(fake: &RecordingDocker) -> Option<String> {
+    fake.container_config(&format!("claude-bottle-{ID}"))
+        .expect("the agent container exists")
+        .runtime
+}
+
 #[tokio::test]
-async fn runsc_is_chosen_only_after_a_networked_probe_succeeds() {
+async fn prepare_creates_nothing_even_when_runsc_is_registered() {
+    let fake = RecordingDocker::new();
+    fake.add_runtime("runsc");
+    let backend = backend(&fake);
+    fake.clear_calls();
+    let plan = plan(&backend).await;
+    let writes: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("engine info") && !c.starts_with("inspect image"))
+        .collect();
+    assert!(writes.is_empty(), "prepare only reads: {writes:?}");
+    assert!(fake.containers().is_empty());
+    assert_eq!(fake.networks(), ["corp-services"]);
+    // The plan says what launch will try, and that a probe decides.
+    assert_eq!(plan.summary().runtime, "runsc");
+    assert!(plan.runtime().probe_at_launch);
+    assert!(plan.runtime().reason.contains("probe at launch"));
+}
+
+#[tokio::test]
+async fn runsc_is_chosen_only_after_a_networked_probe_at_launch_succeeds() {
     let fake = RecordingDocker::new();
     fake.add_runtime("runsc");
     let backend = backend(&fake);
     let plan = plan(&backend).await;
-    assert_eq!(plan.runtime().runtime, Runtime::Runsc);
-    assert_eq!(plan.summary().runtime, "runsc");
-    let probe: Vec<String> = fake
-        .calls()
-        .into_iter()
-        .filter(|c| c.contains("probe"))
-        .collect();
+    let (secrets, events) = (secrets(), EventLog::new());
+    backend
+        .launch(&plan, &ctx(&secrets, &events))
+        .await
+        .unwrap();
+    let calls = fake.calls();
+    let probe_at = calls
+        .iter()
+        .position(|c| c.starts_with("create network claude-bottle-probe-"))
+        .unwrap_or_else(|| panic!("a probe ran: {calls:?}"));
+    let agent_at = calls
+        .iter()
+        .position(|c| c.starts_with(&format!("create container claude-bottle-{ID} ")))
+        .unwrap_or_else(|| panic!("the agent was created: {calls:?}"));
+    assert!(probe_at < agent_at, "probe before the agent: {calls:?}");
+    assert_eq!(agent_runtime(&fake).as_deref(), Some("runsc"));
+    // The probe's objects are gone, and carried the bottle's identity while they existed.
     assert!(
-        probe[0].starts_with("create network claude-bottle-probe-"),
-        "{probe:?}"
+        fake.containers().iter().all(|c| !c.contains("probe")),
+        "probe removed: {:?}",
+        fake.containers()
     );
-    assert!(fake.containers().is_empty(), "probe removed");
-    assert_eq!(fake.networks(), ["corp-services"], "probe network removed");
+    assert!(fake.networks().iter().all(|n| !n.contains("probe")));
+    let probe = fake
+        .created_container("claude-bottle-probe-")
+        .expect("the probe container was created");
+    assert_eq!(
+        probe.labels.get(label::IDENTITY).map(String::as_str),
+        Some(ID)
+    );
 }
 
 #[tokio::test]
-async fn a_broken_runsc_falls_back_to_runc_with_a_warning() {
+async fn a_broken_runsc_falls_back_to_runc_at_launch_with_a_warning() {
     let fake = RecordingDocker::new();
     fake.add_runtime("runsc");
     fake.fail_on("start claude-bottle-probe-");
     let backend = backend(&fake);
     let plan = plan(&backend).await;
-    assert_eq!(plan.runtime().runtime, Runtime::Runc);
-    let warning = plan.runtime().warning.clone().unwrap();
+    let (secrets, events) = (secrets(), EventLog::new());
+    backend
+        .launch(&plan, &ctx(&secrets, &events))
+        .await
+        .unwrap();
+    assert_eq!(agent_runtime(&fake).as_deref(), Some("runc"));
+    let warning = events
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            bottle_core::Event::Warning { message } if message.contains("runsc") => Some(message),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("a warning says why: {:?}", events.events()));
     assert!(
         warning.contains("cannot run a networked container"),
         "{warning}"
     );
-    assert!(fake.containers().is_empty(), "probe removed");
-    assert_eq!(fake.networks(), ["corp-services"], "probe network removed");
-    let summary = plan.summary();
-    assert!(summary.details.iter().any(|d| d.label == "warning"));
+    assert!(fake.containers().iter().all(|c| !c.contains("probe")));
+    assert!(fake.networks().iter().all(|n| !n.contains("probe")));
+    assert_eq!(
+        backend
+            .resolve_plan(prepared(ID), &host())
+            .await
+            .unwrap()
+            .runtime()
+            .runtime,
+        Runtime::Runc,
+        "a later prepare in the same process knows the probe's answer"
+    );
 }
 
 #[tokio::test]
@@ -501,4 +574,185 @@ async fn resuming_clears_what_a_killed_launcher_left_under_the_identity() {
     let text = format!("{err} {:?}", std::error::Error::source(&err));
     assert!(text.contains("still running"), "{text}");
     assert_eq!(fake.containers(), ["claude-bottle-researcher-m3hxd"]);
+}
+
+#[tokio::test]
+async fn building_the_agent_image_reports_progress_events_and_a_second_launch_reuses_it() {
+    let fake = RecordingDocker::new();
+    let backend = backend(&fake);
+    let plan = plan(&backend).await;
+    let (secrets, events) = (secrets(), EventLog::new());
+    backend
+        .launch(&plan, &ctx(&secrets, &events))
+        .await
+        .unwrap();
+    let build_steps: Vec<(String, Option<u64>, Option<u64>)> = events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            bottle_core::Event::Progress {
+                message,
+                current,
+                total,
+                ..
+            } if message.starts_with("building ") => Some((message, current, total)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        build_steps.len(),
+        1,
+        "one event per Dockerfile step: {build_steps:?}"
+    );
+    assert!(build_steps[0].0.contains(&plan.topology().agent.image));
+    assert_eq!((build_steps[0].1, build_steps[0].2), (Some(1), Some(1)));
+
+    // Same inputs, same content-hash tag: the image is not built again.
+    backend
+        .teardown(&plan, &bottle_core::NoEvents)
+        .await
+        .unwrap();
+    fake.clear_calls();
+    backend
+        .launch(&plan, &ctx(&secrets, &EventLog::new()))
+        .await
+        .unwrap();
+    assert!(
+        fake.calls().iter().all(|c| !c.starts_with("build image")),
+        "{:?}",
+        fake.calls()
+    );
+}
+
+#[tokio::test]
+async fn the_manifest_overrides_the_agent_image_over_the_environment() {
+    let fake = RecordingDocker::new();
+    let with_env = |base: Option<&str>| {
+        let options = DockerOptions::default();
+        fake.add_image(&options.egress_image, "65532:65532");
+        DockerBackend::new(
+            fake.clone(),
+            options,
+            ImageSettings {
+                base_image: base.map(str::to_owned),
+                build_ca_sources: Some(Vec::new()),
+                ..Default::default()
+            },
+        )
+    };
+    let tag = |backend: DockerBackend<RecordingDocker>, prepared| async move {
+        backend
+            .resolve_plan(prepared, &host())
+            .await
+            .map(|plan| plan.topology().agent.image.clone())
+    };
+
+    let default_tag = tag(with_env(None), prepared(ID)).await.unwrap();
+    let env_tag = tag(with_env(Some("env/base:1")), prepared(ID))
+        .await
+        .unwrap();
+    let corp_tag = tag(with_env(Some("corp/debian:12")), prepared(ID))
+        .await
+        .unwrap();
+    assert_ne!(env_tag, default_tag);
+
+    // `image.base` in the manifest wins over CLAUDE_BOTTLE_BASE_IMAGE.
+    let mut with_base = prepared(ID);
+    with_base.agent.bottle.image.base = Some("corp/debian:12".to_owned());
+    let manifest_tag = tag(with_env(Some("env/base:1")), with_base).await.unwrap();
+    assert_eq!(manifest_tag, corp_tag);
+
+    // `image.dockerfile` replaces the embedded Dockerfile...
+    let dir = tempfile::tempdir().unwrap();
+    let dockerfile = dir.path().join("agent.Dockerfile");
+    std::fs::write(
+        &dockerfile,
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nUSER node\n",
+    )
+    .unwrap();
+    let mut with_file = prepared(ID);
+    with_file.agent.bottle.image.dockerfile = Some(dockerfile);
+    let file_tag = tag(with_env(None), with_file).await.unwrap();
+    assert_ne!(file_tag, default_tag);
+
+    // ...and a missing one fails `prepare`, naming the file.
+    let mut missing = prepared(ID);
+    missing.agent.bottle.image.dockerfile = Some(dir.path().join("nope.Dockerfile"));
+    let err = tag(with_env(None), missing).await.unwrap_err();
+    assert!(format!("{err:?}").contains("nope.Dockerfile"), "{err:?}");
+}
+
+#[tokio::test]
+async fn teardown_waits_for_a_create_that_a_cancelled_launch_left_in_flight() {
+    let fake = RecordingDocker::new();
+    let backend = backend(&fake);
+    let plan = plan(&backend).await;
+    let network = plan.topology().networks[0].name.clone();
+    let create = format!("create network {network}");
+    let gate = fake.hold(&create);
+    let (secrets, events) = (secrets(), EventLog::new());
+    // Ctrl-C while the engine works on the network: the launch future is dropped mid-request.
+    {
+        let ctx = ctx(&secrets, &events);
+        tokio::select! {
+            _ = backend.launch(&plan, &ctx) => panic!("the launch cannot finish while its network is held"),
+            () = gate.reached() => {}
+        }
+    }
+    assert!(
+        fake.networks().iter().all(|n| *n != network),
+        "not created yet"
+    );
+    // The engine completes the request only after teardown has started (the opener yields
+    // once, so teardown is polled first).
+    let teardown_events = EventLog::new();
+    let (torn, ()) = tokio::join!(backend.teardown(&plan, &teardown_events), async {
+        tokio::task::yield_now().await;
+        gate.open();
+    });
+    torn.unwrap();
+    gate.done().await;
+    let calls = fake.calls();
+    let created = calls.iter().position(|c| c.starts_with(&create));
+    let removed = calls
+        .iter()
+        .position(|c| *c == format!("remove network {network}"));
+    assert!(
+        matches!((created, removed), (Some(c), Some(r)) if c < r),
+        "created, then removed: {calls:#?}"
+    );
+    assert_eq!(fake.networks(), ["corp-services"], "nothing left behind");
+}
+
+#[tokio::test(start_paused = true)]
+async fn teardown_gives_up_on_a_create_that_never_finishes_with_a_warning() {
+    let fake = RecordingDocker::new();
+    let backend = backend(&fake);
+    let plan = plan(&backend).await;
+    let network = plan.topology().networks[0].name.clone();
+    let gate = fake.hold(&format!("create network {network}"));
+    let (secrets, events) = (secrets(), EventLog::new());
+    {
+        let ctx = ctx(&secrets, &events);
+        tokio::select! {
+            _ = backend.launch(&plan, &ctx) => panic!("the launch cannot finish while its network is held"),
+            () = gate.reached() => {}
+        }
+    }
+    // The gate never opens: teardown waits its bounded time (paused clock), then goes on.
+    let teardown_events = EventLog::new();
+    backend.teardown(&plan, &teardown_events).await.unwrap();
+    let warning = teardown_events.events().into_iter().find_map(|e| match e {
+        bottle_core::Event::Warning { message } => Some(message),
+        _ => None,
+    });
+    let warning = warning.expect("a warning says the engine did not finish");
+    assert!(
+        warning.contains("within 30 s") && warning.contains("claude-bottle cleanup"),
+        "{warning}"
+    );
+    assert!(
+        fake.calls().iter().any(|c| c.starts_with("list ")),
+        "teardown went on"
+    );
 }

@@ -115,3 +115,37 @@ fn a_resolved_agent_gets_the_egress_as_its_only_resolver() {
     let no_ip = t.agent.resolve(&value, None).unwrap_err();
     assert!(no_ip.to_string().contains("egress"), "{no_ip}");
 }
+
+#[test]
+fn limits_come_from_the_environment_and_reach_the_agent_container() {
+    let prepared = prepared("researcher-m3hxd");
+    let labels = labels("researcher-m3hxd");
+    let options = DockerOptions::from_lookup(|name| match name {
+        "CLAUDE_BOTTLE_MEMORY" => Some("2g".to_owned()),
+        "CLAUDE_BOTTLE_PIDS_LIMIT" => Some("300".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let t = plan::plan(
+        &prepared,
+        &PlanInputs {
+            agent_image: "img",
+            runtime: Runtime::Runc,
+            options: &options,
+            labels: &labels,
+        },
+    )
+    .unwrap();
+    let value = |name: &str, _: &EnvValue| Some(format!("value-of-{name}"));
+    let config = t
+        .agent
+        .resolve(&value, Some("172.30.0.2".parse().unwrap()))
+        .unwrap();
+    assert_eq!(config.memory_bytes, Some(2 << 30));
+    assert_eq!(config.pids_limit, Some(300));
+    let bad = DockerOptions::from_lookup(|name| {
+        (name == "CLAUDE_BOTTLE_MEMORY").then(|| "lots".to_owned())
+    })
+    .unwrap_err();
+    assert!(bad.to_string().contains("CLAUDE_BOTTLE_MEMORY"), "{bad}");
+}

@@ -48,6 +48,28 @@ fn check_reports_every_problem_at_file_line_col() {
 }
 
 #[test]
+fn check_points_at_a_bad_client_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("egress.yaml");
+    let check = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let out = egress(&["check", "--config", path.to_str().unwrap()]);
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .replace(&dir.path().display().to_string(), "[dir]")
+    };
+    insta::assert_snapshot!(
+        "check_bad_client_network",
+        check("clients:\n  - 172.18.0.0/16\n  - 172.18.0.1/16\nroutes: []\n")
+    );
+    insta::assert_snapshot!(
+        "check_no_client_network",
+        check("routes: []\nclients: []\n")
+    );
+}
+
+#[test]
 fn check_accepts_a_good_config() {
     let dir = tempfile::tempdir().unwrap();
     let out = egress(&["mint-ca", "--out", dir.path().to_str().unwrap()]);

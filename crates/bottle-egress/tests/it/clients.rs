@@ -16,6 +16,8 @@ async fn curl_gets_through_an_allowed_route() {
     assert!(ok, "{err}");
     assert_eq!(out, "hello from origin: /hello (0 body bytes)\n\n200 1.1");
     assert_eq!(origin.seen().len(), 1);
+    // The origin offers h2, but an HTTP/1.1 client's requests go upstream as HTTP/1.1.
+    assert_eq!(origin.seen()[0].version, http::Version::HTTP_11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Integration tests: the egress on loopback, driven by real clients (curl, Python, Node,
 //! git, hyper) against local TLS origins signed by a test CA the egress trusts.
 
+mod admission;
 mod cli;
 mod clients;
 mod lifecycle;
