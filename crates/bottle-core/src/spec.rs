@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::net::IpAddr;
 
 use bottle_manifest::{AgentImage, GitUpstream, LogMode, Route};
-use serde::Serialize;
 
 use crate::error::BoxError;
 use crate::identity::Identity;
@@ -215,28 +214,9 @@ impl EnvSource {
     }
 }
 
-/// How an env entry gets its value, as shown in a preflight (never the value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EnvMode {
-    /// A literal from the manifest.
-    Literal,
-    /// Copied from a host variable.
-    Host,
-    /// Asked for at launch.
-    Prompt,
-}
-
-impl EnvMode {
-    /// `literal`, `host` or `prompt`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnvMode::Literal => "literal",
-            EnvMode::Host => "host",
-            EnvMode::Prompt => "prompt",
-        }
-    }
-}
+/// How an env entry gets its value, as shown in a preflight (never the value): the manifest's
+/// own type, so the two cannot drift.
+pub use bottle_manifest::EnvMode;
 
 /// A git-gate entry: a remote the agent may push to through the gate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -195,7 +195,8 @@ impl fmt::Display for Literal {
 }
 
 /// How an environment variable gets its value, without the value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EnvMode {
     /// Written in the manifest.
     Literal,
