@@ -78,11 +78,52 @@ pub(crate) fn package(args: &[String]) -> Result<()> {
 /// `cargo package` over every publishable crate at once, so the local crates resolve against
 /// each other before any of them is on crates.io; the order above is the order to publish in.
 fn package_command() -> Command {
+    forget_stale_package_sources();
     let mut args = vec!["package", "--locked", "--allow-dirty"];
     for krate in PUBLISH_ORDER {
         args.extend(["--package", krate]);
     }
     cargo(&args)
+}
+
+/// Removes cargo's extracted copies of our own packaged crates.
+///
+/// `cargo package` verifies each crate against the tarballs of the others through a local
+/// registry overlay, and cargo extracts those tarballs under `$CARGO_HOME/registry/src/` — and
+/// never extracts a name and version again once the folder exists. Without this, a second run
+/// on the same machine verifies against the sources of the first run, and fails (or passes)
+/// for code that is no longer there.
+fn forget_stale_package_sources() {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cargo"))
+        });
+    let Some(sources) = cargo_home.map(|home| home.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for extracted in crates.flatten() {
+            let name = extracted.file_name().to_string_lossy().into_owned();
+            let ours = PUBLISH_ORDER.iter().any(|krate| {
+                name.strip_prefix(krate)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours && std::fs::remove_dir_all(extracted.path()).is_ok() {
+                eprintln!(
+                    "xtask: removed a stale extracted copy: {}",
+                    extracted.path().display()
+                );
+            }
+        }
+    }
 }
 
 fn cargo(args: &[&str]) -> Command {
