@@ -66,6 +66,7 @@ mod policy;
 mod proxy;
 mod server;
 mod tls;
+mod upstream;
 
 pub use audit::{AuditEvent, AuditSink, JsonLines, Verdict};
 pub use bottle_manifest::{AuthScheme, LogMode, Route, RouteAuth};

@@ -17,7 +17,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 
@@ -25,6 +24,7 @@ use crate::audit::{Exchange, Verdict};
 use crate::net::{ResolveError, resolve_checked};
 use crate::policy::{ConnectDecision, Decision, DenyReason, INTROSPECTION_HOST, TargetHost};
 use crate::server::{Runtime, Shared};
+use crate::upstream::ClientProtocol;
 
 /// The body every response of the proxy has.
 pub(crate) type RespBody = BoxBody<Bytes, hyper::Error>;
@@ -168,11 +168,13 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBo
     );
     let rt = shared.runtime();
     let mut connect_route = None;
-    let introspection = match rt.policy.connect(&target.host) {
+    // What the tunnel is for: the introspection endpoints, or an upstream host with the
+    // route's address policy.
+    let purpose = match rt.policy.connect(&target.host) {
         ConnectDecision::Deny(reason) => {
             return deny(&shared, &rt, &target, "CONNECT", "", reason);
         }
-        ConnectDecision::Introspection => true,
+        ConnectDecision::Introspection => TunnelTo::Introspection,
         ConnectDecision::Allow {
             route,
             allow_private,
@@ -182,7 +184,7 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBo
             // connector checks again on the addresses it actually dials (DNS rebinding).
             let host = target.host.as_cert_name();
             match resolve_checked(&host, target.port, allow_private, &shared.overrides).await {
-                Ok(_) => false,
+                Ok(_) => TunnelTo::Upstream { allow_private },
                 Err(ResolveError::NonPublic { addr, class, .. }) => {
                     let reason = DenyReason::PrivateAddress { addr, class };
                     return deny(&shared, &rt, &target, "CONNECT", "", reason);
@@ -201,17 +203,7 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBo
             }
         }
     };
-    let config = match rt.leaves.server_config(&target.host.as_cert_name()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(host = %target.host, error = %e, "cannot mint a leaf");
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "bottle-egress could not mint a certificate for this host.\n",
-            );
-        }
-    };
-    if !introspection {
+    if purpose != TunnelTo::Introspection {
         let ex = exchange(
             &shared,
             &rt,
@@ -226,20 +218,20 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBo
     let tunnel_shared = shared.clone();
     shared.tracker.spawn(async move {
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                tunnel(
-                    tunnel_shared,
-                    TokioIo::new(upgraded),
-                    target,
-                    config,
-                    introspection,
-                )
-                .await;
-            }
+            Ok(upgraded) => tunnel(tunnel_shared, TokioIo::new(upgraded), target, purpose).await,
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
     });
     Response::new(empty())
+}
+
+/// Where an allowed tunnel's requests go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TunnelTo {
+    /// `_egress.local`: answered by the proxy itself.
+    Introspection,
+    /// Upstream, under the `CONNECT` route's address policy.
+    Upstream { allow_private: bool },
 }
 
 /// Inside an allowed tunnel: TLS with a leaf for the CONNECT host, then HTTP/1.1 or HTTP/2.
@@ -247,8 +239,7 @@ async fn tunnel(
     shared: Arc<Shared>,
     io: TokioIo<hyper::upgrade::Upgraded>,
     target: Target,
-    config: Arc<ServerConfig>,
-    introspection: bool,
+    purpose: TunnelTo,
 ) {
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
     let start = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor).await {
@@ -286,6 +277,31 @@ async fn tunnel(
         ex.set_status(0);
         return;
     }
+    let rt = shared.runtime();
+    // The upstream handshake for the tunnel's first request starts now, in the protocol the
+    // client offers, and runs while we mint the leaf and finish the client's handshake.
+    if let TunnelTo::Upstream { allow_private } = purpose
+        && let Some(authority) = &target.authority
+    {
+        let offers_h2 = start
+            .client_hello()
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == b"h2"));
+        let protocol = if offers_h2 {
+            ClientProtocol::Http2
+        } else {
+            ClientProtocol::Http1
+        };
+        rt.upstream.dial_ahead(authority, allow_private, protocol);
+    }
+    let config = match rt.leaves.server_config(&target.host.as_cert_name()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(host = %target.host, error = %e, "cannot mint a leaf");
+            return;
+        }
+    };
+    drop(rt);
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(config)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -301,7 +317,7 @@ async fn tunnel(
     let service = service_fn(move |req| {
         let shared = svc_shared.clone();
         let target = svc_target.clone();
-        async move { Ok::<_, Infallible>(inner(&shared, &target, introspection, req).await) }
+        async move { Ok::<_, Infallible>(inner(&shared, &target, purpose, req).await) }
     });
     let result = if h2 {
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -341,7 +357,7 @@ async fn tunnel(
 async fn inner(
     shared: &Arc<Shared>,
     target: &Target,
-    introspection: bool,
+    purpose: TunnelTo,
     req: Request<Incoming>,
 ) -> Response<RespBody> {
     match check_authority(&req, target) {
@@ -363,7 +379,7 @@ async fn inner(
             );
         }
     }
-    if introspection {
+    if purpose == TunnelTo::Introspection {
         return introspect(&shared.runtime(), &req);
     }
     forward(shared, target, req).await
@@ -457,11 +473,6 @@ async fn forward(
     );
 
     let websocket = is_upgrade(&req);
-    // The upstream speaks the client's protocol: an HTTP/1.1 client sends one request at a
-    // time per connection, so multiplexing it onto HTTP/2 gains nothing and adds a task hop
-    // per stream on both ends (measured: millisecond stalls at concurrency 1). HTTP/2 clients
-    // get HTTP/2 upstream when the origin offers it. Upgrades need HTTP/1.1 anyway.
-    let h1_upstream = websocket || req.version() <= Version::HTTP_11;
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // The absolute URI from its parts: the tunnel's authority (parsed once per tunnel) and the
@@ -479,6 +490,13 @@ async fn forward(
     parts.uri = match Uri::from_parts(uri) {
         Ok(u) => u,
         Err(_) => return plain(StatusCode::BAD_REQUEST, "The request target is invalid.\n"),
+    };
+    let protocol = if websocket {
+        ClientProtocol::Upgrade
+    } else if parts.version == Version::HTTP_2 {
+        ClientProtocol::Http2
+    } else {
+        ClientProtocol::Http1
     };
     parts.version = Version::HTTP_11;
     let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
@@ -503,8 +521,11 @@ async fn forward(
         up: true,
     };
     let upstream_req = Request::from_parts(parts, body);
-    let client = rt.upstream.client(route.allow_private, h1_upstream);
-    let mut resp = match client.request(upstream_req).await {
+    let mut resp = match rt
+        .upstream
+        .request(upstream_req, route.allow_private, protocol)
+        .await
+    {
         Ok(resp) => resp,
         Err(e) => return forward_error(target, &method, &path, &ex, &e),
     };

@@ -6,10 +6,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,9 +14,9 @@ use crate::audit::{AuditEvent, AuditSink};
 use crate::ca::{CertificateAuthority, LeafCache};
 use crate::config::{self, EgressConfig};
 use crate::error::ConfigError;
-use crate::net::{Addresses, CheckedResolver, HostOverrides};
+use crate::net::{Addresses, HostOverrides};
 use crate::policy::Policy;
-use crate::proxy::UpBody;
+use crate::upstream::Upstream;
 use crate::{EgressError, tls};
 
 /// How long [`EgressHandle::shutdown`] waits for open connections by default: under the 10 s
@@ -426,69 +422,6 @@ impl Runtime {
             leaves,
             upstream,
         })
-    }
-}
-
-type Connector = HttpsConnector<HttpConnector<CheckedResolver>>;
-type UpClient = Client<Connector, UpBody>;
-
-/// Pooled upstream clients: public-only vs. private-allowed, HTTP/1.1+2 vs. HTTP/1.1 only
-/// (upgrades need HTTP/1.1).
-pub(crate) struct Upstream {
-    public: UpClient,
-    private: UpClient,
-    public_h1: UpClient,
-    private_h1: UpClient,
-}
-
-impl Upstream {
-    fn new(trust: &[std::path::PathBuf], overrides: &HostOverrides) -> Result<Self, EgressError> {
-        let roots = tls::root_store(trust)?;
-        let make = |allow_private: bool, h1_only: bool| -> Result<UpClient, EgressError> {
-            let mut http = HttpConnector::new_with_resolver(CheckedResolver {
-                allow_private,
-                overrides: overrides.clone(),
-            });
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(Duration::from_secs(10)));
-            // hyper-rustls sets ALPN itself: h2 + http/1.1, or none (HTTP/1.1) for h1 only.
-            let tls_config = tls::client_config(roots.clone())?;
-            let builder = hyper_rustls::HttpsConnectorBuilder::new();
-            let connector = if h1_only {
-                builder
-                    .with_tls_config(tls_config)
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http)
-            } else {
-                builder
-                    .with_tls_config(tls_config)
-                    .https_or_http()
-                    .enable_all_versions()
-                    .wrap_connector(http)
-            };
-            Ok(Client::builder(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build(connector))
-        };
-        Ok(Upstream {
-            public: make(false, false)?,
-            private: make(true, false)?,
-            public_h1: make(false, true)?,
-            private_h1: make(true, true)?,
-        })
-    }
-
-    pub(crate) fn client(&self, allow_private: bool, h1_only: bool) -> &UpClient {
-        match (allow_private, h1_only) {
-            (false, false) => &self.public,
-            (true, false) => &self.private,
-            (false, true) => &self.public_h1,
-            (true, true) => &self.private_h1,
-        }
     }
 }
 

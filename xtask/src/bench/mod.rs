@@ -14,6 +14,7 @@
 mod client;
 mod origin;
 mod proxies;
+mod relay;
 mod report;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -55,6 +56,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     };
     match what.as_str() {
         "egress" => egress(rest),
+        // The reference hop `bench egress` starts as a child process.
+        "relay" => relay::run(rest),
         other => bail!("unknown benchmark `{other}`; {USAGE}"),
     }
 }
@@ -375,6 +378,15 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
     )
     .await?;
     eprintln!("bench: mitmdump on 127.0.0.1:{mitm_port}");
+    let relay_port = proxies::free_port()?;
+    let mut relay = proxies::start_relay(dir, relay_port, port).await?;
+    eprintln!("bench: tcp relay on 127.0.0.1:{relay_port}");
+    let relay_via = Via {
+        name: "tcp relay",
+        proxy: None,
+        ca: origin_ca_pem.clone(),
+    };
+    let relay_url = format!("https://localhost:{relay_port}/");
 
     let vias = [
         Via {
@@ -412,6 +424,7 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
 
     let url = format!("https://localhost:{port}/");
     let mut load = Vec::new();
+    let mut reference = Vec::new();
     for (label, concurrency, keepalive) in [
         (WARM_C1, 1, true),
         (WARM_C32, 32, true),
@@ -428,6 +441,11 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
             row.push(client::oha(via, &url, spec).await?);
             egress.check_alive()?;
             mitm.check_alive()?;
+        }
+        if keepalive {
+            eprintln!("bench: {label} via {}", relay_via.name);
+            reference.push((label, client::oha(&relay_via, &relay_url, spec).await?));
+            relay.check_alive()?;
         }
         load.push((
             label,
@@ -468,12 +486,13 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
     }
     egress.check_alive()?;
     mitm.check_alive()?;
-    drop((egress, mitm, origin));
+    drop((egress, mitm, relay, origin));
 
     let results = Results {
         seconds: o.seconds,
         origin_h2: !o.origin_h1,
         load,
+        reference,
         download_mb_s: download
             .try_into()
             .map_err(|_| anyhow::anyhow!("three paths"))?,

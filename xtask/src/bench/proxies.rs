@@ -1,6 +1,6 @@
 // Owned by the benchmark work; the egress engineer does not edit this file.
 //! The two proxies under test, as child processes: `bottle-egress` (release build) and
-//! `mitmdump`, configured with the same allow rule. Each is held by a [`Proc`] that kills it
+//! `mitmdump`, configured with the same allow rule; and the reference TCP relay. Each is held by a [`Proc`] that kills it
 //! when dropped, so every exit path — success, error, panic, Ctrl-C — stops what was started.
 
 use std::fmt::Write as _;
@@ -178,6 +178,21 @@ pub(crate) async fn start_egress(
         .arg(config)
         .env("BOTTLE_EGRESS_LOG", "warn");
     let mut proc = Proc::spawn("bottle-egress", cmd, work.join("egress.stderr"))?;
+    proc.wait_listening(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
+    Ok(proc)
+}
+
+/// Starts the blind TCP relay (`xtask bench relay`, see `relay.rs`) from our own executable.
+pub(crate) async fn start_relay(work: &Path, port: u16, origin_port: u16) -> Result<Proc> {
+    let mut cmd = Command::new(std::env::current_exe().context("finding our own executable")?);
+    cmd.args([
+        "bench",
+        "relay",
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{origin_port}"),
+    ]);
+    let mut proc = Proc::spawn("tcp relay", cmd, work.join("relay.stderr"))?;
     proc.wait_listening(SocketAddr::from(([127, 0, 0, 1], port)))
         .await?;
     Ok(proc)

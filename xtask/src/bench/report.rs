@@ -71,6 +71,8 @@ pub(crate) struct Results {
     /// Whether the origin offered HTTP/2 (besides HTTP/1.1) by ALPN.
     pub(crate) origin_h2: bool,
     pub(crate) load: Vec<(&'static str, [Load; 3])>,
+    /// The warm scenarios through the blind TCP relay (`relay.rs`): one more hop, no work.
+    pub(crate) reference: Vec<(&'static str, Load)>,
     pub(crate) download_mb_s: [f64; 3],
     pub(crate) download_mb: u64,
     pub(crate) first: [FirstContact; 3],
@@ -111,15 +113,28 @@ impl Results {
         self.first[EGRESS].first_ms() - self.first[DIRECT].first_ms()
     }
 
+    fn relay(&self, label: &str) -> Option<&Load> {
+        self.reference
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, r)| r)
+    }
+
     pub(crate) fn verdicts(&self) -> Vec<Verdict> {
         let mut out = Vec::new();
         for label in [WARM_C1, WARM_C32] {
             let Some(r) = self.row(label) else { continue };
             let share = r[EGRESS].rps / r[DIRECT].rps;
+            let relay = self.relay(label).map_or(String::new(), |relay| {
+                format!(
+                    "; a blind TCP relay: {:.0}%",
+                    relay.rps / r[DIRECT].rps * 100.0
+                )
+            });
             out.push(Verdict {
                 target: format!("{label}: bottle-egress ≥ 50% of direct req/s"),
                 measured: format!(
-                    "{:.0}% ({:.0} vs {:.0} req/s; p50 +{:.0} µs)",
+                    "{:.0}% ({:.0} vs {:.0} req/s; p50 +{:.0} µs{relay})",
                     share * 100.0,
                     r[EGRESS].rps,
                     r[DIRECT].rps,
@@ -185,6 +200,30 @@ impl Results {
                     s,
                     "| {label} | {name} | {:.0} | {:.3} | {:.3} | {} | {} |",
                     l.rps, l.p50_ms, l.p99_ms, l.ok, l.failed
+                );
+            }
+        }
+        if !self.reference.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n#### Reference: a blind TCP relay\n\n\
+                 One more loopback hop and nothing else: no TLS termination, no HTTP, no policy\n\
+                 (`xtask bench relay`, single-threaded like bottle-egress). Its share of direct is\n\
+                 the most any proxy hop can reach here, since the load generator, the origin and\n\
+                 the hop share the machine's cores.\n\n\
+                 | scenario | req/s | p50 ms | p99 ms | share of direct | bottle-egress, share of the relay |\n\
+                 |---|---:|---:|---:|---:|---:|"
+            );
+            for (label, relay) in &self.reference {
+                let Some(r) = self.row(label) else { continue };
+                let _ = writeln!(
+                    s,
+                    "| {label} | {:.0} | {:.3} | {:.3} | {:.0}% | {:.0}% |",
+                    relay.rps,
+                    relay.p50_ms,
+                    relay.p99_ms,
+                    relay.rps / r[DIRECT].rps * 100.0,
+                    r[EGRESS].rps / relay.rps * 100.0
                 );
             }
         }
@@ -275,6 +314,8 @@ impl Results {
              - Load: `oha -z {}s --http-version 1.1`, through a proxy with `-x` (CONNECT);\n\
              \x20 \"new connection per request\" adds `--disable-keepalive` (a CONNECT and a full\n\
              \x20 handshake each time). Each path gets one request before it is measured.\n\
+             - Reference: the warm scenarios once more through a blind TCP relay to the origin\n\
+             \x20 (a process of its own, like the proxies), to show what one extra hop costs here.\n\
              - First contact and idle tunnels: the bench's own rustls client, session resumption\n\
              \x20 off, so every connection pays a full handshake on every path. Hosts are IP\n\
              \x20 literals (`127.0.0.k`): the standalone proxy resolves names itself, and\n\
@@ -348,6 +389,10 @@ mod tests {
                         load(50.0, 19.0, 40.0),
                     ],
                 ),
+            ],
+            reference: vec![
+                (WARM_C1, load(3200.0, 0.25, 0.6)),
+                (WARM_C32, load(11000.0, 2.5, 5.0)),
             ],
             download_mb_s: [1000.0, 600.0, 80.0],
             download_mb: 50,

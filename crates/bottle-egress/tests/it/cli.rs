@@ -11,8 +11,27 @@ fn egress(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
         .env_remove("BOTTLE_EGRESS_CONFIG")
+        .env_remove("BOTTLE_EGRESS_THREADS")
         .output()
         .unwrap()
+}
+
+#[test]
+fn run_help_teaches_its_options() {
+    let out = egress(&["run", "--help"]);
+    assert!(out.status.success());
+    insta::assert_snapshot!("run_help", String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn run_refuses_zero_threads_before_reading_anything() {
+    let out = egress(&["run", "--config", "/nonexistent.yaml", "--threads", "0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("invalid value '0' for '--threads <THREADS>'"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -8,3 +8,4 @@ mod lifecycle;
 mod policy;
 mod streaming;
 mod support;
+mod upstream;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bottle_egress::{
@@ -57,8 +58,10 @@ pub(crate) struct Origin {
     pub(crate) port: u16,
     pub(crate) ca_pem_path: PathBuf,
     pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
-    /// Released by a test to let `/sse` send its second event.
+    /// Released by a test to let `/sse` send its second event, or `/hold` answer.
     pub(crate) gate: Arc<Notify>,
+    /// TLS handshakes the origin completed.
+    pub(crate) handshakes: Arc<AtomicUsize>,
     pub(crate) dir: tempfile::TempDir,
 }
 
@@ -85,6 +88,8 @@ impl Origin {
             git_root,
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        let counted = handshakes.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -92,10 +97,12 @@ impl Origin {
                 };
                 let acceptor = acceptor.clone();
                 let state = state.clone();
+                let counted = counted.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
+                    counted.fetch_add(1, Ordering::SeqCst);
                     let svc = service_fn(move |req| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(origin_handle(state, req).await) }
@@ -111,8 +118,13 @@ impl Origin {
             ca_pem_path,
             seen,
             gate,
+            handshakes,
             dir,
         }
+    }
+
+    pub(crate) fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::SeqCst)
     }
 
     pub(crate) fn seen(&self) -> Vec<Seen> {
@@ -240,6 +252,11 @@ async fn origin_handle(state: Arc<OriginState>, mut req: Request<Incoming>) -> R
         r.headers_mut()
             .insert("connection", "upgrade".parse().unwrap());
         return r;
+    }
+    if path == "/hold" {
+        // The response head waits for the test.
+        state.gate.notified().await;
+        return text(StatusCode::OK, "held\n");
     }
     if let Some(rest) = path.strip_prefix("/bytes/") {
         let n: usize = rest.parse().unwrap_or(0);
