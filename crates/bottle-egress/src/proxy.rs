@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 
+use crate::LogMode;
 use crate::audit::{Exchange, Verdict};
 use crate::net::{ResolveError, resolve_checked};
 use crate::policy::{ConnectDecision, Decision, DenyReason, INTROSPECTION_HOST, TargetHost};
@@ -462,15 +463,20 @@ async fn forward(
             DenyReason::CredentialOverPlainHttp,
         );
     }
-    let ex = exchange(
-        shared,
-        &rt,
-        target,
-        &method,
-        &path,
-        Verdict::Allow,
-        Some(&route.host),
-    );
+    // The audit record of an allowed request, only when it will be written: with `log: blocks`
+    // (the default) an allowed request costs the audit nothing; a refusal found later (the
+    // upstream address) creates its record then, in `forward_error`.
+    let ex = (rt.config.log == LogMode::Full).then(|| {
+        exchange(
+            shared,
+            &rt,
+            target,
+            &method,
+            &path,
+            Verdict::Allow,
+            Some(&route.host),
+        )
+    });
 
     let websocket = is_upgrade(&req);
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
@@ -527,10 +533,25 @@ async fn forward(
         .await
     {
         Ok(resp) => resp,
-        Err(e) => return forward_error(target, &method, &path, &ex, &e),
+        Err(e) => {
+            let ex = ex.unwrap_or_else(|| {
+                exchange(
+                    shared,
+                    &rt,
+                    target,
+                    &method,
+                    &path,
+                    Verdict::Allow,
+                    Some(&route.host),
+                )
+            });
+            return forward_error(target, &method, &path, &ex, &e);
+        }
     };
     let status = resp.status();
-    ex.set_status(status.as_u16());
+    if let Some(ex) = &ex {
+        ex.set_status(status.as_u16());
+    }
 
     if status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
@@ -551,8 +572,10 @@ async fn forward(
             if let Ok((up, down)) =
                 tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await
             {
-                splice_ex.add_up(up);
-                splice_ex.add_down(down);
+                if let Some(ex) = splice_ex {
+                    ex.add_up(up);
+                    ex.add_down(down);
+                }
             }
         });
         let (mut parts, _) = resp.into_parts();
@@ -878,10 +901,10 @@ fn empty() -> RespBody {
     full(Vec::new())
 }
 
-/// A body that counts its data bytes into the exchange (up or down).
+/// A body that counts its data bytes into the exchange (up or down), if it is audited.
 pub(crate) struct Counted<B> {
     inner: B,
-    exchange: Arc<Exchange>,
+    exchange: Option<Arc<Exchange>>,
     up: bool,
 }
 
@@ -899,12 +922,13 @@ where
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
+            && let Some(exchange) = &self.exchange
         {
             let n = data.len() as u64;
             if self.up {
-                self.exchange.add_up(n);
+                exchange.add_up(n);
             } else {
-                self.exchange.add_down(n);
+                exchange.add_down(n);
             }
         }
         polled

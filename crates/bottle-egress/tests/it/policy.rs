@@ -2,7 +2,7 @@
 //! method / git push / Host mismatch / SNI mismatch, credential injection, introspection,
 //! audit records, upstream verification.
 
-use bottle_egress::{AuthScheme, Route, RouteAuth, Verdict};
+use bottle_egress::{AuthScheme, LogMode, Route, RouteAuth, Verdict};
 use http::Request;
 
 use crate::support::*;
@@ -292,4 +292,38 @@ async fn the_audit_log_records_each_decision_with_bytes() {
     assert_eq!(origin.seen()[0].method, "POST");
     let json = serde_json::to_string(&events).unwrap();
     assert!(!json.contains("not-logged"), "queries are never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_log_blocks_only_refusals_are_recorded_even_those_found_upstream() {
+    let origin = Origin::start().await;
+    // One host, two routes: `/inner/` may reach a private address, `/outer/` may not. The
+    // tunnel is allowed (a route of the host allows private addresses); `/outer/` is refused
+    // only when its request is about to dial the origin's loopback address.
+    let mut inner = Route::host(ORIGIN);
+    inner.path_allowlist = vec!["/inner/".into()];
+    inner.allow_private = true;
+    let mut outer = Route::host(ORIGIN);
+    outer.path_allowlist = vec!["/outer/".into()];
+    let mut cfg = config(&origin, vec![inner, outer]);
+    cfg.log = LogMode::Blocks;
+    let proxy = Proxy::start(cfg).await;
+    let mut client = h1_client(&proxy, &origin).await;
+    assert_eq!(status_of(&mut client, get(&origin, "/inner/a")).await, 200);
+    assert_eq!(status_of(&mut client, get(&origin, "/outer/b")).await, 403);
+    drop(client);
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = proxy.events.all();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(events.len(), 1, "only the refusal: {events:?}");
+    assert_eq!(events[0].path, "/outer/b");
+    assert_eq!(events[0].decision, Verdict::Deny);
+    assert_eq!(events[0].status, 403);
+    assert_eq!(events[0].reason.as_deref(), Some("private_address"));
+    assert_eq!(origin.seen().len(), 1);
 }
