@@ -569,13 +569,10 @@ async fn forward(
             };
             let mut client_io = TokioIo::new(client_io);
             let mut upstream_io = TokioIo::new(upstream_io);
-            if let Ok((up, down)) =
-                tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await
-            {
-                if let Some(ex) = splice_ex {
-                    ex.add_up(up);
-                    ex.add_down(down);
-                }
+            let copied = tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await;
+            if let (Ok((up, down)), Some(ex)) = (copied, splice_ex) {
+                ex.add_up(up);
+                ex.add_down(down);
             }
         });
         let (mut parts, _) = resp.into_parts();

@@ -20,8 +20,7 @@ pub(crate) const NEW_CONN: &str = "new connection per request, c=1";
 /// When each phase of one request on a new connection was done, in ms from the first SYN.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Phases {
-    /// TCP connected (direct), or TCP and `CONNECT` answered `200` (proxied; a proxy mints the
-    /// leaf before answering).
+    /// TCP connected (direct), or TCP and `CONNECT` answered `200` (proxied).
     pub(crate) tunnel_ms: f64,
     /// The TLS handshake with the origin or the proxy done.
     pub(crate) tls_ms: f64,
@@ -244,9 +243,10 @@ impl Results {
             "\n### First request to a never-seen host ({} hosts per path)\n\n\
              One `GET /` on a new connection to a host this path has never reached (\"first\"), then\n\
              the same host once more on another new connection (\"again\"). Milliseconds from the\n\
-             first SYN until: the tunnel stood (TCP, plus the proxy's `200` to `CONNECT`, sent\n\
-             after bottle-egress has minted the leaf), the TLS handshake was done, the response\n\
-             was read. Medians; the mean of the first response is given too.\n\n\
+             first SYN until: the tunnel stood (TCP, plus the proxy's `200` to `CONNECT`;\n\
+             bottle-egress mints the leaf and dials the origin after it, during the client's\n\
+             handshake), the TLS handshake was done, the response was read. Medians; the mean\n\
+             of the first response is given too.\n\n\
              | path | first: tunnel | first: TLS | first: response | first: response, mean | again: tunnel | again: TLS | again: response | first − direct first |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|",
             self.first[DIRECT].first.len()
