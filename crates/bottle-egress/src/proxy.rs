@@ -466,7 +466,7 @@ async fn forward(
     // The audit record of an allowed request, only when it will be written: with `log: blocks`
     // (the default) an allowed request costs the audit nothing; a refusal found later (the
     // upstream address) creates its record then, in `forward_error`.
-    let ex = (rt.config.log == LogMode::Full).then(|| {
+    let allowed = || {
         exchange(
             shared,
             &rt,
@@ -476,7 +476,8 @@ async fn forward(
             Verdict::Allow,
             Some(&route.host),
         )
-    });
+    };
+    let ex = (rt.config.log == LogMode::Full).then(allowed);
 
     let websocket = is_upgrade(&req);
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
@@ -534,17 +535,7 @@ async fn forward(
     {
         Ok(resp) => resp,
         Err(e) => {
-            let ex = ex.unwrap_or_else(|| {
-                exchange(
-                    shared,
-                    &rt,
-                    target,
-                    &method,
-                    &path,
-                    Verdict::Allow,
-                    Some(&route.host),
-                )
-            });
+            let ex = ex.unwrap_or_else(allowed);
             return forward_error(target, &method, &path, &ex, &e);
         }
     };

@@ -1,12 +1,12 @@
-//! Upstream connections: pooled clients, and the first connection to a host dialled while
-//! the client is still busy with its own TLS handshake.
+//! Upstream connections: pooled clients, the protocol each request goes upstream in, and the
+//! first connection to a host dialled while the client is still busy with its own handshake.
 //!
 //! A tunnel's first request would otherwise wait for a whole upstream TCP and TLS handshake
-//! after the client's handshake with us. When a `CONNECT` is allowed to a host this egress
-//! has not dialled recently, [`Upstream::dial_ahead`] starts that handshake at once; the
-//! pooled client's connector ([`AheadConnector`]) hands the connection over when the first
-//! request asks for one. Hosts dialled within [`WARM_FOR`] are left to the pool, so steady
-//! traffic opens no extra connections.
+//! after the client's handshake with us. When a tunnel's ClientHello arrives for a host no
+//! tunnel opened to within [`WARM_FOR`], [`Upstream::dial_ahead`] starts that handshake at
+//! once, in the protocol the client offers; the pooled client's connector
+//! ([`AheadConnector`]) hands the connection over when the first request asks for one. Hosts
+//! with recent tunnels are left to the pool, so steady traffic opens no extra connections.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,13 +28,16 @@ use crate::net::{CheckedResolver, HostOverrides};
 use crate::proxy::UpBody;
 use crate::{EgressError, tls};
 
-/// A host dialled this recently is assumed to have a pooled connection (the pool keeps idle
-/// ones for [`POOL_IDLE`]), so no connection is dialled ahead for it.
+/// A host a tunnel opened to this recently is assumed to have a pooled connection (the pool
+/// keeps idle ones for [`POOL_IDLE`]), so no connection is dialled ahead for it.
 pub(crate) const WARM_FOR: Duration = Duration::from_secs(60);
 /// How long the pool keeps an idle upstream connection.
 const POOL_IDLE: Duration = Duration::from_secs(90);
-/// A connection dialled ahead and not asked for within this time is closed.
-const AHEAD_TTL: Duration = Duration::from_secs(10);
+/// A connection dialled ahead and not asked for within this time is closed. Clients send
+/// their first request right after their handshake; short, because some servers close a
+/// connection that carries no request for a few seconds, and hyper cannot retry a request on a
+/// connection it believes new.
+const AHEAD_TTL: Duration = Duration::from_secs(5);
 /// Past this many remembered hosts, those not dialled within [`WARM_FOR`] are forgotten.
 const REMEMBERED_MAX: usize = 4096;
 
@@ -252,15 +255,15 @@ impl AheadConnector {
 }
 
 impl Ahead {
-    /// Whether to dial `key` ahead now (not dialled within [`WARM_FOR`]); records the dial.
+    /// Whether to dial `key` ahead now: not when a tunnel to it opened within [`WARM_FOR`]
+    /// (its connection is likely pooled). Every call counts as such a tunnel.
     fn claim(&self, key: &str) -> bool {
         let mut dialled = lock(&self.dialled);
         let now = Instant::now();
-        if dialled
-            .get(key)
-            .is_some_and(|at| now.duration_since(*at) < WARM_FOR)
-        {
-            return false;
+        if let Some(at) = dialled.get_mut(key) {
+            let warm = now.duration_since(*at) < WARM_FOR;
+            *at = now;
+            return !warm;
         }
         if dialled.len() >= REMEMBERED_MAX {
             dialled.retain(|_, at| now.duration_since(*at) < WARM_FOR);
@@ -310,7 +313,14 @@ mod tests {
         assert!(ahead.claim("api.example.com:443"));
         assert!(!ahead.claim("api.example.com:443"));
         assert!(ahead.claim("api.example.com:8443"));
-        // An old record no longer counts.
+        // A tunnel opening now and then keeps the host warm...
+        lock(&ahead.dialled).insert(
+            "api.example.com:443".to_owned(),
+            Instant::now() - WARM_FOR + Duration::from_secs(1),
+        );
+        assert!(!ahead.claim("api.example.com:443"));
+        assert!(!ahead.claim("api.example.com:443"));
+        // ...and after a quiet spell the next one dials ahead again.
         lock(&ahead.dialled).insert(
             "api.example.com:443".to_owned(),
             Instant::now() - WARM_FOR - Duration::from_secs(1),
