@@ -28,8 +28,7 @@ use futures_util::future::try_join_all;
 use client::{LoadSpec, Via};
 use report::{FirstContact, Memory, NEW_CONN, PATHS, Results, WARM_C1, WARM_C32};
 
-const USAGE: &str =
-    "usage: cargo xtask bench egress [--seconds N] [--hosts N] [--tunnels N] [--out FILE]";
+const USAGE: &str = "usage: cargo xtask bench egress [--seconds N] [--rounds N] [--hosts N] [--tunnels N] [--out FILE]";
 const DOWNLOAD_BYTES: u64 = 50_000_000;
 /// Tunnels are opened this many at a time.
 const TUNNEL_BATCH: usize = 50;
@@ -38,6 +37,8 @@ const TUNNEL_BATCH: usize = 50;
 struct Options {
     /// Duration of each oha run.
     seconds: u64,
+    /// Rounds of each load scenario, the paths interleaved; the median round is reported.
+    rounds: u32,
     /// Never-seen hosts per path for the first-contact figure.
     hosts: u8,
     /// Idle tunnels held open for the memory figure.
@@ -65,6 +66,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options {
         seconds: 5,
+        rounds: 3,
         hosts: 20,
         tunnels: 1000,
         origin_h1: false,
@@ -79,6 +81,7 @@ fn parse(args: &[String]) -> Result<Options> {
         };
         match a.as_str() {
             "--seconds" => o.seconds = value()?.parse().context("--seconds takes whole seconds")?,
+            "--rounds" => o.rounds = value()?.parse().context("--rounds takes a count")?,
             "--hosts" => o.hosts = value()?.parse().context("--hosts takes 1 to 80")?,
             "--tunnels" => o.tunnels = value()?.parse().context("--tunnels takes a count")?,
             "--out" => o.out = PathBuf::from(value()?),
@@ -89,6 +92,9 @@ fn parse(args: &[String]) -> Result<Options> {
     }
     if o.seconds == 0 || o.seconds > 600 {
         bail!("--seconds must be between 1 and 600");
+    }
+    if o.rounds == 0 || o.rounds > 15 {
+        bail!("--rounds must be between 1 and 15");
     }
     // Three disjoint sets of 127.0.0.k, k from 2, must stay within 127.0.0.254.
     if o.hosts == 0 || o.hosts > 80 {
@@ -435,17 +441,32 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
             keepalive,
             seconds: o.seconds,
         };
-        let mut row = Vec::new();
-        for via in &vias {
-            eprintln!("bench: {label} via {}", via.name);
-            row.push(client::oha(via, &url, spec).await?);
-            egress.check_alive()?;
-            mitm.check_alive()?;
+        // Rounds interleave the paths, so a burst of load from elsewhere on the machine hits
+        // every path alike; each path's median round (by req/s) is reported.
+        let mut runs: Vec<Vec<client::Load>> = vec![Vec::new(); vias.len() + 1];
+        for round in 1..=o.rounds {
+            for (i, via) in vias.iter().enumerate() {
+                eprintln!(
+                    "bench: {label} via {} (round {round}/{})",
+                    via.name, o.rounds
+                );
+                runs[i].push(client::oha(via, &url, spec).await?);
+                egress.check_alive()?;
+                mitm.check_alive()?;
+            }
+            if keepalive {
+                eprintln!(
+                    "bench: {label} via {} (round {round}/{})",
+                    relay_via.name, o.rounds
+                );
+                runs[vias.len()].push(client::oha(&relay_via, &relay_url, spec).await?);
+                relay.check_alive()?;
+            }
         }
-        if keepalive {
-            eprintln!("bench: {label} via {}", relay_via.name);
-            reference.push((label, client::oha(&relay_via, &relay_url, spec).await?));
-            relay.check_alive()?;
+        let mut medians = runs.into_iter().map(report::median_run);
+        let row: Vec<client::Load> = medians.by_ref().take(vias.len()).flatten().collect();
+        if let Some(Some(relay)) = medians.next() {
+            reference.push((label, relay));
         }
         load.push((
             label,
@@ -490,6 +511,7 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
 
     let results = Results {
         seconds: o.seconds,
+        rounds: o.rounds,
         origin_h2: !o.origin_h1,
         load,
         reference,

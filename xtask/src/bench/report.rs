@@ -67,6 +67,8 @@ impl Memory {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Results {
     pub(crate) seconds: u64,
+    /// Rounds of each load scenario; the figures are each path's median round.
+    pub(crate) rounds: u32,
     /// Whether the origin offered HTTP/2 (besides HTTP/1.1) by ALPN.
     pub(crate) origin_h2: bool,
     pub(crate) load: Vec<(&'static str, [Load; 3])>,
@@ -99,6 +101,14 @@ fn median(v: &[f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// The run with the median request rate (the lower middle one of an even count); `None` for
+/// no runs.
+pub(crate) fn median_run(mut runs: Vec<Load>) -> Option<Load> {
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let middle = runs.len().checked_sub(1)? / 2;
+    Some(runs.swap_remove(middle))
 }
 
 impl Results {
@@ -190,8 +200,8 @@ impl Results {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "### Requests (oha, `GET /`, {} s each, HTTP/1.1)\n\n| scenario | path | req/s | p50 ms | p99 ms | ok | failed |\n|---|---|---:|---:|---:|---:|---:|",
-            self.seconds
+            "### Requests (oha, `GET /`, HTTP/1.1; the median of {} interleaved rounds of {} s)\n\n| scenario | path | req/s | p50 ms | p99 ms | ok | failed |\n|---|---|---:|---:|---:|---:|---:|",
+            self.rounds, self.seconds
         );
         for (label, row) in &self.load {
             for (name, l) in PATHS.iter().zip(row) {
@@ -313,7 +323,9 @@ impl Results {
              \x20 CONNECT and per request, `ssl_verify_upstream_trusted_ca` = the origin's CA.\n\
              - Load: `oha -z {}s --http-version 1.1`, through a proxy with `-x` (CONNECT);\n\
              \x20 \"new connection per request\" adds `--disable-keepalive` (a CONNECT and a full\n\
-             \x20 handshake each time). Each path gets one request before it is measured.\n\
+             \x20 handshake each time). Each path gets one request before it is measured. Each\n\
+             \x20 scenario runs {} rounds, every path once per round in turn; a path's figures are\n\
+             \x20 those of its median round by req/s.\n\
              - Reference: the warm scenarios once more through a blind TCP relay to the origin\n\
              \x20 (a process of its own, like the proxies), to show what one extra hop costs here.\n\
              - First contact and idle tunnels: the bench's own rustls client, session resumption\n\
@@ -330,6 +342,7 @@ impl Results {
             },
             super::origin::SMALL_BODY.len(),
             self.seconds,
+            self.rounds,
         )
     }
 }
@@ -363,6 +376,7 @@ mod tests {
     fn results() -> Results {
         Results {
             seconds: 5,
+            rounds: 3,
             origin_h2: true,
             load: vec![
                 (
@@ -456,6 +470,19 @@ mod tests {
             ]
         );
         assert!((results().first_contact_overhead_ms() - 1.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_median_run_is_reported() {
+        let runs = vec![
+            load(300.0, 1.0, 2.0),
+            load(100.0, 3.0, 4.0),
+            load(200.0, 2.0, 3.0),
+        ];
+        assert_eq!(median_run(runs), Some(load(200.0, 2.0, 3.0)));
+        let even = vec![load(300.0, 1.0, 2.0), load(100.0, 3.0, 4.0)];
+        assert_eq!(median_run(even), Some(load(100.0, 3.0, 4.0)));
+        assert_eq!(median_run(Vec::new()), None);
     }
 
     #[test]
