@@ -30,8 +30,6 @@ use report::{FirstContact, Memory, NEW_CONN, PATHS, Results, WARM_C1, WARM_C32};
 
 const USAGE: &str = "usage: cargo xtask bench egress [--seconds N] [--rounds N] [--hosts N] [--tunnels N] [--out FILE]";
 const DOWNLOAD_BYTES: u64 = 50_000_000;
-/// The pause before each first-contact request.
-const FIRST_CONTACT_SETTLE: Duration = Duration::from_millis(50);
 /// Tunnels are opened this many at a time.
 const TUNNEL_BATCH: usize = 50;
 
@@ -499,9 +497,6 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
     for k in 0..usize::from(o.hosts) {
         for (i, (via, tls)) in vias.iter().zip(&tls).enumerate() {
             let host = hosts[i * usize::from(o.hosts) + k].to_string();
-            // Let whatever the previous path's proxy still does after answering (mitmdump's
-            // bookkeeping, an idle connection being closed) finish before the next timing.
-            tokio::time::sleep(FIRST_CONTACT_SETTLE).await;
             first[i]
                 .first
                 .push(client::one_request(via, tls, &host, port).await?);
