@@ -121,6 +121,7 @@ pub enum Call {
 struct Config {
     fail_at: Option<Step>,
     hang_at: Option<Step>,
+    pause_at: Option<Step>,
     exit_code: i32,
 }
 
@@ -137,6 +138,8 @@ struct Inner {
     resources: Mutex<BTreeMap<String, Resource>>,
     config: Mutex<Config>,
     reached: Notify,
+    paused: Notify,
+    resume: Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,6 +171,24 @@ impl FakeBackend {
     pub fn hang_at(self, step: Step) -> Self {
         lock(&self.inner.config).hang_at = Some(step);
         self
+    }
+
+    /// Makes `step`, once entered, wait for [`FakeBackend::resume`] (for tests that act while
+    /// a step is under way, such as a second signal during teardown);
+    /// [`FakeBackend::paused`] resolves when it is entered.
+    pub fn pause_at(self, step: Step) -> Self {
+        lock(&self.inner.config).pause_at = Some(step);
+        self
+    }
+
+    /// Resolves once a [`pause_at`](FakeBackend::pause_at) step has been entered.
+    pub async fn paused(&self) {
+        self.inner.paused.notified().await;
+    }
+
+    /// Lets a paused step go on.
+    pub fn resume(&self) {
+        self.inner.resume.notify_one();
     }
 
     /// The exit code sessions return.
@@ -242,10 +263,20 @@ impl FakeBackend {
         if let Some(call) = call {
             self.record(call);
         }
-        let (fail, hang) = {
+        let (fail, hang, pause) = {
             let config = lock(&self.inner.config);
-            (config.fail_at == Some(step), config.hang_at == Some(step))
+            (
+                config.fail_at == Some(step),
+                config.hang_at == Some(step),
+                config.pause_at == Some(step),
+            )
         };
+        if pause {
+            // Both stored as permits: the order of `paused()`, `resume()` and this wait does
+            // not matter.
+            self.inner.paused.notify_one();
+            self.inner.resume.notified().await;
+        }
         if hang {
             // `notify_one` stores a permit, so a `reached()` that starts later still wakes.
             self.inner.reached.notify_one();

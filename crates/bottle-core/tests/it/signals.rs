@@ -101,20 +101,35 @@ async fn real_signal_child() {
     use std::io::Write;
 
     let signal = std::env::var("BOTTLE_CORE_TEST_SIGNAL").unwrap_or_else(|_| "TERM".to_owned());
+    // Also send the signal a second time while teardown is under way.
+    let twice = std::env::var_os("BOTTLE_CORE_TEST_SIGNAL_TWICE").is_some();
     let host = Host::new();
-    let fake = FakeBackend::new().hang_at(Step::Session);
+    let fake = FakeBackend::new()
+        .hang_at(Step::Session)
+        .pause_at(Step::Teardown);
     let plan = support::prepare(&fake, &host).await;
     let secrets = support::secrets(&plan, &host);
     let shutdown = ShutdownSignal::os().expect("install signal handlers");
     let watcher = fake.clone();
     let sender = tokio::spawn(async move {
+        let kill = || async {
+            tokio::process::Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(std::process::id().to_string())
+                .status()
+                .await
+                .expect("run kill")
+        };
         watcher.reached().await;
-        tokio::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(std::process::id().to_string())
-            .status()
-            .await
-            .expect("run kill")
+        let mut ok = kill().await.success();
+        watcher.paused().await;
+        if twice {
+            ok &= kill().await.success();
+            // Were the signal's default action back, the process would be gone by now.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        watcher.resume();
+        ok
     });
     let state = host.state();
     let run = run_bottle(
@@ -135,7 +150,7 @@ async fn real_signal_child() {
         .await
         .expect("the signal arrives within a minute")
         .unwrap();
-    assert!(sender.await.unwrap().success(), "kill succeeded");
+    assert!(sender.await.unwrap(), "kill succeeded");
     assert!(matches!(outcome.ended, Ended::Signalled { .. }));
     assert!(matches!(fake.calls().last(), Some(Call::Teardown { .. })));
     assert!(fake.resources().is_empty());
@@ -154,35 +169,56 @@ async fn real_signal_child() {
 #[cfg(unix)]
 #[test]
 fn real_signals_tear_down() {
+    for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+        assert_child_outcome(signal, false, code);
+    }
+}
+
+/// The documented promise: once the handlers are installed, a second Ctrl-C (or SIGTERM)
+/// while teardown runs is absorbed, and teardown finishes.
+#[cfg(unix)]
+#[test]
+fn a_second_signal_during_teardown_is_absorbed() {
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        assert_child_outcome(signal, true, code);
+    }
+}
+
+/// Runs `real_signal_child` in a child process with `signal` (sent once, or again during
+/// teardown) and checks the outcome line it prints.
+#[cfg(unix)]
+fn assert_child_outcome(signal: &str, twice: bool, code: i32) {
     use std::process::Command;
 
-    for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
-        let output = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "signals::real_signal_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("BOTTLE_CORE_TEST_SIGNAL", signal)
-            .output()
-            .expect("run the child test");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "SIG{signal}: child failed: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        // libtest may print `test <name> ... ` on the same line first.
-        let outcome = stdout
-            .lines()
-            .find_map(|line| line.find("OUTCOME").map(|at| line[at..].trim_end()))
-            .unwrap_or_else(|| panic!("SIG{signal}: the child reported no outcome: {stdout}"));
-        assert_eq!(
-            outcome,
-            format!("OUTCOME exit={code} resources=0 kept=true"),
-            "SIG{signal}"
-        );
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    if twice {
+        child.env("BOTTLE_CORE_TEST_SIGNAL_TWICE", "1");
     }
+    let output = child
+        .args([
+            "signals::real_signal_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BOTTLE_CORE_TEST_SIGNAL", signal)
+        .output()
+        .expect("run the child test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "SIG{signal}: child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // libtest may print `test <name> ... ` on the same line first.
+    let outcome = stdout
+        .lines()
+        .find_map(|line| line.find("OUTCOME").map(|at| line[at..].trim_end()))
+        .unwrap_or_else(|| panic!("SIG{signal}: the child reported no outcome: {stdout}"));
+    assert_eq!(
+        outcome,
+        format!("OUTCOME exit={code} resources=0 kept=true"),
+        "SIG{signal}"
+    );
 }
