@@ -384,15 +384,33 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
     )
     .await?;
     eprintln!("bench: mitmdump on 127.0.0.1:{mitm_port}");
-    let relay_port = proxies::free_port()?;
-    let mut relay = proxies::start_relay(dir, relay_port, port).await?;
-    eprintln!("bench: tcp relay on 127.0.0.1:{relay_port}");
-    let relay_via = Via {
-        name: "tcp relay",
-        proxy: None,
-        ca: origin_ca_pem.clone(),
-    };
-    let relay_url = format!("https://localhost:{relay_port}/");
+    // The reference hops (relay.rs): the origin CA signs the TLS relay's leaf, so clients
+    // reach both relays with the same trust as the direct path.
+    let relay_cert = dir.join("relay-cert.pem");
+    let relay_key = dir.join("relay-key.pem");
+    origin_ca.write_leaf(vec![relay::TLS_NAME.to_owned()], &relay_cert, &relay_key)?;
+    let mut relays = Vec::new();
+    for (name, tls) in [
+        (report::RELAYS[0], None),
+        (
+            report::RELAYS[1],
+            Some(proxies::RelayTls {
+                cert: &relay_cert,
+                key: &relay_key,
+                ca: &origin_ca_pem,
+            }),
+        ),
+    ] {
+        let relay_port = proxies::free_port()?;
+        let proc = proxies::start_relay(name, dir, relay_port, port, tls).await?;
+        eprintln!("bench: {name} on 127.0.0.1:{relay_port}");
+        let via = Via {
+            name,
+            proxy: None,
+            ca: origin_ca_pem.clone(),
+        };
+        relays.push((proc, via, format!("https://localhost:{relay_port}/")));
+    }
 
     let vias = [
         Via {
@@ -443,7 +461,7 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
         };
         // Rounds interleave the paths, so a burst of load from elsewhere on the machine hits
         // every path alike; each path's median round (by req/s) is reported.
-        let mut runs: Vec<Vec<client::Load>> = vec![Vec::new(); vias.len() + 1];
+        let mut runs: Vec<Vec<client::Load>> = vec![Vec::new(); vias.len() + relays.len()];
         for round in 1..=o.rounds {
             for (i, via) in vias.iter().enumerate() {
                 eprintln!(
@@ -455,18 +473,22 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
                 mitm.check_alive()?;
             }
             if keepalive {
-                eprintln!(
-                    "bench: {label} via {} (round {round}/{})",
-                    relay_via.name, o.rounds
-                );
-                runs[vias.len()].push(client::oha(&relay_via, &relay_url, spec).await?);
-                relay.check_alive()?;
+                for (i, (proc, via, url)) in relays.iter_mut().enumerate() {
+                    eprintln!(
+                        "bench: {label} via {} (round {round}/{})",
+                        via.name, o.rounds
+                    );
+                    runs[vias.len() + i].push(client::oha(via, url, spec).await?);
+                    proc.check_alive()?;
+                }
             }
         }
         let mut medians = runs.into_iter().map(report::median_run);
         let row: Vec<client::Load> = medians.by_ref().take(vias.len()).flatten().collect();
-        if let Some(Some(relay)) = medians.next() {
-            reference.push((label, relay));
+        for (name, relay) in report::RELAYS.iter().zip(medians) {
+            if let Some(relay) = relay {
+                reference.push((label, *name, relay));
+            }
         }
         load.push((
             label,
@@ -507,7 +529,7 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
     }
     egress.check_alive()?;
     mitm.check_alive()?;
-    drop((egress, mitm, relay, origin));
+    drop((egress, mitm, relays, origin));
 
     let results = Results {
         seconds: o.seconds,

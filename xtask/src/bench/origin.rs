@@ -56,10 +56,7 @@ impl TestCa {
     }
 
     /// A leaf for `names` (DNS names or IP literals), with the AKI strict verifiers want.
-    fn leaf(
-        &self,
-        names: Vec<String>,
-    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    fn signed_leaf(&self, names: Vec<String>) -> Result<(rcgen::Certificate, rcgen::KeyPair)> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = rcgen::CertificateParams::new(names)?;
         params
@@ -69,9 +66,28 @@ impl TestCa {
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert, key))
+    }
+
+    /// A leaf for `names` and its chain, for a server in this process.
+    fn leaf(
+        &self,
+        names: Vec<String>,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+        let (cert, key) = self.signed_leaf(names)?;
         let chain = vec![cert.der().clone(), self.cert.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         Ok((chain, key))
+    }
+
+    /// A leaf for `names` written as PEM (the chain to `cert`, the key to `key`), for a
+    /// server in another process (the TLS relay).
+    pub(crate) fn write_leaf(&self, names: Vec<String>, cert: &Path, key: &Path) -> Result<()> {
+        let (leaf, leaf_key) = self.signed_leaf(names)?;
+        std::fs::write(cert, format!("{}{}", leaf.pem(), self.cert.pem()))
+            .with_context(|| format!("writing {}", cert.display()))?;
+        std::fs::write(key, leaf_key.serialize_pem())
+            .with_context(|| format!("writing {}", key.display()))
     }
 }
 

@@ -183,8 +183,22 @@ pub(crate) async fn start_egress(
     Ok(proc)
 }
 
-/// Starts the blind TCP relay (`xtask bench relay`, see `relay.rs`) from our own executable.
-pub(crate) async fn start_relay(work: &Path, port: u16, origin_port: u16) -> Result<Proc> {
+/// TLS material for the TLS relay: its chain and key (PEM) and the CA to verify the origin.
+pub(crate) struct RelayTls<'a> {
+    pub(crate) cert: &'a Path,
+    pub(crate) key: &'a Path,
+    pub(crate) ca: &'a Path,
+}
+
+/// Starts a reference relay (`xtask bench relay`, see `relay.rs`) from our own executable:
+/// blind, or terminating and re-encrypting TLS with `tls`.
+pub(crate) async fn start_relay(
+    name: &'static str,
+    work: &Path,
+    port: u16,
+    origin_port: u16,
+    tls: Option<RelayTls<'_>>,
+) -> Result<Proc> {
     let mut cmd = Command::new(std::env::current_exe().context("finding our own executable")?);
     cmd.args([
         "bench",
@@ -192,7 +206,11 @@ pub(crate) async fn start_relay(work: &Path, port: u16, origin_port: u16) -> Res
         &format!("127.0.0.1:{port}"),
         &format!("127.0.0.1:{origin_port}"),
     ]);
-    let mut proc = Proc::spawn("tcp relay", cmd, work.join("relay.stderr"))?;
+    if let Some(tls) = tls {
+        cmd.arg("--tls").arg(tls.cert).arg(tls.key).arg(tls.ca);
+    }
+    let stderr = work.join(format!("{}.stderr", name.replace(' ', "-")));
+    let mut proc = Proc::spawn(name, cmd, stderr)?;
     proc.wait_listening(SocketAddr::from(([127, 0, 0, 1], port)))
         .await?;
     Ok(proc)

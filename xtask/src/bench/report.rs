@@ -12,6 +12,9 @@ const DIRECT: usize = 0;
 const EGRESS: usize = 1;
 const MITM: usize = 2;
 
+/// The reference relays (`relay.rs`), in table order.
+pub(crate) const RELAYS: [&str; 2] = ["blind relay", "TLS relay"];
+
 /// Load scenarios, in table order; the first two are the warm ones the targets use.
 pub(crate) const WARM_C1: &str = "warm keep-alive, c=1";
 pub(crate) const WARM_C32: &str = "warm keep-alive, c=32";
@@ -72,8 +75,8 @@ pub(crate) struct Results {
     /// Whether the origin offered HTTP/2 (besides HTTP/1.1) by ALPN.
     pub(crate) origin_h2: bool,
     pub(crate) load: Vec<(&'static str, [Load; 3])>,
-    /// The warm scenarios through the blind TCP relay (`relay.rs`): one more hop, no work.
-    pub(crate) reference: Vec<(&'static str, Load)>,
+    /// The warm scenarios through the reference relays (`relay.rs`): (scenario, relay, load).
+    pub(crate) reference: Vec<(&'static str, &'static str, Load)>,
     pub(crate) download_mb_s: [f64; 3],
     pub(crate) download_mb: u64,
     pub(crate) first: [FirstContact; 3],
@@ -122,11 +125,11 @@ impl Results {
         self.first[EGRESS].first_ms() - self.first[DIRECT].first_ms()
     }
 
-    fn relay(&self, label: &str) -> Option<&Load> {
+    fn relay(&self, label: &str, relay: &str) -> Option<&Load> {
         self.reference
             .iter()
-            .find(|(l, _)| *l == label)
-            .map(|(_, r)| r)
+            .find(|(l, r, _)| *l == label && *r == relay)
+            .map(|(_, _, load)| load)
     }
 
     pub(crate) fn verdicts(&self) -> Vec<Verdict> {
@@ -134,12 +137,18 @@ impl Results {
         for label in [WARM_C1, WARM_C32] {
             let Some(r) = self.row(label) else { continue };
             let share = r[EGRESS].rps / r[DIRECT].rps;
-            let relay = self.relay(label).map_or(String::new(), |relay| {
-                format!(
-                    "; a blind TCP relay: {:.0}%",
-                    relay.rps / r[DIRECT].rps * 100.0
-                )
-            });
+            let relays: Vec<String> = RELAYS
+                .iter()
+                .filter_map(|name| {
+                    let relay = self.relay(label, name)?;
+                    Some(format!("{name} {:.0}%", relay.rps / r[DIRECT].rps * 100.0))
+                })
+                .collect();
+            let relay = if relays.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", relays.join(", "))
+            };
             out.push(Verdict {
                 target: format!("{label}: bottle-egress ≥ 50% of direct req/s"),
                 measured: format!(
@@ -215,19 +224,23 @@ impl Results {
         if !self.reference.is_empty() {
             let _ = writeln!(
                 s,
-                "\n#### Reference: a blind TCP relay\n\n\
-                 One more loopback hop and nothing else: no TLS termination, no HTTP, no policy\n\
-                 (`xtask bench relay`, single-threaded like bottle-egress). Its share of direct is\n\
-                 the most any proxy hop can reach here, since the load generator, the origin and\n\
-                 the hop share the machine's cores.\n\n\
-                 | scenario | req/s | p50 ms | p99 ms | share of direct | bottle-egress, share of the relay |\n\
-                 |---|---:|---:|---:|---:|---:|"
+                "\n#### Reference: relays that do less than any intercepting proxy\n\n\
+                 The same warm scenarios through two more processes of the bench\n\
+                 (`xtask bench relay`, single-threaded like bottle-egress), each one more\n\
+                 loopback hop: the **blind relay** copies bytes (no TLS, no HTTP); the **TLS\n\
+                 relay** terminates the client's TLS and re-encrypts to the origin (verified),\n\
+                 one upstream connection per client connection, and does nothing else. The load\n\
+                 generator, the origin and the hop share the machine's cores, so the blind relay's\n\
+                 share of direct is the most any hop reaches here, and the TLS relay's what the\n\
+                 least interception work leaves.\n\n\
+                 | scenario | relay | req/s | p50 ms | p99 ms | share of direct | bottle-egress, share of it |\n\
+                 |---|---|---:|---:|---:|---:|---:|"
             );
-            for (label, relay) in &self.reference {
+            for (label, name, relay) in &self.reference {
                 let Some(r) = self.row(label) else { continue };
                 let _ = writeln!(
                     s,
-                    "| {label} | {:.0} | {:.3} | {:.3} | {:.0}% | {:.0}% |",
+                    "| {label} | {name} | {:.0} | {:.3} | {:.3} | {:.0}% | {:.0}% |",
                     relay.rps,
                     relay.p50_ms,
                     relay.p99_ms,
@@ -326,8 +339,9 @@ impl Results {
              \x20 handshake each time). Each path gets one request before it is measured. Each\n\
              \x20 scenario runs {} rounds, every path once per round in turn; a path's figures are\n\
              \x20 those of its median round by req/s.\n\
-             - Reference: the warm scenarios once more through a blind TCP relay to the origin\n\
-             \x20 (a process of its own, like the proxies), to show what one extra hop costs here.\n\
+             - Reference: the warm scenarios once more through a blind relay and a TLS relay to\n\
+             \x20 the origin (processes of their own, like the proxies), to show what one extra hop,\n\
+             \x20 and one that only re-encrypts, cost here.\n\
              - First contact and idle tunnels: the bench's own rustls client, session resumption\n\
              \x20 off, so every connection pays a full handshake on every path. Hosts are IP\n\
              \x20 literals (`127.0.0.k`): the standalone proxy resolves names itself, and\n\
@@ -405,8 +419,10 @@ mod tests {
                 ),
             ],
             reference: vec![
-                (WARM_C1, load(3200.0, 0.25, 0.6)),
-                (WARM_C32, load(11000.0, 2.5, 5.0)),
+                (WARM_C1, RELAYS[0], load(3200.0, 0.25, 0.6)),
+                (WARM_C1, RELAYS[1], load(3000.0, 0.27, 0.65)),
+                (WARM_C32, RELAYS[0], load(11000.0, 2.5, 5.0)),
+                (WARM_C32, RELAYS[1], load(9600.0, 2.9, 5.5)),
             ],
             download_mb_s: [1000.0, 600.0, 80.0],
             download_mb: 50,
