@@ -1,6 +1,8 @@
 // Owned by the benchmark work; the egress engineer does not edit this file.
 //! `cargo xtask bench egress`: bottle-egress against a direct connection and against
-//! mitmdump, side by side in one run, on loopback, with the same origin and the same clients.
+//! mitmdump, side by side in one run, on loopback, with the same origin and the same clients;
+//! and, for scale, two reference relays that do less than any intercepting proxy can
+//! (`relay.rs`).
 //!
 //! What it measures and the targets it judges are in `docs/performance.md`, which it writes.
 //! It needs `oha` (`cargo install oha --locked`), `mitmdump` (`pip install mitmproxy`) and
