@@ -38,7 +38,7 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// connection that carries no request for a few seconds, and hyper cannot retry a request on a
 /// connection it believes new.
 const AHEAD_TTL: Duration = Duration::from_secs(5);
-/// Past this many remembered hosts, those not dialled within [`WARM_FOR`] are forgotten.
+/// Past this many remembered hosts, those without a tunnel within [`WARM_FOR`] are forgotten.
 const REMEMBERED_MAX: usize = 4096;
 
 type Dialer = HttpsConnector<HttpConnector<CheckedResolver>>;
@@ -146,8 +146,8 @@ impl Upstream {
     }
 
     /// Start dialling `https://{authority}` now for the pool the first request of a `client`
-    /// tunnel goes to (a request alone), unless that pool dialled this host ahead within
-    /// [`WARM_FOR`]. Must run inside a tokio runtime.
+    /// tunnel goes to (a request alone), unless a tunnel of that protocol opened to this host
+    /// within [`WARM_FOR`]. Must run inside a tokio runtime.
     pub(crate) fn dial_ahead(
         &self,
         authority: &http::uri::Authority,
