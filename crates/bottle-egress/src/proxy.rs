@@ -80,6 +80,17 @@ impl Target {
         }
     }
 
+    /// The target a request's absolute URI or `CONNECT` authority names, the port defaulted
+    /// by scheme.
+    fn from_authority(authority: &http::uri::Authority, https: bool) -> Self {
+        let default = if https { 443 } else { 80 };
+        Target::new(
+            TargetHost::parse(authority.host()),
+            authority.port_u16().unwrap_or(default),
+            https,
+        )
+    }
+
     fn authority(&self) -> String {
         match &self.authority {
             Some(a) => a.as_str().to_owned(),
@@ -131,11 +142,7 @@ async fn front(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBody
             "bottle-egress forwards only http:// URLs in absolute form; use CONNECT for https.\n",
         );
     }
-    let target = Target::new(
-        TargetHost::parse(authority.host()),
-        authority.port_u16().unwrap_or(80),
-        false,
-    );
+    let target = Target::from_authority(&authority, false);
     match check_authority(&req, &target) {
         Ok(()) => {}
         Err(AuthorityProblem::Invalid(message)) => {
@@ -162,11 +169,7 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBo
             "CONNECT needs a host:port target.\n",
         );
     };
-    let target = Target::new(
-        TargetHost::parse(authority.host()),
-        authority.port_u16().unwrap_or(443),
-        true,
-    );
+    let target = Target::from_authority(&authority, true);
     let rt = shared.runtime();
     let mut connect_route = None;
     // What the tunnel is for: the introspection endpoints, or an upstream host with the

@@ -11,7 +11,7 @@
 //! single-threaded runtime like bottle-egress's default.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -57,8 +57,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .block_on(serve(listen, upstream, mode))
 }
 
-fn tls_mode(cert: &PathBuf, key: &PathBuf, ca: &PathBuf) -> Result<Mode> {
-    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+fn tls_mode(cert: &Path, key: &Path, ca: &Path) -> Result<Mode> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let chain = CertificateDer::pem_slice_iter(&read(cert)?).collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(&read(key)?)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
