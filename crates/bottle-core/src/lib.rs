@@ -50,7 +50,9 @@
 //! - [`BottleSpec`] is the caller's intent; it reaches the manifest only through
 //!   [`ManifestSource`].
 //! - [`BottleBackend::prepare`] runs the common [`checks`] and the backend's resolution into a
-//!   [`BottlePlan`], whose [`PlanSummary`] is the preflight (data: the CLI renders it).
+//!   [`BottlePlan`], whose [`PlanSummary`] is the preflight (data: the CLI renders it); [`cwd`]
+//!   keeps the user's secret stores out of a copied working directory and finds the credentials
+//!   its git config holds.
 //! - [`run_bottle`] drives launch, provisioning and the [`Session`], and tears down on every
 //!   path out, including Ctrl-C, SIGTERM and SIGHUP ([`ShutdownSignal`]).
 //! - [`Identity`], [`labels`] and [`StateStore`] name, mark and remember bottles, for `cleanup`
@@ -62,6 +64,7 @@
 
 pub mod backend;
 pub mod checks;
+pub mod cwd;
 pub mod error;
 pub mod events;
 pub mod host;
@@ -78,6 +81,7 @@ pub mod state;
 pub mod testing;
 
 pub use backend::{Bottle, BottleBackend, ExecResult, LaunchContext, Provisioned};
+pub use cwd::{GitCredential, GitCredentialKind};
 pub use error::{BoxError, Error, Result};
 pub use events::{Event, EventLog, EventSink, NoEvents, Step};
 pub use host::{ENV_BACKEND, ENV_HOME, HostContext};
@@ -88,7 +92,7 @@ pub use lifecycle::{
 };
 pub use plan::{
     ActiveBottle, ActiveState, BottleCleanupPlan, BottlePlan, CleanupItem, CleanupSummary, Detail,
-    EnvLine, GitLine, PlanSummary, PreparedSpec, RouteLine, SkillSource,
+    EnvLine, GitLine, PlanSummary, PreparedSpec, PromptPreview, RouteLine, SkillSource,
 };
 pub use registry::{
     AnyCleanupPlan, AnyPlan, BackendFactory, BoxFuture, DEFAULT_BACKEND, DynBackend, Registry,

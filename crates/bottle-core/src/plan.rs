@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use bottle_manifest::Origin;
+
+use crate::cwd::GitCredential;
 use crate::identity::Identity;
 use crate::spec::{AgentSpec, EnvMode};
 
@@ -29,6 +32,10 @@ pub struct PreparedSpec {
     pub copy_cwd: bool,
     /// The user's working directory.
     pub user_cwd: PathBuf,
+    /// With `copy_cwd`: the credentials in the tree's git config that a copy would carry in,
+    /// by file and line (see [`crate::cwd`]), for the preflight to warn about and the copy
+    /// step to act on. Empty without `copy_cwd`.
+    pub cwd_credentials: Vec<GitCredential>,
     /// Pass `--remote-control` to Claude Code.
     pub remote_control: bool,
 }
@@ -67,6 +74,13 @@ pub struct PlanSummary {
     pub resuming: bool,
     /// The agent.
     pub agent: String,
+    /// Where the agent's file comes from (`repository`: its prompt was written by whoever
+    /// wrote the working directory).
+    pub agent_origin: Origin,
+    /// The agent's file, `None` for a built-in agent.
+    pub agent_file: Option<PathBuf>,
+    /// The start of the agent's system prompt.
+    pub prompt: PromptPreview,
     /// The bottle.
     pub bottle: String,
     /// The bottle's `extends` chain, parents first.
@@ -83,6 +97,12 @@ pub struct PlanSummary {
     pub supervise: bool,
     /// Whether the working directory is copied in, and which.
     pub copy_cwd: Option<PathBuf>,
+    /// Credentials in the copied tree's git config (names and places, never values).
+    pub cwd_credentials: Vec<GitCredential>,
+    /// The host variable whose credential the egress injects for Claude Code (the
+    /// `api.anthropic.com` route's `token_ref`); `None` when that route injects nothing, so
+    /// Claude Code in the bottle would have no credential but one it logs in for itself.
+    pub claude_credential: Option<String>,
     /// Whether Claude Code runs with `--remote-control`.
     pub remote_control: bool,
     /// The isolation runtime (`runc`, `runsc`, `vm`...).
@@ -103,6 +123,9 @@ impl PlanSummary {
             identity: prepared.identity.clone(),
             resuming: prepared.resuming,
             agent: prepared.agent.name.clone(),
+            agent_origin: prepared.agent.origin,
+            agent_file: prepared.agent.file.clone(),
+            prompt: PromptPreview::of(&prepared.agent.prompt),
             bottle: bottle.name.clone(),
             extends: bottle.extends.clone(),
             env: bottle
@@ -136,10 +159,55 @@ impl PlanSummary {
                 .collect(),
             supervise: bottle.supervise,
             copy_cwd: prepared.copy_cwd.then(|| prepared.user_cwd.clone()),
+            cwd_credentials: prepared.cwd_credentials.clone(),
+            claude_credential: bottle_manifest::claude_route_auth(&bottle.egress.routes)
+                .map(|auth| auth.token_ref().to_owned()),
             remote_control: prepared.remote_control,
             runtime: String::new(),
             image: String::new(),
             details: Vec::new(),
+        }
+    }
+}
+
+/// The first lines of a system prompt, for the preflight: enough to see what the agent is told,
+/// with the size of the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromptPreview {
+    /// Up to [`PromptPreview::LINES`] first non-blank lines, each cut at
+    /// [`PromptPreview::WIDTH`] characters (`…` marks a cut). Raw text: escape it to show it.
+    pub head: Vec<String>,
+    /// How many lines the prompt has.
+    pub lines: usize,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+impl PromptPreview {
+    /// How many lines `head` holds at most.
+    pub const LINES: usize = 3;
+    /// How many characters of each line `head` keeps.
+    pub const WIDTH: usize = 100;
+
+    /// The preview of `prompt`.
+    pub fn of(prompt: &str) -> Self {
+        let head = prompt
+            .lines()
+            .map(str::trim_end)
+            .filter(|line| !line.trim().is_empty())
+            .take(Self::LINES)
+            .map(|line| {
+                let mut cut: String = line.chars().take(Self::WIDTH).collect();
+                if cut.len() < line.len() {
+                    cut.push('…');
+                }
+                cut
+            })
+            .collect();
+        PromptPreview {
+            head,
+            lines: prompt.lines().count(),
+            bytes: prompt.len(),
         }
     }
 }

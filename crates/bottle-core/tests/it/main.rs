@@ -3,6 +3,7 @@
 
 mod checks;
 mod cleanup;
+mod cwd;
 mod identity;
 mod lifecycle;
 mod manifest;

@@ -48,6 +48,7 @@ pub(crate) fn prepared(identity: &str) -> PreparedSpec {
         agent,
         skills: Vec::new(),
         copy_cwd: false,
+        cwd_credentials: Vec::new(),
         user_cwd: "/home/user/project".into(),
         remote_control: false,
     }
