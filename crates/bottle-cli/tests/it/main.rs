@@ -6,6 +6,7 @@ mod bottle_support;
 mod docker;
 mod e2e;
 mod help;
+mod logs;
 mod manifest_commands;
 mod preflight;
 mod pty;
