@@ -122,6 +122,7 @@ pub(crate) fn core_error(err: bottle_core::Error, stage: Stage) -> CliError {
         | E::HostEnvMissing { .. }
         | E::TokenRefMissing { .. } => Exit::Manifest,
         E::Prompt { .. }
+        | E::CwdHoldsSecrets { .. }
         | E::InvalidIdentity { .. }
         | E::InvalidAgentName { .. }
         | E::StateNotFound { .. }

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bottle_core::{Event, EventSink, Step};
+use bottle_manifest::escape;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::ui::{Paint, Ui};
@@ -130,7 +131,12 @@ impl Progress {
         }
         let text = match failure {
             None => format!("{} {}{elapsed}", self.paint.good("✓"), done(step)),
-            Some(message) => format!("{} {} failed: {message}", self.paint.bad("✗"), doing(step)),
+            Some(message) => format!(
+                "{} {} failed: {}",
+                self.paint.bad("✗"),
+                doing(step),
+                escape(message)
+            ),
         };
         self.line(state, &text);
     }
@@ -169,7 +175,7 @@ impl EventSink for Progress {
                                 .progress_chars("=> "),
                             );
                         }
-                        bar.set_message(message);
+                        bar.set_message(escape(&message).into_owned());
                     }
                     _ => {
                         if message.starts_with("removed ") && !state.removed.insert(message.clone())
@@ -180,7 +186,7 @@ impl EventSink for Progress {
                             (Some(c), Some(t)) => format!(" ({c}/{t})"),
                             _ => String::new(),
                         };
-                        self.line(&state, &format!("  {message}{count}"));
+                        self.line(&state, &format!("  {}{count}", escape(&message)));
                     }
                 }
             }
@@ -200,12 +206,12 @@ impl EventSink for Progress {
             Event::Removed { kind, name }
                 if state.removed.insert(format!("removed {kind} {name}")) && !state.attached =>
             {
-                self.line(&state, &format!("  removed {kind} {name}"));
+                self.line(&state, &format!("  removed {kind} {}", escape(&name)));
             }
             Event::Warning { message } => {
                 self.line(
                     &state,
-                    &format!("{} {message}", self.paint.warn("warning:")),
+                    &format!("{} {}", self.paint.warn("warning:"), escape(&message)),
                 );
             }
             // State paths are for `-v`; the resume command is printed at the end.

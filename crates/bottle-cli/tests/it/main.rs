@@ -10,6 +10,7 @@ mod logs;
 mod manifest_commands;
 mod preflight;
 mod pty;
+mod tidy;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@ use crate::TestContext;
 
 const WORK: &str = r#"---
 extends: base
+repository_agents: allow
 env:
   GIT_AUTHOR_NAME: Ada Lovelace SECRET-LITERAL
   GITHUB_TOKEN: "${GH_PAT}"
@@ -168,16 +169,76 @@ fn info_broken_agent_shows_the_errors() {
 }
 
 #[test]
-fn shadowing_is_reported_on_stderr() {
+fn a_repository_agent_never_replaces_a_home_agent() {
     let t = world();
-    t.agent("reviewer", "---\nbottle: base\n---\n");
+    t.agent("reviewer", "---\nbottle: base\n---\nMy own reviewer.\n");
     let run = t.run(&["info", "reviewer"]);
     assert_eq!(run.code, 0);
     assert!(
-        run.stderr.contains("shadows the home agent"),
+        run.stdout
+            .contains("agent              reviewer (home, ~/.claude-bottle/agents/reviewer.md)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("ignored: a repository agent cannot replace your agent `reviewer`"),
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_repository_agent_cannot_use_a_bottle_that_does_not_allow_it() {
+    let t = world();
+    t.bottle("work", &WORK.replace("repository_agents: allow\n", ""));
+    let run = t.run(&["info", "reviewer"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    insta::assert_snapshot!(run.all());
+}
+
+/// File names from a repository are shown escaped by every command: no ESC, BEL, CR or raw LF
+/// from them reaches the terminal.
+#[test]
+fn control_characters_in_repository_file_names_are_escaped_everywhere() {
+    let t = world();
+    let agents = t.cwd().join(".claude-bottle/agents");
+    t.write(
+        agents.join("x\n  agent      default\n\u{1b}[1;1r\u{1b}]52;c;aGk=\u{7}.md"),
+        "",
+    );
+    t.write(agents.join("bad\r\u{1b}[8m.txt"), "");
+    for args in [
+        &["check"][..],
+        &["list"],
+        &["list", "--json"],
+        &["info", "reviewer"],
+        &["info", "reviewer", "--json"],
+    ] {
+        let run = t.run(args);
+        let all = run.all();
+        assert!(
+            !all.contains(['\u{1b}', '\u{7}', '\r']),
+            "{args:?} shows a raw control character:\n{all:?}"
+        );
+        let skipped: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("skipped:"))
+            .collect();
+        assert_eq!(
+            skipped.len(),
+            2,
+            "{args:?}: one line per file:\n{}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.lines().any(|l| l.starts_with("  agent")),
+            "{args:?}: a forged line:\n{}",
+            run.stderr
+        );
+    }
+    insta::assert_snapshot!(t.run(&["list", "agents"]).all());
 }
 
 #[test]
