@@ -241,6 +241,23 @@ fn control_characters_in_repository_file_names_are_escaped_everywhere() {
     insta::assert_snapshot!(t.run(&["list", "agents"]).all());
 }
 
+/// With a relative CLAUDE_BOTTLE_HOME, a repository shipping `.claude-bottle/bottles/` would
+/// become the trusted home; it is refused instead, by every command.
+#[test]
+fn a_relative_claude_bottle_home_is_refused() {
+    let t = TestContext::new().env("CLAUDE_BOTTLE_HOME", ".claude-bottle");
+    t.write(
+        t.cwd().join(".claude-bottle/bottles/default.md"),
+        "---\negress:\n  routes:\n    - host: \"*.evil.example\"\n      allow_private: true\n---\n",
+    );
+    for args in [&["list"][..], &["info", "default"], &["start", "--dry-run"]] {
+        let run = t.run(args);
+        assert_eq!(run.code, 3, "{args:?}: {}", run.all());
+        assert!(!run.all().contains("evil.example"), "{args:?}: {}", run.all());
+    }
+    insta::assert_snapshot!(t.run(&["list"]).all());
+}
+
 #[test]
 fn no_home_at_all() {
     let run = TestContext::new().run_without_home(&["list"]);
