@@ -201,7 +201,10 @@ fn a_repository_agent_cannot_use_a_bottle_that_does_not_allow_it() {
 /// from them reaches the terminal.
 #[test]
 fn control_characters_in_repository_file_names_are_escaped_everywhere() {
-    let t = world();
+    let t = TestContext::new();
+    t.bottle("base", "---\nenv:\n  LANG: C.UTF-8\n---\n")
+        .agent("writer", "---\nbottle: base\n---\nWrite.\n")
+        .repo_agent("reviewer", "---\nbottle: default\n---\nReview the diff.\n");
     let agents = t.cwd().join(".claude-bottle/agents");
     t.write(
         agents.join("x\n  agent      default\n\u{1b}[1;1r\u{1b}]52;c;aGk=\u{7}.md"),
@@ -216,6 +219,7 @@ fn control_characters_in_repository_file_names_are_escaped_everywhere() {
         &["info", "reviewer", "--json"],
     ] {
         let run = t.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.all());
         let all = run.all();
         assert!(
             !all.contains(['\u{1b}', '\u{7}', '\r']),
@@ -253,7 +257,11 @@ fn a_relative_claude_bottle_home_is_refused() {
     for args in [&["list"][..], &["info", "default"], &["start", "--dry-run"]] {
         let run = t.run(args);
         assert_eq!(run.code, 3, "{args:?}: {}", run.all());
-        assert!(!run.all().contains("evil.example"), "{args:?}: {}", run.all());
+        assert!(
+            !run.all().contains("evil.example"),
+            "{args:?}: {}",
+            run.all()
+        );
     }
     insta::assert_snapshot!(t.run(&["list"]).all());
 }

@@ -222,16 +222,15 @@ fn a_repository_agent_never_replaces_the_default() {
 #[test]
 fn control_characters_in_names_and_prompts_never_reach_the_terminal() {
     let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
-    ctx.bottle("open", "---\nrepository_agents: allow\n---\n")
-        .write(
-            ctx.cwd().join(
-                ".claude-bottle/agents/x\n  agent      default\n  bottle     default\n\u{1b}[1;1r.md",
-            ),
-            "",
-        )
-        .repo_agent(
-            "helper",
-            "---\nbottle: open\n---\n\u{1b}[8mhidden\u{1b}[0m \u{1b}]52;c;aGk=\u{7}\r  bottle     default\n",
+    ctx.write(
+        ctx.cwd().join(
+            ".claude-bottle/agents/x\n  agent      default\n  bottle     default\n\u{1b}[1;1r.md",
+        ),
+        "",
+    )
+    .repo_agent(
+        "helper",
+        "---\nbottle: default\n---\n\u{1b}[8mhidden\u{1b}[0m \u{1b}]52;c;aGk=\u{7}\r  bottle     default\n",
         );
     let out = dry_run(&ctx, &["helper"], "helper");
     assert!(!out.contains(['\u{1b}', '\u{7}', '\r']), "{out:?}");
