@@ -154,6 +154,19 @@ pub(crate) fn claude_login(
     login_in_bottle: bool,
 ) -> Result<ClaudeLogin, CliError> {
     if let Some(var) = &summary.claude_credential {
+        if login_in_bottle {
+            // Claude Code would use the injected credential and never log in.
+            return Err(CliError::new(
+                Exit::Usage,
+                format!(
+                    "--login-in-bottle is for a host without a Claude credential, and the \
+                     egress injects {var} for this bottle"
+                ),
+            )
+            .with_hint(format!(
+                "leave out --login-in-bottle, or unset {var} to log in inside the bottle"
+            )));
+        }
         return Ok(ClaudeLogin::Injected { var: var.clone() });
     }
     if matches!(session, Session::Script { .. }) {

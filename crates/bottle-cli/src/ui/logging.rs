@@ -28,7 +28,7 @@ const OURS: &[&str] = &[
 
 /// Crates that log request or response bodies, headers or TLS internals below `info`: never
 /// shown below `info`, whatever the filter says.
-pub(crate) const PAYLOAD_LOGGERS: &[&str] = &[
+const PAYLOAD_LOGGERS: &[&str] = &[
     "bollard",
     "hyper",
     "hyper_util",

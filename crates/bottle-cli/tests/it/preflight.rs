@@ -115,6 +115,12 @@ fn an_exec_session_needs_no_claude_credential_and_login_in_bottle_is_shown() {
     );
     let run = ctx.run(&["start", "--login-in-bottle", "--exec", "true"]);
     assert_eq!(run.code, 2, "the two do not go together: {}", run.all());
+
+    // With a credential on the host, there is nothing to log in for.
+    let ctx = ctx.env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
+    let run = ctx.run(&["start", "--login-in-bottle", "--dry-run"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    insta::assert_snapshot!("login_in_bottle_with_a_credential", run.all());
 }
 
 #[test]
