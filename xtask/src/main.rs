@@ -3,16 +3,20 @@
 //! - `ci`: what CI runs — fmt check, clippy `-D warnings`, the tests, the package checks.
 //! - `package`: `cargo package` for every publishable crate, in publish order.
 //! - `images`: builds every image the tests need from local parts (no registry needed).
-//! - `bench`: benchmarks (`bench egress`).
+//! - `bench`: benchmarks (`bench egress`, `bench bottle`, `bench guard`; `bench --help`).
+//!
+//! This package depends on `anyhow` alone, so `cargo xtask ci` starts its `fmt` check at once.
+//! `images` and `bench` need the Docker, HTTP and TLS stacks: they live in the `xtask-bench`
+//! package (`xtask/bench/`), which [`heavy`] runs through `cargo run`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod bench;
 mod ci;
-mod images;
 #[cfg(test)]
 mod tidy;
 
-use anyhow::{Result, bail};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,8 +27,10 @@ fn main() -> Result<()> {
     match task {
         "ci" => ci::run(rest),
         "package" => ci::package(rest),
-        "images" => images::run(rest),
-        "bench" => bench::run(rest),
+        "images" => heavy(Profile::Dev, "images", rest),
+        // The guard counts instructions of the egress binary, not of the harness: the quicker build.
+        "bench" if rest.first().is_some_and(|a| a == "guard") => heavy(Profile::Dev, "bench", rest),
+        "bench" => heavy(Profile::Release, "bench", rest),
         "help" | "--help" | "-h" => {
             println!("{}", HELP.trim());
             Ok(())
@@ -40,5 +46,38 @@ Tasks:
   ci         fmt check, clippy -D warnings, the whole test suite, package checks
   package    cargo package for each publishable crate, in publish order
   images     build the images the tests need from local parts (debootstrap base, agent, egress)
-  bench      benchmarks: `bench egress`
+  bench      benchmarks: `bench egress`, `bench bottle`, `bench guard`; `bench --help` for all
 ";
+
+/// How `xtask-bench` is built for a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// `images` and `bench guard`: nothing they do is timed, so the quicker build.
+    Dev,
+    /// `bench`: the origin and the clients share the machine with what they measure, so they
+    /// must be fast, or they and not the proxy would set the pace.
+    Release,
+}
+
+/// The `xtask-bench` command for `task` and `args`, built with `profile`.
+pub(crate) fn heavy_command(profile: Profile, task: &str, args: &[String]) -> Command {
+    let mut command = ci::cargo(&["run", "--quiet", "--locked", "-p", "xtask-bench"]);
+    if profile == Profile::Release {
+        command.arg("--release");
+    }
+    command.arg("--").arg(task).args(args);
+    command
+}
+
+/// Runs a task of `xtask-bench` and exits with its status. A Ctrl-C reaches it as well (it is in
+/// our process group), and it stops what it started itself.
+fn heavy(profile: Profile, task: &str, args: &[String]) -> Result<()> {
+    let status = heavy_command(profile, task, args)
+        .status()
+        .context("could not start `cargo run -p xtask-bench`")?;
+    if !status.success() {
+        // xtask-bench has said what went wrong; only the status is passed on.
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}

@@ -1,4 +1,3 @@
-// Owned by the benchmark work; the egress engineer does not edit this file.
 //! The local HTTPS origin every path of the benchmark reaches: hyper (HTTP/1.1 and HTTP/2 by
 //! ALPN) over rustls, with a leaf signed by a throw-away test CA that the proxies trust through
 //! their own configuration (`trust:` for bottle-egress, `ssl_verify_upstream_trusted_ca` for
@@ -10,7 +9,8 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -157,7 +157,7 @@ async fn accept_loop(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor)
                 return;
             };
             let svc = service_fn(|req: http::Request<Incoming>| async move {
-                Ok::<_, Infallible>(respond(req.uri().path()))
+                Ok::<_, Infallible>(serve(req).await)
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), svc)
@@ -167,6 +167,70 @@ async fn accept_loop(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor)
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// The clock the origin stamps server-sent events with and the client reads them by: both live
+/// in the bench process, so one monotonic clock serves both ends.
+pub(crate) fn clock_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The origin's routes:
+/// - `/upload` (any method) reads the whole body and answers its length in bytes;
+/// - `/events/N/MS` is a stream of N server-sent events, one every MS ms, each `data:` the
+///   [`clock_ns`] at which it was written;
+/// - the rest is answered by [`respond`].
+async fn serve(req: http::Request<Incoming>) -> http::Response<Body> {
+    let path = req.uri().path().to_owned();
+    if path == "/upload" {
+        let mut body = req.into_body();
+        let mut n: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => n += frame.data_ref().map_or(0, |d| d.len() as u64),
+                Err(_) => break,
+            }
+        }
+        return http::Response::new(Full::new(Bytes::from(format!("{n}\n"))).boxed());
+    }
+    if let Some((count, every_ms)) = path
+        .strip_prefix("/events/")
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(n, ms)| Some((n.parse::<u32>().ok()?, ms.parse::<u64>().ok()?)))
+    {
+        return events(count, Duration::from_millis(every_ms));
+    }
+    respond(&path)
+}
+
+/// `count` server-sent events, `every` apart, each sent as its own chunk.
+fn events(count: u32, every: Duration) -> http::Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        for _ in 0..count {
+            tick.tick().await;
+            let event = format!("data: {}\n\n", clock_ns());
+            if tx.send(Ok(Frame::data(Bytes::from(event)))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|frame| (frame, rx))
+    });
+    let mut resp = http::Response::new(StreamBody::new(stream).boxed());
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    resp
+}
 
 /// `GET /bytes/N` streams N bytes in 64 KiB chunks; anything else is [`SMALL_BODY`].
 fn respond(path: &str) -> http::Response<Body> {

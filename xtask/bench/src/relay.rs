@@ -153,7 +153,7 @@ mod tests {
     async fn the_tls_relay_reencrypts_to_a_verified_origin() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
-        let ca = super::super::origin::TestCa::generate().unwrap();
+        let ca = crate::egress::origin::TestCa::generate().unwrap();
         let (cert, key, ca_pem) = (
             dir.path().join("cert.pem"),
             dir.path().join("key.pem"),
@@ -162,7 +162,7 @@ mod tests {
         ca.write_pem(&ca_pem).unwrap();
         ca.write_leaf(vec![TLS_NAME.to_owned()], &cert, &key)
             .unwrap();
-        let origin = super::super::origin::Origin::start(&ca, &[], false)
+        let origin = crate::egress::origin::Origin::start(&ca, &[], false)
             .await
             .unwrap();
         let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -198,7 +198,7 @@ mod tests {
         let response = String::from_utf8_lossy(&response);
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         assert!(
-            response.ends_with(std::str::from_utf8(super::super::origin::SMALL_BODY).unwrap()),
+            response.ends_with(std::str::from_utf8(crate::egress::origin::SMALL_BODY).unwrap()),
             "{response}"
         );
     }

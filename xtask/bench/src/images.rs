@@ -12,7 +12,7 @@
 //!
 //! Usage: `cargo xtask images [base|egress|agent]... [--force] [--verbose]`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -154,7 +154,7 @@ async fn base(engine: &Engine, options: &Options) -> Result<()> {
         say(&format!("base: `{reference}` exists, skipping"));
         return Ok(());
     }
-    if which("mmdebstrap").is_none() {
+    if !crate::util::on_path("mmdebstrap") {
         bail!(
             "`mmdebstrap` is needed to make `{reference}` without a registry; \
              install it (`apt-get install mmdebstrap`) or run .ci/docker-setup.sh"
@@ -218,7 +218,7 @@ async fn base(engine: &Engine, options: &Options) -> Result<()> {
 
 /// Step 2: the egress image.
 async fn egress(engine: &Engine, options: &Options) -> Result<()> {
-    let root = workspace_root()?;
+    let root = crate::util::workspace_root();
     let dockerfile_path = root.join("Dockerfile.egress");
     let dockerfile = std::fs::read_to_string(&dockerfile_path).with_context(|| {
         format!(
@@ -226,7 +226,7 @@ async fn egress(engine: &Engine, options: &Options) -> Result<()> {
             dockerfile_path.display()
         )
     })?;
-    let binary = build_static_egress(&root)?;
+    let binary = build_static_egress()?;
     let bytes = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
     let hash = image::egress_content_hash(&dockerfile, &bytes);
     let reference = std::env::var(image::env::EGRESS_IMAGE)
@@ -262,9 +262,9 @@ async fn egress(engine: &Engine, options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// `cargo build --release -p bottle-egress` as a static executable for the host's gnu target.
-fn build_static_egress(root: &Path) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+/// `cargo build --release -p bottle-egress` as a static executable for the host's gnu target:
+/// the binary of the egress image, and the one `bench guard` counts.
+pub(crate) fn build_static_egress() -> Result<PathBuf> {
     let triple = host_triple()?;
     if !triple.ends_with("-linux-gnu") {
         bail!(
@@ -278,8 +278,7 @@ fn build_static_egress(root: &Path) -> Result<PathBuf> {
     let t = Instant::now();
     // Flags given through the environment apply to the target only when `--target` is passed, so
     // build scripts and proc macros stay dynamic while the binary is linked statically.
-    let status = Command::new(&cargo)
-        .current_dir(root)
+    let status = crate::util::cargo()
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .args([
             "build",
@@ -297,7 +296,7 @@ fn build_static_egress(root: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("building the static bottle-egress binary failed ({status})");
     }
-    let binary = target_dir(&cargo, root)?
+    let binary = crate::util::target_dir()?
         .join(&triple)
         .join("release")
         .join("bottle-egress");
@@ -356,48 +355,4 @@ fn host_triple() -> Result<String> {
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
         .context("rustc -vV printed no host line")
-}
-
-fn target_dir(cargo: &str, root: &Path) -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        let dir = PathBuf::from(dir);
-        return Ok(if dir.is_absolute() {
-            dir
-        } else {
-            root.join(dir)
-        });
-    }
-    let out = Command::new(cargo)
-        .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .context("running cargo metadata")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // A dependency-free pick of one string field out of cargo's JSON.
-    let key = "\"target_directory\":\"";
-    let start = text
-        .find(key)
-        .map(|i| i + key.len())
-        .context("cargo metadata has no target_directory")?;
-    let end = text[start..]
-        .find('"')
-        .context("cargo metadata: unterminated target_directory")?;
-    Ok(PathBuf::from(&text[start..start + end]))
-}
-
-fn workspace_root() -> Result<PathBuf> {
-    // xtask lives at <root>/xtask.
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .context("xtask has no parent directory")
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(program))
-            .find(|p| p.is_file())
-    })
 }

@@ -1,7 +1,7 @@
-// Owned by the benchmark work; the egress engineer does not edit this file.
-//! The clients, the same for every path: `oha` for load, `curl` for the large download, and a
-//! small rustls + hyper client of our own for first contacts and idle tunnels (where we need
-//! per-connection timing and to hold a thousand handshaken connections open).
+//! The clients, the same for every path: `oha` for HTTP/1.1 load, `curl` for the large download
+//! and upload, and a small rustls + hyper client of our own where we need per-connection timing
+//! (first contacts), to hold a thousand handshaken connections open (idle tunnels), many
+//! streams on one HTTP/2 connection, or the arrival time of each server-sent event.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use tokio_rustls::client::TlsStream;
 use super::report::Phases;
 
 /// How a client reaches the origin: directly or through a proxy, and which CA it trusts.
+#[derive(Debug, Clone)]
 pub(crate) struct Via {
     pub(crate) name: &'static str,
     pub(crate) proxy: Option<SocketAddr>,
@@ -28,7 +29,7 @@ pub(crate) struct Via {
 }
 
 /// One load run's figures, as oha reports them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Load {
     pub(crate) rps: f64,
     pub(crate) p50_ms: f64,
@@ -123,22 +124,40 @@ pub(crate) fn parse_oha(json: &[u8]) -> Result<Load> {
     })
 }
 
-/// The best of `tries` downloads of `url` with curl (HTTP/1.1 on every path), in MB/s
-/// (10^6 bytes per second).
-pub(crate) async fn download(path: &Via, url: &str, bytes: u64, tries: u32) -> Result<f64> {
+/// Which way a large body goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transfer {
+    /// `GET url`, the body thrown away.
+    Download,
+    /// `POST url` with the file as the body, streamed (`curl -T`).
+    Upload(&'static str),
+}
+
+/// The best of `tries` transfers of `bytes` with curl (HTTP/1.1 on every path), in MB/s
+/// (10^6 bytes per second). An upload sends the file at the path in `Transfer::Upload`.
+pub(crate) async fn transfer(
+    path: &Via,
+    url: &str,
+    way: Transfer,
+    file: &Path,
+    bytes: u64,
+    tries: u32,
+) -> Result<f64> {
     let mut best: f64 = 0.0;
     for _ in 0..tries {
         let mut cmd = Command::new("curl");
         cmd.args(["--silent", "--show-error", "--http1.1", "--max-time", "120"])
-            .args([
-                "--output",
-                "/dev/null",
-                "--write-out",
-                "%{size_download} %{time_total}",
-            ])
+            .args(["--output", "/dev/null"])
             .arg("--cacert")
             .arg(&path.ca)
             .kill_on_drop(true);
+        match way {
+            Transfer::Download => cmd.args(["--write-out", "%{size_download} %{time_total}"]),
+            Transfer::Upload(method) => cmd
+                .args(["--write-out", "%{size_upload} %{time_total}"])
+                .args(["-X", method, "-T"])
+                .arg(file),
+        };
         if let Some(proxy) = path.proxy {
             cmd.args(["--proxy", &format!("http://{proxy}")]);
         }
@@ -149,7 +168,7 @@ pub(crate) async fn download(path: &Via, url: &str, bytes: u64, tries: u32) -> R
         let secs: f64 = fields.next().unwrap_or("0").parse().unwrap_or(0.0);
         if !out.status.success() || size != bytes || secs <= 0.0 {
             bail!(
-                "the {bytes}-byte download via {} failed (got {size} bytes): {}",
+                "the {bytes}-byte {way:?} via {} failed (moved {size} bytes): {}",
                 path.name,
                 String::from_utf8_lossy(&out.stderr).trim()
             );
@@ -160,8 +179,9 @@ pub(crate) async fn download(path: &Via, url: &str, bytes: u64, tries: u32) -> R
 }
 
 /// A rustls client trusting only `ca`, with session resumption off so that every connection
-/// pays a full handshake — on every path alike.
-pub(crate) fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
+/// pays a full handshake — on every path alike. It offers HTTP/1.1 only, or only HTTP/2 with
+/// `h2`.
+pub(crate) fn tls_config(ca: &Path, h2: bool) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in
         CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
@@ -175,7 +195,11 @@ pub(crate) fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![if h2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
     Ok(Arc::new(config))
 }
 
@@ -288,6 +312,126 @@ pub(crate) async fn one_request(
         tls_ms,
         total_ms,
     })
+}
+
+/// Loads one HTTP/2 connection with `streams` concurrent streams, each sending `GET /` again as
+/// soon as its last response is read, for `seconds`. The connection is made like any other
+/// (`CONNECT` when proxied), with `tls` offering only `h2`.
+pub(crate) async fn h2_load(
+    path: &Via,
+    tls: &Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    streams: u32,
+    seconds: u64,
+) -> Result<Load> {
+    let stream = connect(path, tls, host, port).await?;
+    if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+        bail!("{} did not agree to HTTP/2 for {host}", path.name);
+    }
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await?;
+    let conn = tokio::spawn(conn);
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let authority = format!("{host}:{port}");
+    let workers = (0..streams).map(|_| {
+        let mut sender = sender.clone();
+        let authority = authority.clone();
+        async move {
+            let (mut latencies, mut failed) = (Vec::new(), 0u64);
+            while Instant::now() < deadline {
+                let req = http::Request::builder()
+                    .uri(format!("https://{authority}/"))
+                    .body(Empty::<Bytes>::new())?;
+                let sent = Instant::now();
+                match sender.send_request(req).await {
+                    Ok(resp) if resp.status() == http::StatusCode::OK => {
+                        resp.into_body().collect().await?;
+                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    Ok(_) | Err(_) => failed += 1,
+                }
+                if failed > 1000 {
+                    break;
+                }
+            }
+            anyhow::Ok((latencies, failed))
+        }
+    });
+    let started = Instant::now();
+    let results = futures_util::future::try_join_all(workers).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    conn.abort();
+    let failed = results.iter().map(|(_, f)| f).sum();
+    let latencies: Vec<f64> = results.into_iter().flat_map(|(l, _)| l).collect();
+    if latencies.is_empty() {
+        bail!("HTTP/2 via {} got no 200 response", path.name);
+    }
+    Ok(Load {
+        rps: latencies.len() as f64 / elapsed,
+        p50_ms: crate::util::median(&latencies),
+        p99_ms: crate::util::percentile(&latencies, 99.0),
+        ok: latencies.len() as u64,
+        failed,
+    })
+}
+
+/// Reads a stream of `count` server-sent events, `every_ms` apart, on a new HTTP/1.1
+/// connection; returns how long each event took from the origin's write to our read, in ms.
+pub(crate) async fn sse_delays(
+    path: &Via,
+    tls: &Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    count: u32,
+    every_ms: u64,
+) -> Result<Vec<f64>> {
+    let stream = connect(path, tls, host, port).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let conn = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("/events/{count}/{every_ms}"))
+        .header(http::header::HOST, format!("{host}:{port}"))
+        .header(http::header::ACCEPT, "text/event-stream")
+        .body(Empty::<Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    if resp.status() != http::StatusCode::OK {
+        bail!(
+            "the event stream via {} answered {}",
+            path.name,
+            resp.status()
+        );
+    }
+    let mut body = resp.into_body();
+    let (mut pending, mut delays) = (String::new(), Vec::new());
+    while let Some(frame) = body.frame().await {
+        let now = super::origin::clock_ns();
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        pending.push_str(&String::from_utf8_lossy(&data));
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            let stamp: u64 = event
+                .trim()
+                .strip_prefix("data: ")
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("a malformed event via {}: {event:?}", path.name))?;
+            delays.push(now.saturating_sub(stamp) as f64 / 1e6);
+        }
+    }
+    conn.abort();
+    if delays.len() != count as usize {
+        bail!(
+            "the event stream via {} brought {} of {count} events",
+            path.name,
+            delays.len()
+        );
+    }
+    Ok(delays)
 }
 
 #[cfg(test)]
