@@ -1,8 +1,9 @@
 //! `cargo xtask ci` and `cargo xtask package`.
 //!
 //! `ci` is the one command that runs the whole test suite, locally and in `.ci/run`:
-//! formatting, clippy with warnings denied, the images (only when the Docker tests are on), the
-//! doctests, the tests, and the package checks. The test runner's own summary is the last thing
+//! formatting, clippy with warnings denied, the package checks, the images (only when the Docker
+//! tests are on), the instruction-count guard (only where valgrind is installed), the doctests
+//! and the tests. The test runner's own summary is the last thing
 //! it prints, so a reader (or CI) sees the verdict at the bottom.
 
 use std::process::Command;
@@ -18,6 +19,12 @@ pub(crate) const PUBLISH_ORDER: &[&str] = &[
     "bottle-docker",
     "claude-bottle",
 ];
+
+/// Whether `program` is on `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
 
 /// Whether the Docker-backed tests are switched on (`CLAUDE_BOTTLE_DOCKER_TESTS=1`).
 fn docker_tests_enabled() -> bool {
@@ -46,6 +53,17 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         step("images", cargo(&["xtask", "images"]))?;
     } else {
         eprintln!("xtask: CLAUDE_BOTTLE_DOCKER_TESTS is not 1: the Docker tests will not run");
+    }
+    // After the images: it counts the egress image's own binary, which that step has built.
+    if on_path("valgrind") {
+        step(
+            "instruction-count guard",
+            crate::heavy_command(crate::Profile::Dev, "bench", &["guard".to_owned()]),
+        )?;
+    } else {
+        eprintln!(
+            "xtask: valgrind is not installed: the instruction-count guard (`cargo xtask bench guard`) will not run"
+        );
     }
     step(
         "doctests",

@@ -62,6 +62,7 @@ pub(crate) enum Kind {
     WarmH1,
     WarmH2,
     FirstContact,
+    #[serde(rename = "body-1mb")]
     Body1mb,
 }
 
@@ -434,10 +435,15 @@ async fn script(binary: &Path, profile: Option<&Path>) -> Result<Vec<Count>> {
         let t = Instant::now();
         let done = work_of(kind, &via, &tls_h1, &tls_h2, origin.port, &hosts).await;
         if let Err(e) = done {
-            let _ = egress.check_alive();
-            return Err(e.context(format!("the guard's {} script", kind.name())));
+            let alive = egress.check_alive().err().map(|e| format!("; {e:#}"));
+            return Err(e.context(format!(
+                "the guard's {} script failed{}; bottle-egress's last output:\n{}",
+                kind.name(),
+                alive.unwrap_or_default(),
+                egress.last_words()
+            )));
         }
-        let status = egress.terminate(Duration::from_secs(60))?;
+        let status = egress.stop("-TERM", Duration::from_secs(60))?;
         if !status.success() {
             bail!(
                 "bottle-egress under callgrind exited with {status} after the {} script",
@@ -544,6 +550,7 @@ async fn work_of(
                 let req = http::Request::builder()
                     .uri(format!("https://{warm_host}:{port}/"))
                     .body(Empty::<Bytes>::new())?;
+                sender.ready().await?;
                 let resp = sender.send_request(req).await?;
                 ensure_ok(resp.status())?;
                 resp.into_body().collect().await?;
@@ -581,6 +588,7 @@ async fn work_of(
                     .uri("/upload")
                     .header(http::header::HOST, format!("{warm_host}:{port}"))
                     .body(Full::new(upload.clone()))?;
+                sender.ready().await?;
                 let resp = sender.send_request(req).await?;
                 ensure_ok(resp.status())?;
                 let echoed = resp.into_body().collect().await?.to_bytes();
@@ -615,6 +623,8 @@ async fn get(sender: &mut H1Sender, host: &str, port: u16, path: &str) -> Result
         .uri(path)
         .header(http::header::HOST, format!("{host}:{port}"))
         .body(Full::default())?;
+    // A keep-alive connection takes the next request only once it has finished the last.
+    sender.ready().await?;
     let resp = sender.send_request(req).await?;
     ensure_ok(resp.status())?;
     Ok(resp.into_body().collect().await?.to_bytes())

@@ -20,7 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-const USAGE: &str = "usage: xtask bench relay LISTEN_ADDR UPSTREAM_ADDR [--tls CERT_PEM KEY_PEM CA_PEM] (started by `bench egress`)";
+const USAGE: &str = "usage: xtask-bench bench relay LISTEN_ADDR UPSTREAM_ADDR [--tls CERT_PEM KEY_PEM CA_PEM] (started by `xtask-bench bench egress`)";
 
 /// The name the TLS relay presents and expects from the origin.
 pub(crate) const TLS_NAME: &str = "localhost";
@@ -207,7 +207,7 @@ mod tests {
     fn arguments_are_checked() {
         let args = |a: &[&str]| a.iter().map(ToString::to_string).collect::<Vec<_>>();
         let err = run(&args(&["127.0.0.1:1"])).unwrap_err().to_string();
-        assert!(err.starts_with("usage: xtask bench relay"), "{err}");
+        assert!(err.starts_with("usage: xtask-bench bench relay"), "{err}");
         let err = run(&args(&[
             "127.0.0.1:1",
             "127.0.0.1:2",

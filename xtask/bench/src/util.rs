@@ -278,11 +278,16 @@ impl Proc {
         }
     }
 
-    /// Sends SIGTERM and waits up to `grace` for the process to exit on its own (a process
-    /// under valgrind writes its counts then), killing it after that.
-    pub(crate) fn terminate(mut self, grace: Duration) -> Result<std::process::ExitStatus> {
+    /// Sends `signal` (`-TERM`, `-INT`) and waits up to `grace` for the process to exit on its
+    /// own (a process under valgrind writes its counts then, `perf record` its data), killing it
+    /// after that.
+    pub(crate) fn stop(
+        mut self,
+        signal: &str,
+        grace: Duration,
+    ) -> Result<std::process::ExitStatus> {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([signal, &self.pid().to_string()])
             .status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -292,7 +297,7 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(20));
         }
         bail!(
-            "{} did not exit within {:.0} s of SIGTERM; killed",
+            "{} did not exit within {:.0} s of {signal}; killed",
             self.name,
             grace.as_secs_f64()
         )

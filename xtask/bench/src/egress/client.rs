@@ -347,6 +347,7 @@ pub(crate) async fn h2_load(
                     .uri(format!("https://{authority}/"))
                     .body(Empty::<Bytes>::new())?;
                 let sent = Instant::now();
+                sender.ready().await?;
                 match sender.send_request(req).await {
                     Ok(resp) if resp.status() == http::StatusCode::OK => {
                         resp.into_body().collect().await?;

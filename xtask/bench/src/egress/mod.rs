@@ -267,7 +267,7 @@ struct Lab {
     tls: PerPath<Arc<rustls::ClientConfig>>,
     tls_h2: PerPath<Arc<rustls::ClientConfig>>,
     /// `perf record`, attached to bottle-egress for the whole run, when asked for.
-    _perf: Option<Proc>,
+    perf: Option<Proc>,
 }
 
 impl Lab {
@@ -385,7 +385,7 @@ impl Lab {
             vias,
             tls,
             tls_h2,
-            _perf: perf,
+            perf,
         })
     }
 
@@ -850,6 +850,10 @@ async fn bench(o: &Options, egress_bin: &FsPath) -> Result<Results> {
         .context("no warm c=1 row")?;
     let dlp = lab.dlp(o, off_warm, upload_mb_s.egress).await?;
     lab.check_alive()?;
+    if let Some(perf) = lab.perf.take() {
+        // SIGINT makes perf write out what it recorded.
+        perf.stop("-INT", Duration::from_secs(30))?;
+    }
     drop(lab);
     // Squid's files belong to its user; the directory is ours to remove all the same.
     drop(work);
