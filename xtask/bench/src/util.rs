@@ -68,21 +68,24 @@ pub(crate) fn target_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(target))
 }
 
-/// `cargo build --release --bin <bin>` for each of `bins` (found in whichever workspace package
-/// has them, so a package rename does not break the bench); returns each binary's path.
-pub(crate) fn build_release(bins: &[&str]) -> Result<Vec<PathBuf>> {
-    eprintln!("bench: building {} in release mode", bins.join(", "));
+/// `cargo build --release --bin <bin>`, of `package` when given (as the egress image builds
+/// `-p bottle-egress`), else of whichever default workspace member has that binary (so a package
+/// rename does not break the bench); returns the binary's path.
+pub(crate) fn build_release(package: Option<&str>, bin: &str) -> Result<PathBuf> {
+    eprintln!("bench: building {bin} in release mode");
     let mut cmd = cargo();
-    cmd.args(["build", "--release", "--quiet", "--locked", "--workspace"]);
-    for bin in bins {
-        cmd.args(["--bin", bin]);
+    cmd.args(["build", "--release", "--quiet", "--locked"]);
+    if let Some(package) = package {
+        cmd.args(["-p", package]);
     }
-    let status = cmd.status().context("running cargo build")?;
+    let status = cmd
+        .args(["--bin", bin])
+        .status()
+        .context("running cargo build")?;
     if !status.success() {
-        bail!("`cargo build --release` of {} failed", bins.join(", "));
+        bail!("`cargo build --release --bin {bin}` failed");
     }
-    let release = target_dir()?.join("release");
-    Ok(bins.iter().map(|bin| release.join(bin)).collect())
+    Ok(target_dir()?.join("release").join(bin))
 }
 
 /// The first line a command prints on stdout, when it runs and succeeds.

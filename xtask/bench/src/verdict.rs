@@ -84,8 +84,9 @@ impl Verdict {
 }
 
 /// The targets as a Markdown table, then, when any was missed, the line a profile of a real run
-/// fills in (see `docs/performance.md`, "When a target is missed").
-pub(crate) fn table(verdicts: &[Verdict]) -> String {
+/// fills in, naming `means`: how to find out why (see `docs/performance.md`, "When a target is
+/// missed").
+pub(crate) fn table(verdicts: &[Verdict], means: &str) -> String {
     let mut s = String::from("| target | measured | margin | result |\n|---|---|---|---|\n");
     for v in verdicts {
         let _ = writeln!(
@@ -108,8 +109,7 @@ pub(crate) fn table(verdicts: &[Verdict]) -> String {
         let _ = writeln!(
             s,
             "\nWhat a profile shows for the misses: _to be filled in from a profile of a real run \
-             (`cargo xtask bench guard --profile DIR` for instructions by function, \
-             `cargo xtask bench egress --perf DIR` for where the time goes)._"
+             ({means})._"
         );
     }
     s
@@ -128,10 +128,13 @@ mod tests {
         assert_eq!((v.pass, v.margin.as_str()), (true, "0.25 ms to spare"));
         let v = Verdict::below("t".into(), 1.0, 1.0, " ms", String::new());
         assert_eq!((v.pass, v.margin.as_str()), (false, "over by 0.00 ms"));
-        let t = table(&[v]);
+        let t = table(&[v], "a profiler");
         assert!(t.contains("0 of 1 targets met."), "{t}");
-        assert!(t.contains("What a profile shows"), "{t}");
-        let t = table(&[Verdict::at_most("t".into(), 0.5, 1.0, "", String::new())]);
+        assert!(t.contains("a real run (a profiler)._"), "{t}");
+        let t = table(
+            &[Verdict::at_most("t".into(), 0.5, 1.0, "", String::new())],
+            "a profiler",
+        );
         assert!(!t.contains("What a profile shows"), "{t}");
     }
 }

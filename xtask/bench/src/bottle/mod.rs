@@ -108,7 +108,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             install: "see .ci/docker-setup.sh",
         }],
     )?;
-    let cli = util::build_release(&["claude-bottle"])?.remove(0);
+    let cli = util::build_release(None, "claude-bottle")?;
     let out_dir = o.out_dir.clone().unwrap_or_else(|| {
         util::workspace_root().join(if o.smoke {
             "target/bench-smoke"
@@ -136,7 +136,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     drop(leftovers);
     runtime.shutdown_background();
     let results = results?;
-    println!("{}", crate::verdict::table(&results.verdicts()));
+    println!(
+        "{}",
+        crate::verdict::table(&results.verdicts(), report::PROFILE_MEANS)
+    );
     crate::doc::save(&out_dir, crate::doc::Part::Bottle(Box::new(results)))
 }
 

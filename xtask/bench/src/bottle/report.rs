@@ -78,6 +78,10 @@ pub(crate) struct Results {
     pub(crate) builds: Option<Build>,
 }
 
+/// How to find out why a bottle target was missed.
+pub(crate) const PROFILE_MEANS: &str = "the step table below says which step; `docker events` \
+    during a run shows the engine's side of it";
+
 const START_TIMES_BARE: f64 = 3.0;
 const TEARDOWN_S: f64 = 1.0;
 const CLEANUP_S: f64 = 5.0;
@@ -166,7 +170,7 @@ impl Results {
             self.settings.rounds,
             self.agent_image,
             self.machine.markdown(),
-            crate::verdict::table(&self.verdicts()),
+            crate::verdict::table(&self.verdicts(), PROFILE_MEANS),
         );
         let total = self.start_s();
         let _ = writeln!(

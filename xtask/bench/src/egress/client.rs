@@ -63,8 +63,9 @@ pub(crate) async fn oha(path: &Via, url: &str, spec: LoadSpec) -> Result<Load> {
     ])
     .arg("--cacert")
     .arg(&path.ca)
-    // oha waits for in-flight requests at the end of -z; bound that too.
-    .args(["-t", "10s"])
+    // Requests in flight at the end of -z are waited for (a slow path is not cut short, and
+    // always has figures), each bounded by a timeout.
+    .args(["--wait-ongoing-requests-after-deadline", "-t", "10s"])
     .kill_on_drop(true);
     if !spec.keepalive {
         cmd.arg("--disable-keepalive");

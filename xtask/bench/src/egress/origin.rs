@@ -91,6 +91,19 @@ impl TestCa {
     }
 }
 
+/// A DNS name for a never-seen host at `ip` (`h7.bench.test` for 127.0.0.7), in the origin's
+/// leaf. Squid reaches its never-seen hosts by these names, resolved from a hosts file of its
+/// own: bumping a `CONNECT` to an IP literal, it mints a leaf naming the IP as a DNS name, which
+/// a strict client rightly refuses. The other paths use the IP literals (nothing resolves
+/// these names for them).
+pub(crate) fn host_name(ip: IpAddr) -> String {
+    let last = match ip {
+        IpAddr::V4(v4) => v4.octets()[3].to_string(),
+        IpAddr::V6(v6) => v6.segments()[7].to_string(),
+    };
+    format!("h{last}.bench.test")
+}
+
 /// A running origin; dropping it stops every listener and connection.
 pub(crate) struct Origin {
     pub(crate) port: u16,
@@ -103,6 +116,7 @@ impl Origin {
     pub(crate) async fn start(ca: &TestCa, extra: &[IpAddr], h2: bool) -> Result<Origin> {
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         names.extend(extra.iter().map(ToString::to_string));
+        names.extend(extra.iter().map(|ip| host_name(*ip)));
         let (chain, key) = ca.leaf(names)?;
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),

@@ -48,6 +48,10 @@ impl Rule<'_> {
     /// The Squid configuration: ssl-bump on every allowed `CONNECT`, leaves minted by its
     /// certificate helper with its own database under `dir`, the origin verified against
     /// `origin_ca`, no cache, no access log, a refusal for every other host.
+    /// Never-seen hosts are reached by name through Squid (see [`origin::host_name`]), resolved
+    /// from its own `hosts_file`.
+    ///
+    /// [`origin::host_name`]: super::origin::host_name
     pub(crate) fn squid_conf(&self, port: u16, dir: &Path, ca: &Path, origin_ca: &Path) -> String {
         format!(
             "# Written by `cargo xtask bench egress`.\n\
@@ -55,7 +59,8 @@ impl Rule<'_> {
              sslcrtd_program /usr/lib/squid/security_file_certgen -s {db} -M 16MB\n\
              sslcrtd_children 4 startup=1 idle=1\n\
              tls_outgoing_options cafile={origin_ca}\n\
-             acl allowed_hosts dstdomain localhost\n\
+             hosts_file {dir}/hosts\n\
+             acl allowed_hosts dstdomain localhost .bench.test\n\
              acl allowed_ips dst {ips}\n\
              acl CONNECT method CONNECT\n\
              http_access allow allowed_hosts\n\
@@ -83,6 +88,15 @@ impl Rule<'_> {
             },
             dir = dir.display(),
         )
+    }
+
+    /// Squid's hosts file: `localhost` and the name of each never-seen host.
+    pub(crate) fn squid_hosts(&self) -> String {
+        let mut hosts = String::from("127.0.0.1 localhost\n");
+        for ip in self.extra {
+            let _ = writeln!(hosts, "{ip} {}", super::origin::host_name(*ip));
+        }
+        hosts
     }
 
     /// The mitmdump addon with the same rule: a CONNECT to any other host gets a 403 before
@@ -244,11 +258,13 @@ pub(crate) async fn start_squid(
     std::fs::copy(origin_ca, &origin)?;
     let conf = dir.join("squid.conf");
     std::fs::write(&conf, rule.squid_conf(port, dir, &ca, &origin))?;
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, rule.squid_hosts())?;
     let chown = |path: &Path| {
         std::os::unix::fs::chown(path, Some(uid), Some(gid))
             .with_context(|| format!("giving {} to {SQUID_USER}", path.display()))
     };
-    for path in [dir, &ca, &origin, &conf] {
+    for path in [dir, &ca, &origin, &conf, &hosts] {
         chown(path)?;
     }
     // The helper's certificate database must be created (by the same user) before Squid runs.
@@ -328,7 +344,7 @@ mod tests {
             Path::new("/w/squid/origin.pem"),
         );
         assert!(
-            squid.contains("acl allowed_hosts dstdomain localhost\n"),
+            squid.contains("acl allowed_hosts dstdomain localhost .bench.test\n"),
             "{squid}"
         );
         assert!(
@@ -340,5 +356,10 @@ mod tests {
             "{squid}"
         );
         assert!(squid.contains("\nhttp_access deny all\n"), "{squid}");
+        assert!(squid.contains("\nssl_bump bump all\n"), "{squid}");
+        assert_eq!(
+            rule.squid_hosts(),
+            "127.0.0.1 localhost\n127.0.0.2 h2.bench.test\n"
+        );
     }
 }

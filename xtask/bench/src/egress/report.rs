@@ -174,6 +174,10 @@ pub(crate) struct Results {
     pub(crate) dlp: Dlp,
 }
 
+/// How to find out why an egress target was missed.
+pub(crate) const PROFILE_MEANS: &str = "`cargo xtask bench guard --profile DIR` for instructions \
+    by function, `cargo xtask bench egress --perf DIR` for where the time goes";
+
 /// Targets on the request rate, each per load scenario.
 const SQUID_TIMES: f64 = 2.0;
 const MITM_TIMES: f64 = 10.0;
@@ -570,7 +574,8 @@ impl Results {
              \x20 `ssl_bump bump all`, `sslcrtd_program security_file_certgen` with its own database,\n\
              \x20 `tls_outgoing_options cafile=` the origin's CA, ACLs allowing the same hosts, no cache,\n\
              \x20 no access log.\n\
-             - HTTP/1.1 load: `oha -z {seconds}s --http-version 1.1`, through a proxy with `-x`\n\
+             - HTTP/1.1 load: `oha -z {seconds}s -w --http-version 1.1` (`-w`: requests in flight at\n\
+             \x20 the end are waited for), through a proxy with `-x`\n\
              \x20 (CONNECT); \"new connection per request\" adds `--disable-keepalive` (a CONNECT and a\n\
              \x20 full handshake each time). Each path gets one request before it is measured. Each\n\
              \x20 scenario runs {rounds} rounds, every path and relay once per round in turn; a path's\n\
@@ -578,14 +583,16 @@ impl Results {
              - HTTP/2: the bench's own hyper client, one connection offering only `h2`, {streams}\n\
              \x20 streams each sending its next request when its last response is read.\n\
              - First contact, idle tunnels, events: the bench's own rustls client, session\n\
-             \x20 resumption off, so every connection pays a full handshake on every path. Hosts are IP\n\
-             \x20 literals (`127.0.0.k`): only `localhost` resolves here.\n\
+             \x20 resumption off, so every connection pays a full handshake on every path. Never-seen\n\
+             \x20 hosts are IP literals (`127.0.0.k`), since only `localhost` resolves here; through\n\
+             \x20 Squid, names (`hk.bench.test`) from a hosts file of its own, because Squid's leaf\n\
+             \x20 for an IP literal names it as a DNS name, which rustls refuses.\n\
              - Memory: `VmRSS` from `/proc/<pid>/status`, summed over the proxy and its descendants;\n\
              \x20 per tunnel = (with tunnels − idle) / count.\n\
              - Routes: {routes} routes, each table size its own bottle-egress process.\n",
             started = self.started,
             machine = self.machine.markdown(),
-            targets = crate::verdict::table(&self.verdicts()),
+            targets = crate::verdict::table(&self.verdicts(), PROFILE_MEANS),
             details = self.details(),
             alpn = if st.origin_h2 {
                 "`h2` and `http/1.1` (so a proxy may speak HTTP/2 upstream)"
