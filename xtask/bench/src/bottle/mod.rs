@@ -643,7 +643,7 @@ fn image_facts(tag: &str) -> Result<ImageFacts> {
         })
     })
     .collect();
-    layers.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    layers.sort_by_key(|l| std::cmp::Reverse(l.bytes));
     layers.truncate(6);
     Ok(ImageFacts {
         bytes: size,
