@@ -36,7 +36,7 @@ cargo xtask bench bottle [--smoke] [--rounds N] [--orphans N] [--skip-builds] [-
   --rounds N     interleaved rounds of `start` and the bare `docker run` (5)
   --orphans N    orphaned bottles for the cleanup row (20)
   --skip-builds  leave out the cold and warm image builds (they take minutes); the rows say so
-  --out-dir DIR  where bottle.json and performance.md go (docs/bench and docs/)";
+  --out-dir DIR  write DIR/bench/bottle.json and DIR/performance.md (DIR is docs/ by default)";
 
 /// The engine settings passed on to the CLI, as the CLI's Docker tests do.
 const PASSED_ON: &[&str] = &[
@@ -367,7 +367,10 @@ impl Leftovers {
         }
         if docker_ok(&["image", "inspect", &self.image]) && docker_ok(&["image", "rm", &self.image])
         {
-            removed += 1;
+            eprintln!(
+                "bench: removed the bench's own image build `{}`",
+                self.image
+            );
         }
         removed
     }
@@ -377,7 +380,9 @@ impl Drop for Leftovers {
     fn drop(&mut self) {
         let removed = self.remove();
         if removed > 0 {
-            eprintln!("bench: removed {removed} objects this run left on the engine");
+            eprintln!(
+                "bench: removed {removed} containers, networks and volumes this run left on the engine"
+            );
         }
     }
 }

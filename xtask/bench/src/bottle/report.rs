@@ -88,16 +88,24 @@ const CLEANUP_S: f64 = 5.0;
 
 /// A Dockerfile instruction from `docker history`, shortened for a table cell.
 pub(crate) fn short_instruction(created_by: &str) -> String {
+    let created_by = created_by.trim();
+    if created_by.is_empty() {
+        return "(the base image)".to_owned();
+    }
+    // `RUN` steps read `|2 ARG=value … /bin/sh -c <command>`: the command is what tells.
+    let created_by = match created_by.find("/bin/sh -c ") {
+        Some(i) if created_by.starts_with('|') => &created_by[i..],
+        _ => created_by,
+    };
     let text = created_by
-        .trim()
         .trim_start_matches("/bin/sh -c ")
         .trim_start_matches("#(nop) ")
         .replace('|', "\\|")
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    if text.chars().count() > 90 {
-        format!("{}…", text.chars().take(89).collect::<String>())
+    if text.chars().count() > 120 {
+        format!("{}…", text.chars().take(119).collect::<String>())
     } else {
         text
     }
@@ -160,15 +168,15 @@ impl Results {
         let mut s = format!(
             "## The bottle's life\n\n\
              One run of `cargo xtask bench bottle`, started {}: `claude-bottle start --yes --exec\n\
-             true` with the images cached, {} rounds, each beside a bare `docker run --rm {} true`\n\
-             in the same round. The steps come from the CLI's own plain progress lines (stderr is\n\
+             true` with the images cached, beside a bare `docker run --rm {} true` in each\n\
+             round (rounds: {}). The steps come from the CLI's own plain progress lines (stderr is\n\
              not a terminal), timestamped as they were read; a step runs from the line that starts\n\
              it to the next step's, so the steps add up to the whole.\n\n\
              ### Machine\n\n{}\n\
              ### Targets\n\n{}\n",
             self.started,
-            self.settings.rounds,
             self.agent_image,
+            self.settings.rounds,
             self.machine.markdown(),
             crate::verdict::table(&self.verdicts(), PROFILE_MEANS),
         );
@@ -321,6 +329,11 @@ mod tests {
         );
         assert!(short_instruction(&"x ".repeat(100)).ends_with('…'));
         assert_eq!(short_instruction("a | b"), "a \\| b");
+        assert_eq!(
+            short_instruction("|2 A=1 B=2 /bin/sh -c set -eux; apt-get install -y git"),
+            "set -eux; apt-get install -y git"
+        );
+        assert_eq!(short_instruction(""), "(the base image)");
     }
 
     #[test]

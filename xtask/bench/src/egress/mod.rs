@@ -44,7 +44,7 @@ cargo xtask bench egress [--smoke] [--seconds N] [--rounds N] [--hosts N] [--tun
   --transfer-mb N size of the download and the upload (50)
   --routes LIST  route-table sizes for the lookup rows (10,1000,10000)
   --origin-h1    the origin offers HTTP/1.1 only (by default h2 too, as real APIs do)
-  --out-dir DIR  where egress.json and performance.md go (docs/bench and docs/)
+  --out-dir DIR  write DIR/bench/egress.json and DIR/performance.md (DIR is docs/ by default)
   --perf DIR     record bottle-egress with `perf record -e cpu-clock -g` for the whole run
   --egress-bin F measure this bottle-egress binary instead of a fresh release build";
 
@@ -58,7 +58,7 @@ const SQUID_NO_H2: &str = "not measured: Squid speaks HTTP/1.1 only to its clien
 /// Tunnels are opened this many at a time.
 const TUNNEL_BATCH: usize = 50;
 
-const TOOLS: [Tool; 5] = [
+const TOOLS: [Tool; 4] = [
     Tool {
         name: "oha",
         version_args: &["--version"],
@@ -78,11 +78,6 @@ const TOOLS: [Tool; 5] = [
         name: "curl",
         version_args: &["--version"],
         install: "apt-get install curl",
-    },
-    Tool {
-        name: "valgrind",
-        version_args: &["--version"],
-        install: "apt-get install valgrind",
     },
 ];
 
@@ -187,7 +182,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
              build: run it as `cargo xtask bench egress`"
         );
     }
-    util::require("bench egress", &TOOLS[..4])?;
+    util::require("bench egress", &TOOLS)?;
     if options.perf.is_some() {
         util::require(
             "bench egress --perf",
