@@ -188,6 +188,20 @@ impl Machine {
         }
     }
 
+    /// A machine for the report tests.
+    #[cfg(test)]
+    pub(crate) fn fixture(tool: (&str, &str)) -> Machine {
+        Machine {
+            cpu: "test CPU".to_owned(),
+            nproc: 2,
+            memory_gib: 24.0,
+            kernel: "Linux 6.0".to_owned(),
+            load_average: "0.10 0.20 0.30".to_owned(),
+            rustc: "rustc 1.95.0".to_owned(),
+            tools: vec![(tool.0.to_owned(), tool.1.to_owned())],
+        }
+    }
+
     /// As Markdown list items.
     pub(crate) fn markdown(&self) -> String {
         use std::fmt::Write as _;

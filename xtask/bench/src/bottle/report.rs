@@ -264,15 +264,7 @@ mod tests {
     fn results() -> Results {
         Results {
             started: "2026-01-01 00:00 UTC".to_owned(),
-            machine: Machine {
-                cpu: "test CPU".to_owned(),
-                nproc: 2,
-                memory_gib: 24.0,
-                kernel: "Linux 6.0".to_owned(),
-                load_average: "0.10 0.20 0.30".to_owned(),
-                rustc: "rustc 1.95.0".to_owned(),
-                tools: vec![("Docker engine".to_owned(), "20.10.24".to_owned())],
-            },
+            machine: Machine::fixture(("Docker engine", "20.10.24")),
             settings: Settings {
                 rounds: 3,
                 orphans: 20,

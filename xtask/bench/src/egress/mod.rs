@@ -253,8 +253,6 @@ struct Lab {
     origin: origin::Origin,
     origin_ca_pem: PathBuf,
     egress_ca_dir: PathBuf,
-    /// Every never-seen host of every path, for the allow rule.
-    all_hosts: Vec<IpAddr>,
     /// Each path's own never-seen hosts.
     hosts: PerPath<Vec<IpAddr>>,
     procs: Proxies<Proc>,
@@ -376,7 +374,6 @@ impl Lab {
             origin,
             origin_ca_pem,
             egress_ca_dir,
-            all_hosts,
             hosts,
             procs,
             relays,
@@ -626,23 +623,9 @@ impl Lab {
         let mut egresses = Vec::new();
         for &routes in &o.settings.route_counts {
             // `routes − 1` routes for hosts nobody asks for, then `localhost`'s, the one used.
-            let rule = proxies::Rule {
-                extra: &[],
-                filler: routes - 1,
-            };
-            let port = util::free_port()?;
-            let config = self.dir.join(format!("egress-{routes}-routes.yaml"));
-            std::fs::write(
-                &config,
-                rule.egress_yaml(port, &self.egress_ca_dir, &self.origin_ca_pem),
-            )?;
-            let proc = proxies::start_egress(&self.egress_bin, &config, &self.dir, port).await?;
-            let via = Via {
-                name: Path::Egress.name(),
-                proxy: Some(SocketAddr::from(([127, 0, 0, 1], port))),
-                ca: self.egress_ca_dir.join("ca.crt"),
-            };
-            client::one_request(&via, self.tls.get(Path::Egress), "localhost", self.port()).await?;
+            let (proc, via) = self
+                .another_egress(&format!("egress-{routes}-routes"), routes - 1, "")
+                .await?;
             egresses.push((routes, proc, via));
         }
         let mut runs: Vec<(Vec<client::Load>, Vec<client::Load>)> =
@@ -676,6 +659,25 @@ impl Lab {
             .collect())
     }
 
+    /// One more bottle-egress with the same CA and trust, allowing only `localhost` after
+    /// `filler` routes for hosts nobody asks for, with `extra` appended to its config; warmed
+    /// with one request.
+    async fn another_egress(&self, name: &str, filler: usize, extra: &str) -> Result<(Proc, Via)> {
+        let rule = proxies::Rule { extra: &[], filler };
+        let port = util::free_port()?;
+        let config = self.dir.join(format!("{name}.yaml"));
+        let yaml = rule.egress_yaml(port, &self.egress_ca_dir, &self.origin_ca_pem);
+        std::fs::write(&config, format!("{yaml}{extra}"))?;
+        let proc = proxies::start_egress(&self.egress_bin, &config, &self.dir, port).await?;
+        let via = Via {
+            name: Path::Egress.name(),
+            proxy: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            ca: self.egress_ca_dir.join("ca.crt"),
+        };
+        client::one_request(&via, self.tls.get(Path::Egress), "localhost", self.port()).await?;
+        Ok((proc, via))
+    }
+
     /// DLP off (the main egress) against on (a second egress with [`DLP_CONFIG`]), when this
     /// build has DLP; otherwise the "on" cells say it is not available.
     async fn dlp(&mut self, o: &Options, off_warm: client::Load, off_upload: f64) -> Result<Dlp> {
@@ -687,20 +689,7 @@ impl Lab {
                 on_upload_mb_s: Cell::Unavailable(DLP_UNAVAILABLE.to_owned()),
             });
         };
-        let rule = proxies::Rule {
-            extra: &self.all_hosts,
-            filler: 0,
-        };
-        let port = util::free_port()?;
-        let config = self.dir.join("egress-dlp.yaml");
-        let yaml = rule.egress_yaml(port, &self.egress_ca_dir, &self.origin_ca_pem);
-        std::fs::write(&config, format!("{yaml}{extra}"))?;
-        let mut on = proxies::start_egress(&self.egress_bin, &config, &self.dir, port).await?;
-        let on_via = Via {
-            name: "bottle-egress with DLP",
-            proxy: Some(SocketAddr::from(([127, 0, 0, 1], port))),
-            ca: self.egress_ca_dir.join("ca.crt"),
-        };
+        let (mut on, on_via) = self.another_egress("egress-dlp", 0, extra).await?;
         let spec = LoadSpec {
             concurrency: 1,
             keepalive: true,

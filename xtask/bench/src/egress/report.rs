@@ -674,15 +674,7 @@ pub(crate) mod tests {
     pub(crate) fn results() -> Results {
         Results {
             started: "2026-01-01 00:00 UTC".to_owned(),
-            machine: Machine {
-                cpu: "test CPU".to_owned(),
-                nproc: 2,
-                memory_gib: 24.0,
-                kernel: "Linux 6.0".to_owned(),
-                load_average: "0.10 0.20 0.30".to_owned(),
-                rustc: "rustc 1.95.0".to_owned(),
-                tools: vec![("oha".to_owned(), "oha 1.16.0".to_owned())],
-            },
+            machine: Machine::fixture(("oha", "oha 1.16.0")),
             settings: Settings {
                 seconds: 5,
                 rounds: 3,
