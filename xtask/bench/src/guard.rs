@@ -10,7 +10,11 @@
 //! - `warm-h2`: the same on one HTTP/2 connection, one stream at a time;
 //! - `first-contact`: [`FIRST_HOSTS`] never-seen hosts, one new connection and `GET /` each
 //!   (a leaf minted, an upstream dialled);
-//! - `body-1mb`: one tunnel, then [`BODIES`] downloads and as many uploads of 1 MB.
+//! - `body-1mb`: one tunnel, then [`BODIES`] downloads and as many uploads of 1 MB;
+//! - `idle-10k-routes` and `warm-h1-10k-routes`: `idle` and `warm-h1` again with
+//!   [`MANY_ROUTES`] more routes in the table (the first net of `idle`, the second of
+//!   `idle-10k-routes`): a lookup that stays O(1) or O(log n) keeps `warm-h1-10k-routes` per
+//!   request where `warm-h1` is.
 //!
 //! What keeps the count still: one egress thread (its default), the same sizes and request
 //! counts every time, requests one after another (no race decides HTTP/1.1 against a shared
@@ -38,6 +42,7 @@ const WARM_REQUESTS: u32 = 300;
 const FIRST_HOSTS: u8 = 10;
 const BODIES: u32 = 3;
 const BODY_BYTES: usize = 1_000_000;
+const MANY_ROUTES: usize = 10_000;
 
 pub(crate) const USAGE: &str = "\
 cargo xtask bench guard [--update] [--runs N] [--profile DIR]
@@ -64,15 +69,21 @@ pub(crate) enum Kind {
     FirstContact,
     #[serde(rename = "body-1mb")]
     Body1mb,
+    #[serde(rename = "idle-10k-routes")]
+    Idle10kRoutes,
+    #[serde(rename = "warm-h1-10k-routes")]
+    WarmH1Routes10k,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 7] = [
         Kind::Idle,
         Kind::WarmH1,
         Kind::WarmH2,
         Kind::FirstContact,
         Kind::Body1mb,
+        Kind::Idle10kRoutes,
+        Kind::WarmH1Routes10k,
     ];
 
     fn name(self) -> &'static str {
@@ -82,6 +93,25 @@ impl Kind {
             Kind::WarmH2 => "warm-h2",
             Kind::FirstContact => "first-contact",
             Kind::Body1mb => "body-1mb",
+            Kind::Idle10kRoutes => "idle-10k-routes",
+            Kind::WarmH1Routes10k => "warm-h1-10k-routes",
+        }
+    }
+
+    /// The run whose count is subtracted from this one's (`None`: the whole count).
+    fn base(self) -> Option<Kind> {
+        match self {
+            Kind::Idle => None,
+            Kind::WarmH1Routes10k => Some(Kind::Idle10kRoutes),
+            _ => Some(Kind::Idle),
+        }
+    }
+
+    /// Routes for hosts nobody asks for, besides the script's own.
+    fn filler_routes(self) -> usize {
+        match self {
+            Kind::Idle10kRoutes | Kind::WarmH1Routes10k => MANY_ROUTES,
+            _ => 0,
         }
     }
 
@@ -89,14 +119,15 @@ impl Kind {
     fn units(self) -> (&'static str, u32) {
         match self {
             Kind::Idle => ("start and stop", 1),
-            Kind::WarmH1 | Kind::WarmH2 => ("request", WARM_REQUESTS),
+            Kind::Idle10kRoutes => ("10 000 routes loaded", 1),
+            Kind::WarmH1 | Kind::WarmH2 | Kind::WarmH1Routes10k => ("request", WARM_REQUESTS),
             Kind::FirstContact => ("new host", u32::from(FIRST_HOSTS)),
             Kind::Body1mb => ("1 MB body", 2 * BODIES),
         }
     }
 }
 
-/// One kind's count: for `idle` the whole run, for the others the run minus `idle`.
+/// One kind's count: for `idle` the whole run, for the others the run minus its base run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Count {
     pub(crate) kind: Kind,
@@ -442,7 +473,7 @@ async fn script(binary: &Path, profile: Option<&Path>) -> Result<Vec<Count>> {
         let config = dir.join(format!("{}.yaml", kind.name()));
         let rule = proxies::Rule {
             extra: &hosts,
-            filler: 0,
+            filler: kind.filler_routes(),
         };
         // Every request names 127.0.0.1 or a 127.0.0.k: no resolver runs in the counted process.
         let yaml = rule
@@ -490,21 +521,19 @@ async fn script(binary: &Path, profile: Option<&Path>) -> Result<Vec<Count>> {
     Ok(above_idle(&totals))
 }
 
-/// Each kind's total minus the idle run's; idle keeps its own total.
+/// Each kind's total minus its base run's; `idle` keeps its own total.
 fn above_idle(totals: &[(Kind, u64)]) -> Vec<Count> {
-    let idle = totals
-        .iter()
-        .find(|(k, _)| *k == Kind::Idle)
-        .map_or(0, |(_, n)| *n);
+    let total = |kind: Kind| {
+        totals
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    };
     totals
         .iter()
-        .map(|&(kind, total)| Count {
+        .map(|&(kind, n)| Count {
             kind,
-            instructions: if kind == Kind::Idle {
-                total
-            } else {
-                total.saturating_sub(idle)
-            },
+            instructions: kind.base().map_or(n, |base| n.saturating_sub(total(base))),
         })
         .collect()
 }
@@ -556,8 +585,8 @@ async fn work_of(
 ) -> Result<()> {
     let warm_host = "127.0.0.1";
     match kind {
-        Kind::Idle => Ok(()),
-        Kind::WarmH1 => {
+        Kind::Idle | Kind::Idle10kRoutes => Ok(()),
+        Kind::WarmH1 | Kind::WarmH1Routes10k => {
             let mut sender = h1(via, tls_h1, warm_host, port).await?;
             for _ in 0..WARM_REQUESTS {
                 get(&mut sender, warm_host, port, "/").await?;
@@ -668,8 +697,11 @@ pub(crate) fn markdown(baseline: Option<&Baseline>) -> String {
          `cargo xtask bench guard` runs bottle-egress under `valgrind --tool=callgrind`, which\n\
          counts the instructions it executes, while the harness sends it a fixed script: {WARM_REQUESTS}\n\
          warm requests on one HTTP/1.1 connection, {WARM_REQUESTS} on one HTTP/2 connection, {FIRST_HOSTS}\n\
-         first contacts, and {BODIES} downloads and {BODIES} uploads of 1 MB. Each kind runs in its own\n\
-         egress; a run that only starts and stops (`idle`) is subtracted from the others. The\n\
+         first contacts, {BODIES} downloads and {BODIES} uploads of 1 MB, and the warm HTTP/1.1 requests\n\
+         again with {MANY_ROUTES} more routes in the table. Each kind runs in its own egress; a run\n\
+         that only starts and stops (`idle`, or `idle-10k-routes` with the large table) is\n\
+         subtracted from the others. A flat route lookup keeps `warm-h1-10k-routes` per request\n\
+         where `warm-h1` is. The\n\
          counts are compared with `xtask/bench/guard-baseline.json`: a kind more than\n\
          ±{TOLERANCE_PERCENT}% away fails. Load on the machine cannot move an instruction count; a new\n\
          rustc, new dependency versions, another valgrind or CPU family can, and the guard names\n\
