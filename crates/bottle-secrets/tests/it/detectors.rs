@@ -113,6 +113,19 @@ fn near_misses_are_not_found() {
     for (what, text) in negatives() {
         let found = default_scanner().scan(text.as_bytes());
         assert!(found.is_empty(), "{what}: {:?}", summary(&found));
+        // Streamed, by every detector alone too: alone, a detector's keyword is the longest
+        // literal, the one whose left context a stream must keep from the chunk before.
+        for detector in Detector::ALL {
+            let alone = Scanner::builder().detectors([detector]).build().unwrap();
+            for size in [1, 2, 7] {
+                let found = stream_all(&alone, text.as_bytes(), &[size]);
+                assert!(
+                    found.is_empty(),
+                    "{what}, {detector} by {size}: {:?}",
+                    summary(&found)
+                );
+            }
+        }
     }
 }
 
@@ -263,4 +276,23 @@ fn samples_side_by_side_are_each_found() {
             expected
         );
     }
+}
+
+#[test]
+fn an_empty_chunk_changes_nothing() {
+    let token = concat!("AK", "IAFJLMVGEG43FAYH2P");
+    let mut stream = default_scanner().stream();
+    let before = stream.feed(b"");
+    assert_eq!((before.position(), before.safe_until()), (0, 0));
+    let half = stream.feed(&token.as_bytes()[..10]);
+    let empty = stream.feed(b"");
+    assert!(empty.matches().is_empty());
+    assert_eq!(
+        (empty.position(), empty.safe_until()),
+        (half.position(), half.safe_until())
+    );
+    let rest = stream.feed(&token.as_bytes()[10..]);
+    let mut found = rest.into_matches();
+    found.extend(stream.finish());
+    assert_eq!(summary(&found), [("aws-access-key-id".to_owned(), 0..20)]);
 }
