@@ -73,8 +73,15 @@ pub(crate) fn render(
         summary.egress.iter().map(|r| {
             let mut line = r.host.clone();
             let mut marks = Vec::new();
+            if !r.ports.is_empty() {
+                let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
+                marks.push(format!("ports {}", ports.join(",")));
+            }
             if let Some(auth) = &r.auth {
                 marks.push(format!("[auth:{auth}]"));
+            }
+            if r.auth_every_subdomain {
+                marks.push("[auth on every sub-domain]".to_owned());
             }
             if !r.methods.is_empty() {
                 marks.push(r.methods.join(","));

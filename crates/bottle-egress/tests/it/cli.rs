@@ -169,7 +169,7 @@ fn wait_for_health(addr: &str) -> bool {
         let ok = std::net::TcpStream::connect(addr).is_ok_and(|mut s| {
             use std::io::{Read, Write};
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: _egress.local\r\nConnection: close\r\n\r\n")
                 .is_ok()
                 && {
                     let mut out = String::new();

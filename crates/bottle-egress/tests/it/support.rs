@@ -376,11 +376,20 @@ pub(crate) struct Proxy {
 }
 
 pub(crate) const TOKEN: &str = "s3cret-token-value";
+/// The proxy credential's token, under `PROXY_TOKEN`.
+pub(crate) const PROXY_TOKEN: &str = "pr0xy-token-value";
 
-/// The usual routes: the origin (allowing private addresses, since it is on loopback).
-pub(crate) fn origin_route() -> Route {
-    let mut r = Route::host(ORIGIN);
+/// The usual route: the origin, on its port, allowing private addresses (the egress resolves
+/// its name to loopback with a fixed answer, which counts as named by the route).
+pub(crate) fn origin_route(origin: &Origin) -> Route {
+    route_to(ORIGIN, origin)
+}
+
+/// A route to `host` served by the test origin: its port, private addresses allowed.
+pub(crate) fn route_to(host: &str, origin: &Origin) -> Route {
+    let mut r = Route::host(host);
     r.allow_private = true;
+    r.ports = vec![origin.port.try_into().unwrap()];
     r
 }
 
@@ -401,7 +410,11 @@ impl Proxy {
         let ca_pem_path = dir.path().join("egress-ca.pem");
         std::fs::write(&ca_pem_path, ca.cert_pem()).unwrap();
         let events = Events::default();
-        let tokens: HashMap<String, String> = [("TEST_TOKEN".to_owned(), TOKEN.to_owned())].into();
+        let tokens: HashMap<String, String> = [
+            ("TEST_TOKEN".to_owned(), TOKEN.to_owned()),
+            ("PROXY_TOKEN".to_owned(), PROXY_TOKEN.to_owned()),
+        ]
+        .into();
         let handle = Egress::builder(config)
             .certificate_authority(ca)
             .tokens(move |name| tokens.get(name).cloned())
