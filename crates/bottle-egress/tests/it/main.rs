@@ -9,3 +9,4 @@ mod policy;
 mod streaming;
 mod support;
 mod upstream;
+mod vocabulary;
