@@ -266,6 +266,8 @@ mod tests {
             ("169.254.169.254", AddressClass::CloudMetadata),
             ("127.0.0.1", AddressClass::Loopback),
             ("fd00:ec2::254", AddressClass::CloudMetadata),
+            // NAT64 to the host itself.
+            ("64:ff9b::7f00:1", AddressClass::Loopback),
         ] {
             // What DNS answered a moment ago, for a route with `allow_private`.
             addresses.remember("rebound.test", vec![ip.parse().unwrap()].into());

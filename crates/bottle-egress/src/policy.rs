@@ -560,7 +560,7 @@ impl DenyReason {
                 protocol.escape_debug()
             ),
             DenyReason::WebSocketNotAllowed => format!(
-                "bottle-egress refused a WebSocket to {path} on {host}: the route limits `methods`, and a WebSocket carries anything. To allow it, set `websocket: true` on the route for {name} under `egress.routes`.\n"
+                "bottle-egress refused a WebSocket to {path} on {host}: the route does not allow WebSockets (one that limits `methods` allows them only when it says so, since a WebSocket carries anything). To allow it, set `websocket: true` on the route for {name} under `egress.routes`.\n"
             ),
             DenyReason::HostMismatch { requested } => format!(
                 "bottle-egress refused a request for {requested} inside the tunnel to {host}: every request in a tunnel must name the tunnel's host. Open a tunnel to {requested} instead.\n"

@@ -110,3 +110,21 @@ pub(crate) const DEFAULT_PROMPT: &str = "You are running inside a claude-bottle:
 isolated container. Network access goes through an egress proxy that allows only the hosts \
 Claude Code needs; other hosts are refused with HTTP 403. Nothing you change here outlives the \
 session unless it is pushed through a configured git remote.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_route_strips_the_clients_credentials() {
+        for auth in [None, Some(ClaudeAuth::OAuthToken), Some(ClaudeAuth::ApiKey)] {
+            let routes = claude_code_routes(auth);
+            let hosts: Vec<String> = routes.iter().map(|r| r.host.to_string()).collect();
+            assert_eq!(hosts, CLAUDE_CODE_HOSTS);
+            for route in &routes {
+                assert!(route.strips_client_credentials(), "{}", route.host);
+                assert!(route.check().is_empty(), "{}", route.host);
+            }
+        }
+    }
+}

@@ -309,3 +309,75 @@ fn run_reloads_on_sighup_and_drains_on_sigterm() {
     assert_eq!(first["reason"], "host_not_allowed");
     assert_eq!(first["status"], 403);
 }
+
+#[test]
+fn health_sends_the_proxy_credential_the_config_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        egress(&["mint-ca", "--out", dir.path().to_str().unwrap()])
+            .status
+            .success()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = dir.path().join("egress.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: 0.0.0.0:{port}\nca: {{cert: ca.crt, key: ca.key}}\nclients: [127.0.0.0/8]\n\
+             proxy_auth: {{user: bottle, token_ref: BOTTLE_EGRESS_PROXY_TOKEN}}\nroutes: []\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env("BOTTLE_EGRESS_PROXY_TOKEN", "health-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let health = |token: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["health", "--config", path.to_str().unwrap()])
+            .env_remove("BOTTLE_EGRESS_PROXY_TOKEN");
+        if let Some(token) = token {
+            cmd.env("BOTTLE_EGRESS_PROXY_TOKEN", token);
+        }
+        cmd.output().unwrap()
+    };
+    // As `docker exec <egress> /bottle-egress health` runs it: the egress's own environment.
+    let mut up = false;
+    for _ in 0..100 {
+        if health(Some("health-token")).status.success() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "health succeeds with the credential");
+    let wrong = health(Some("not-it"));
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8(wrong.stderr).unwrap();
+    assert!(stderr.contains("407"), "{stderr}");
+    let unset = health(None);
+    assert!(!unset.status.success());
+    let stderr = String::from_utf8(unset.stderr).unwrap();
+    assert!(
+        stderr.contains("`BOTTLE_EGRESS_PROXY_TOKEN` is not set"),
+        "{stderr}"
+    );
+    // Without --config there is no credential to send: refused.
+    let bare = egress(&["health", "--addr", &format!("127.0.0.1:{port}")]);
+    assert!(!bare.status.success());
+}

@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod lifecycle;
 mod policy;
+mod red_team;
 mod streaming;
 mod support;
 mod upstream;
