@@ -69,7 +69,7 @@ struct Pools {
 /// credential-bearing upstream is therefore verified only against roots its route names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TrustSets {
-    /// The extra root files of each set (set 0 may be empty: Mozilla roots only).
+    /// The extra root files of each set; set 0 has none (Mozilla roots only).
     pub(crate) sets: Vec<Vec<std::path::PathBuf>>,
     /// The set of each route, by route index.
     pub(crate) of_route: Vec<usize>,
@@ -77,7 +77,9 @@ pub(crate) struct TrustSets {
 
 impl TrustSets {
     pub(crate) fn new(global: &[std::path::PathBuf], routes: &[bottle_manifest::Route]) -> Self {
-        let mut sets: Vec<Vec<std::path::PathBuf>> = Vec::new();
+        // Set 0 is always the Mozilla roots alone: the strictest, and what a request whose
+        // route has no set of its own (it cannot happen) would get.
+        let mut sets: Vec<Vec<std::path::PathBuf>> = vec![Vec::new()];
         let mut of_route = Vec::with_capacity(routes.len());
         for route in routes {
             let mut roots: Vec<std::path::PathBuf> = Vec::new();
@@ -97,9 +99,6 @@ impl TrustSets {
                 sets.len() - 1
             });
             of_route.push(index);
-        }
-        if sets.is_empty() {
-            sets.push(Vec::new());
         }
         TrustSets { sets, of_route }
     }
@@ -477,6 +476,7 @@ mod tests {
         let sets = TrustSets::new(&global, &[keyed, own, bare]);
         let roots = |route: usize| &sets.sets[sets.of_route[route]];
         assert!(roots(0).is_empty(), "Mozilla roots only");
+        assert_eq!(sets.of_route[0], 0);
         assert_eq!(roots(1), &[PathBuf::from("/own-ca.pem")]);
         assert_eq!(roots(2), &global);
     }
