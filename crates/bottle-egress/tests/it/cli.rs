@@ -201,8 +201,8 @@ fn write_config(path: &Path, port: u16, routes: &str) {
     .unwrap();
 }
 
-#[test]
-fn run_reloads_on_sighup_and_drains_on_sigterm() {
+/// A folder with a fresh CA (`ca.crt`, `ca.key`) and a free loopback port.
+fn ca_dir_and_port() -> (tempfile::TempDir, u16) {
     let dir = tempfile::tempdir().unwrap();
     assert!(
         egress(&["mint-ca", "--out", dir.path().to_str().unwrap()])
@@ -214,6 +214,22 @@ fn run_reloads_on_sighup_and_drains_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
+    (dir, port)
+}
+
+/// A running `bottle-egress run`, killed when dropped (a failed test leaves nothing behind).
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_reloads_on_sighup_and_drains_on_sigterm() {
+    let (dir, port) = ca_dir_and_port();
     let addr = format!("127.0.0.1:{port}");
     let path = dir.path().join("egress.yaml");
     write_config(&path, port, "  - host: a.example.com\n");
@@ -225,13 +241,6 @@ fn run_reloads_on_sighup_and_drains_on_sigterm() {
         .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let pid = child.id();
     assert!(wait_for_health(&addr), "the proxy came up");
     let health = egress(&["health", "--addr", &addr]);
@@ -312,17 +321,7 @@ fn run_reloads_on_sighup_and_drains_on_sigterm() {
 
 #[test]
 fn health_sends_the_proxy_credential_the_config_asks_for() {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(
-        egress(&["mint-ca", "--out", dir.path().to_str().unwrap()])
-            .status
-            .success()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (dir, port) = ca_dir_and_port();
     let path = dir.path().join("egress.yaml");
     std::fs::write(
         &path,
@@ -339,13 +338,6 @@ fn health_sends_the_proxy_credential_the_config_asks_for() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _child = Kill(child);
     let health = |token: Option<&str>| {
         let mut cmd = Command::new(BIN);

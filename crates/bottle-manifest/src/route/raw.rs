@@ -52,6 +52,18 @@ where
     }
 }
 
+/// The valid values of a list; each problem recorded under `key(index)`.
+fn take_all<T: Clone, R>(
+    issues: &mut Vec<RouteIssue>,
+    list: &[Spanned<Lenient<T, R>>],
+    key: fn(usize) -> RouteKey,
+) -> Vec<T> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, v)| take(issues, key(i), position_of(v), &v.value.0))
+        .collect()
+}
+
 /// The value if valid; otherwise `None`, and the problem recorded.
 fn take<T: Clone>(
     issues: &mut Vec<RouteIssue>,
@@ -145,33 +157,10 @@ impl RawRoute {
                     error: RouteError::PortsEmpty,
                 });
             }
-            for (i, p) in list.value.iter().enumerate() {
-                ports.extend(take(
-                    &mut issues,
-                    RouteKey::Port(i),
-                    position_of(p),
-                    &p.value.0,
-                ));
-            }
+            ports = take_all(&mut issues, &list.value, RouteKey::Port);
         }
-        let mut path_allowlist = Vec::new();
-        for (i, p) in self.path_allowlist.iter().enumerate() {
-            path_allowlist.extend(take(
-                &mut issues,
-                RouteKey::Path(i),
-                position_of(p),
-                &p.value.0,
-            ));
-        }
-        let mut methods = Vec::new();
-        for (i, m) in self.methods.iter().enumerate() {
-            methods.extend(take(
-                &mut issues,
-                RouteKey::Method(i),
-                position_of(m),
-                &m.value.0,
-            ));
-        }
+        let path_allowlist = take_all(&mut issues, &self.path_allowlist, RouteKey::Path);
+        let methods = take_all(&mut issues, &self.methods, RouteKey::Method);
         let auth = match &self.auth {
             None => None,
             Some(auth) => match auth.value.check(position_of(auth)) {
