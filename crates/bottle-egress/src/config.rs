@@ -331,19 +331,16 @@ impl RawConfig {
     }
 }
 
+/// For deserializers other than [`EgressConfig::from_yaml`] (which also anchors paths).
 impl TryFrom<RawConfig> for EgressConfig {
-    type Error = String;
+    type Error = ConfigError;
 
-    fn try_from(raw: RawConfig) -> Result<Self, String> {
+    fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
         let (config, _, _, issues) = raw.into_config();
         if issues.is_empty() {
             return Ok(config);
         }
-        Err(issues
-            .into_iter()
-            .map(|i| format!("{}: {}", i.field, i.message))
-            .collect::<Vec<_>>()
-            .join("; "))
+        Err(ConfigError { file: None, issues })
     }
 }
 

@@ -136,21 +136,20 @@ pub(crate) async fn serve_client(shared: Arc<Shared>, stream: TcpStream, peer: S
 }
 
 async fn front(shared: Arc<Shared>, client: IpAddr, req: Request<Incoming>) -> Response<RespBody> {
+    // The configuration in force for this request, taken once.
+    let rt = shared.runtime();
+    if let Some(credential) = &rt.proxy_auth
+        && !credential.admits(req.headers())
     {
-        let rt = shared.runtime();
-        if let Some(credential) = &rt.proxy_auth
-            && !credential.admits(req.headers())
-        {
-            return proxy_auth_required(&shared, &rt, client, &req);
-        }
+        return proxy_auth_required(&shared, &rt, client, &req);
     }
     if req.method() == Method::CONNECT {
-        return connect(shared, client, req).await;
+        return connect(shared, rt, client, req).await;
     }
     let Some(authority) = req.uri().authority().cloned() else {
         // Origin-form: addressed to the proxy itself, which answers only for its
         // introspection host (a web page reaching the port by DNS rebinding names another).
-        return introspect_origin_form(&shared.runtime(), &req);
+        return introspect_origin_form(&rt, &req);
     };
     if req.uri().scheme_str() != Some("http") {
         return plain(
@@ -172,14 +171,15 @@ async fn front(shared: Arc<Shared>, client: IpAddr, req: Request<Incoming>) -> R
         }
     }
     if matches!(&target.host, TargetHost::Name(n) if n == INTROSPECTION_HOST) {
-        return introspect(&shared.runtime(), &req);
+        return introspect(&rt, &req);
     }
-    forward(&shared, &target, req).await
+    forward(&shared, rt, &target, req).await
 }
 
 /// `CONNECT host:port`: decide on the authority before any TLS, then intercept.
 async fn connect(
     shared: Arc<Shared>,
+    rt: Arc<Runtime>,
     client: IpAddr,
     req: Request<Incoming>,
 ) -> Response<RespBody> {
@@ -190,7 +190,6 @@ async fn connect(
         );
     };
     let target = Target::from_authority(&authority, true, client);
-    let rt = shared.runtime();
     let mut connect_route = None;
     // What the tunnel is for: the introspection endpoints, or an upstream host with the
     // route's address policy.
@@ -409,10 +408,11 @@ async fn inner(
             );
         }
     }
+    let rt = shared.runtime();
     if purpose == TunnelTo::Introspection {
-        return introspect(&shared.runtime(), &req);
+        return introspect(&rt, &req);
     }
-    forward(shared, target, req).await
+    forward(shared, rt, target, req).await
 }
 
 enum AuthorityProblem {
@@ -468,10 +468,10 @@ fn check_authority<B>(req: &Request<B>, target: &Target) -> Result<(), Authority
 /// Decide and forward one request.
 async fn forward(
     shared: &Arc<Shared>,
+    rt: Arc<Runtime>,
     target: &Target,
     mut req: Request<Incoming>,
 ) -> Response<RespBody> {
-    let rt = shared.runtime();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let (route_index, websocket) =

@@ -93,10 +93,17 @@ fn agent_image() -> String {
 }
 
 fn backend(engine: &Engine, guard: &Guard) -> DockerBackend<Engine> {
-    let options = DockerOptions {
+    let mut options = DockerOptions {
         extra_labels: guard.labels(),
         ..DockerOptions::default()
     };
+    // An engineer testing their own egress build tags it apart (CLAUDE_BOTTLE_EGRESS_IMAGE).
+    if let Some(image) = std::env::var("CLAUDE_BOTTLE_EGRESS_IMAGE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        options.egress_image = image;
+    }
     DockerBackend::new(engine.clone(), options, ImageSettings::from_env())
 }
 
