@@ -150,10 +150,12 @@ impl PlanSummary {
                 .routes
                 .iter()
                 .map(|r| RouteLine {
-                    host: r.host.clone(),
+                    host: r.host.to_string(),
+                    ports: r.ports.iter().map(|p| p.get()).collect(),
                     auth: r.auth.as_ref().map(|a| a.mark()),
-                    paths: r.path_allowlist.clone(),
-                    methods: r.methods.clone(),
+                    auth_every_subdomain: r.auth_every_subdomain,
+                    paths: r.path_allowlist.iter().map(ToString::to_string).collect(),
+                    methods: r.methods.iter().map(ToString::to_string).collect(),
                     allow_private: r.allow_private,
                 })
                 .collect(),
@@ -235,8 +237,14 @@ pub struct GitLine {
 pub struct RouteLine {
     /// The host pattern.
     pub host: String,
+    /// The allowed ports (empty: the defaults, 443 and 80 for plain HTTP).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     /// The injected credential's mark (`Bearer`, `token`, `x-api-key`), never its value.
     pub auth: Option<String>,
+    /// Whether a wildcard route sends its credential to every sub-domain.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub auth_every_subdomain: bool,
     /// Allowed path prefixes (empty: all).
     pub paths: Vec<String>,
     /// Allowed methods (empty: all).

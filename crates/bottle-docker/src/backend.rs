@@ -576,17 +576,28 @@ fn egress_files(
         .strip_prefix(plan::EGRESS_FILES_PARENT)
         .unwrap_or(EGRESS_CONFIG_DIR)
         .trim_start_matches('/');
-    let mut trust = Vec::new();
     let mut tar = TarBuilder::new("egress files");
     tar.dir(dir, 0o755, owner)?;
-    for (i, path) in egress.trust.iter().enumerate() {
+    // Each trust file, bottle-wide or of one route, copied in under a name of its own.
+    let mut copied = 0;
+    let mut copy_in = |path: &Path, tar: &mut TarBuilder| -> crate::Result<std::path::PathBuf> {
         let pem = std::fs::read(path).map_err(|source| DockerError::HostFile {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
-        let name = format!("trust-{i}.pem");
+        let name = format!("trust-{copied}.pem");
+        copied += 1;
         tar.file(&format!("{dir}/{name}"), &pem, 0o444, owner)?;
-        trust.push(Path::new(EGRESS_CONFIG_DIR).join(name));
+        Ok(Path::new(EGRESS_CONFIG_DIR).join(name))
+    };
+    let trust = (egress.trust.iter())
+        .map(|p| copy_in(p, &mut tar))
+        .collect::<crate::Result<Vec<_>>>()?;
+    let mut routes = egress.routes.clone();
+    for route in &mut routes {
+        for path in &mut route.trust {
+            *path = copy_in(path, &mut tar)?;
+        }
     }
     let config = EgressConfig {
         listen: std::net::SocketAddr::from(([0, 0, 0, 0], EGRESS_PORT)),
@@ -599,7 +610,9 @@ fn egress_files(
         // Only the bottle's own networks (see `launch::egress_clients`): other containers on
         // the networks the egress joins must not borrow its routes and their credentials.
         clients: Some(clients.to_vec()),
-        routes: egress.routes.clone(),
+        routes,
+        // The proxy credential and fixed addresses are not wired yet.
+        ..EgressConfig::default()
     };
     // JSON is YAML: the egress's YAML loader reads it, and no YAML writer is needed.
     let json = serde_json::to_vec_pretty(&config).map_err(|e| DockerError::Pack {

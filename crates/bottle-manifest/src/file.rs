@@ -16,7 +16,7 @@ use crate::layout::Layout;
 use crate::model::{
     AgentImage, EnvValue, EnvVar, GitEntry, GitUpstream, Literal, RepositoryAgents,
 };
-use crate::route::{self, LogMode, Route, RouteAuth};
+use crate::route::{self, HostPattern, LogMode, RawRoute, Route, RouteKey};
 use crate::yaml::{self, YamlError, YamlErrorKind};
 
 /// A position in the file (1-based).
@@ -465,24 +465,11 @@ struct RawGit {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEgress {
-    routes: Option<Vec<Spanned<RawRoute>>>,
+    /// The one route shape, shared with the egress config (see [`RawRoute`]).
+    routes: Option<Vec<RawRoute>>,
     log: Option<LogMode>,
     trust: Option<Vec<Spanned<String>>>,
     networks: Option<Vec<Spanned<String>>>,
-}
-
-/// The manifest's view of [`Route`]: the same keys, with positions for precise errors.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRoute {
-    host: Spanned<String>,
-    #[serde(default)]
-    path_allowlist: Vec<Spanned<String>>,
-    #[serde(default)]
-    methods: Vec<Spanned<String>>,
-    auth: Option<Spanned<RouteAuth>>,
-    #[serde(default)]
-    allow_private: bool,
 }
 
 /// Variables claude-bottle sets in the agent itself; a manifest value would break the egress
@@ -644,7 +631,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
         };
         let mut extra_hosts = BTreeMap::new();
         for (host, ip) in g.extra_hosts.map(|m| m.0).unwrap_or_default() {
-            if route::validate_host(&host.value).is_err() || host.value.starts_with("*.") {
+            if !is_plain_host(&host.value) {
                 fail(
                     at(pos_of(&host)),
                     format!("`{}` is not a host name", escape(&host.value)),
@@ -688,56 +675,53 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
 
     if let Some(egress) = raw.egress {
         out.log = egress.log;
-        let mut hosts = BTreeSet::new();
-        for r in egress.routes.unwrap_or_default() {
-            let route_pos = at(pos_of(&r));
-            let r = r.value;
-            let mut ok = true;
-            if let Err(m) = route::validate_host(&r.host.value) {
-                diags.push(src.diag(at(pos_of(&r.host)), m, None));
-                ok = false;
-            } else if !hosts.insert(r.host.value.clone()) {
-                diags.push(src.diag(
-                    at(pos_of(&r.host)),
-                    format!("a route for `{}` is declared twice", r.host.value),
-                    Some("merge the two routes: one route per host".to_owned()),
-                ));
-                ok = false;
-            }
-            for p in &r.path_allowlist {
-                if let Err(m) = route::validate_path_prefix(&p.value) {
-                    diags.push(src.diag(at(pos_of(p)), m, None));
-                    ok = false;
+        let position = |p: Option<route::Position>| {
+            at(p.map_or(Pos::default(), |p| Pos {
+                line: p.line,
+                column: p.column,
+            }))
+        };
+        // Valid routes with the position of their host, for the duplicate check.
+        let mut routes: Vec<(Route, Pos)> = Vec::new();
+        for raw in egress.routes.unwrap_or_default() {
+            let mut route = match raw.check() {
+                Ok(route) => route,
+                Err(issues) => {
+                    for issue in issues {
+                        diags.push(src.diag(
+                            position(issue.position),
+                            issue.error.to_string(),
+                            None,
+                        ));
+                    }
+                    continue;
+                }
+            };
+            // `trust` paths are host paths: absolute, or `~/…`.
+            let mut trusted = true;
+            for (i, (text, at)) in raw.trust_entries().enumerate() {
+                match absolute_path(layout, text) {
+                    Ok(p) => route.trust[i] = p,
+                    Err(m) => {
+                        diags.push(src.diag(position(at), m, None));
+                        trusted = false;
+                    }
                 }
             }
-            for m in &r.methods {
-                if let Err(msg) = route::validate_method(&m.value) {
-                    diags.push(src.diag(at(pos_of(m)), msg, None));
-                    ok = false;
-                }
-            }
-            if let Some(auth) = &r.auth {
-                let checked = match &auth.value {
-                    RouteAuth::Header { header, .. } => route::validate_header_name(header),
-                    RouteAuth::Scheme { .. } => Ok(()),
-                }
-                .and_then(|()| route::validate_token_ref(auth.value.token_ref()));
-                if let Err(m) = checked {
-                    diags.push(src.diag(at(pos_of(auth)), m, None));
-                    ok = false;
-                }
-            }
-            let _ = route_pos;
-            if ok {
-                out.routes.push(Route {
-                    host: r.host.value,
-                    path_allowlist: r.path_allowlist.into_iter().map(|p| p.value).collect(),
-                    methods: r.methods.into_iter().map(|m| m.value).collect(),
-                    auth: r.auth.map(|a| a.value),
-                    allow_private: r.allow_private,
-                });
+            if trusted {
+                routes.push((route, position(raw.position(RouteKey::Host))));
             }
         }
+        let duplicates = route::duplicate_hosts(routes.iter().map(|(r, _)| &r.host));
+        for (i, error) in &duplicates {
+            diags.push(src.diag(routes[*i].1, error.to_string(), None));
+        }
+        out.routes = routes
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !duplicates.iter().any(|(d, _)| d == i))
+            .map(|(_, (route, _))| route)
+            .collect();
         for t in egress.trust.unwrap_or_default() {
             match absolute_path(layout, &t.value) {
                 Ok(p) => out.trust.push(p),
@@ -810,6 +794,11 @@ fn absolute_path(layout: &Layout, raw: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// A host name or IP literal, as a route's `host` would accept it, but no wildcard.
+fn is_plain_host(host: &str) -> bool {
+    host.parse::<HostPattern>().is_ok_and(|h| !h.is_wildcard())
+}
+
 /// Parse `ssh://user@host[:port]/path`.
 pub(crate) fn parse_upstream(raw: &str) -> Result<GitUpstream, String> {
     let bad = |why: &str| format!("`{}` is not an SSH upstream: {why}", escape(raw));
@@ -842,8 +831,7 @@ pub(crate) fn parse_upstream(raw: &str) -> Result<GitUpstream, String> {
             None => (hostport, None),
         }
     };
-    if !hostport.starts_with('[') && (route::validate_host(host).is_err() || host.starts_with("*."))
-    {
+    if !hostport.starts_with('[') && !is_plain_host(host) {
         return Err(bad("the host is not valid"));
     }
     let port = match port {

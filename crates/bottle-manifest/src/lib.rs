@@ -65,4 +65,4 @@ pub use model::{
     Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvMode, EnvValue, EnvVar, GitEntry,
     GitUpstream, Literal, Manifest, Origin, RepositoryAgents, RouteSource,
 };
-pub use route::{AuthScheme, InvalidRoute, LogMode, Route, RouteAuth};
+pub use route::{AuthScheme, HostPattern, LogMode, Route, RouteAuth, RouteError};

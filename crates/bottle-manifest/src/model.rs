@@ -303,7 +303,8 @@ pub struct Egress {
     pub routes: Vec<EffectiveRoute>,
     /// What the egress logs.
     pub log: crate::route::LogMode,
-    /// Extra CA certificates (host paths, `~` expanded) the egress trusts upstream.
+    /// Extra CA certificates (host paths, `~` expanded) the egress trusts upstream for the
+    /// routes **without** `auth`; a route with `auth` trusts only its own `trust`.
     pub trust: Vec<PathBuf>,
     /// Existing Docker networks the egress joins.
     pub networks: Vec<String>,

@@ -362,7 +362,10 @@ async fn bench(o: &Options, egress_bin: &Path) -> Result<()> {
     let port = origin.port;
     eprintln!("bench: origin on https://localhost:{port}");
 
-    let rule = proxies::Rule { extra: &hosts };
+    let rule = proxies::Rule {
+        extra: &hosts,
+        port,
+    };
     let ca_dir = dir.join("egress-ca");
     proxies::mint_egress_ca(egress_bin, &ca_dir)?;
     let egress_port = proxies::free_port()?;

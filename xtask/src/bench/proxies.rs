@@ -101,9 +101,13 @@ pub(crate) fn free_port() -> Result<u16> {
 }
 
 /// The hosts both proxies allow: `localhost` and each first-contact IP literal, all of them
-/// private addresses, hence `allow_private` (mitmdump has no such check to mirror).
+/// loopback addresses, hence `allow_private` (mitmdump has no such check to mirror), on the
+/// origin's port. bottle-egress reaches loopback only for an address a route names, so
+/// `localhost` is given its address with `resolve` (a name resolved by DNS never reaches it).
 pub(crate) struct Rule<'a> {
     pub(crate) extra: &'a [IpAddr],
+    /// The origin's port.
+    pub(crate) port: u16,
 }
 
 impl Rule<'_> {
@@ -117,13 +121,18 @@ impl Rule<'_> {
     /// logged, as with `mitmdump -q`.
     pub(crate) fn egress_yaml(&self, port: u16, ca_dir: &Path, origin_ca: &Path) -> String {
         let mut yaml = format!(
-            "listen: 127.0.0.1:{port}\nca: {{cert: {}, key: {}}}\nlog: blocks\ntrust: [{}]\nroutes:\n",
+            "listen: 127.0.0.1:{port}\nca: {{cert: {}, key: {}}}\nlog: blocks\ntrust: [{}]\n\
+             resolve: {{localhost: [127.0.0.1]}}\nroutes:\n",
             ca_dir.join("ca.crt").display(),
             ca_dir.join("ca.key").display(),
             origin_ca.display(),
         );
         for host in self.hosts() {
-            let _ = writeln!(yaml, "  - host: \"{host}\"\n    allow_private: true");
+            let _ = writeln!(
+                yaml,
+                "  - host: \"{host}\"\n    ports: [{}]\n    allow_private: true",
+                self.port
+            );
         }
         yaml
     }
@@ -269,17 +278,23 @@ mod tests {
     #[test]
     fn both_proxies_get_the_same_hosts() {
         let extra = ["127.0.0.2".parse().unwrap()];
-        let rule = Rule { extra: &extra };
+        let rule = Rule {
+            extra: &extra,
+            port: 8443,
+        };
         let yaml = rule.egress_yaml(9099, Path::new("/w/ca"), Path::new("/w/origin-ca.pem"));
         insta::assert_snapshot!(yaml, @r#"
         listen: 127.0.0.1:9099
         ca: {cert: /w/ca/ca.crt, key: /w/ca/ca.key}
         log: blocks
         trust: [/w/origin-ca.pem]
+        resolve: {localhost: [127.0.0.1]}
         routes:
           - host: "localhost"
+            ports: [8443]
             allow_private: true
           - host: "127.0.0.2"
+            ports: [8443]
             allow_private: true
         "#);
         assert!(

@@ -119,8 +119,15 @@ pub(crate) fn render(
         summary.egress.iter().map(|r| {
             let mut line = e(&r.host);
             let mut marks = Vec::new();
+            if !r.ports.is_empty() {
+                let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
+                marks.push(format!("ports {}", ports.join(",")));
+            }
             if let Some(auth) = &r.auth {
                 marks.push(format!("[auth:{}]", e(auth)));
+            }
+            if r.auth_every_subdomain {
+                marks.push("[auth on every sub-domain]".to_owned());
             }
             if !r.methods.is_empty() {
                 marks.push(e(&r.methods.join(",")));
@@ -277,11 +284,9 @@ mod tests {
         let mut bottle = BottleDef::new(h("bottle"));
         bottle.extends = vec![h("base")];
         bottle.env = vec![EnvEntry::new(h("ENV"), EnvSource::Host("X".to_owned()))];
-        bottle.egress.routes = vec![Route {
-            path_allowlist: vec![h("/p")],
-            methods: vec![h("GET")],
-            ..Route::host(h("host"))
-        }];
+        // Route hosts, paths and methods are validated types: they cannot hold a control
+        // character, so the route here is plain.
+        bottle.egress.routes = vec![Route::host("host.example")];
         let mut agent = AgentSpec::new(h("agent"), bottle);
         agent.origin = Origin::Repo;
         agent.file = Some(PathBuf::from(h("/repo/agent")));

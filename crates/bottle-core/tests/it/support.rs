@@ -80,9 +80,9 @@ pub(crate) fn agent() -> AgentSpec {
             Route {
                 auth: Some(RouteAuth::Scheme {
                     scheme: AuthScheme::Bearer,
-                    token_ref: "GITHUB_PAT".to_owned(),
+                    token_ref: "GITHUB_PAT".parse().unwrap(),
                 }),
-                methods: vec!["GET".to_owned()],
+                methods: vec!["GET".parse().unwrap()],
                 ..Route::host("api.github.com")
             },
             Route::host("pypi.org"),

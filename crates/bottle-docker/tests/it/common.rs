@@ -35,7 +35,7 @@ pub(crate) fn prepared(identity: &str) -> PreparedSpec {
     let mut anthropic = Route::host("api.anthropic.com");
     anthropic.auth = Some(RouteAuth::Scheme {
         scheme: AuthScheme::Bearer,
-        token_ref: "CLAUDE_CODE_OAUTH_TOKEN".to_owned(),
+        token_ref: "CLAUDE_CODE_OAUTH_TOKEN".parse().unwrap(),
     });
     bottle.egress.routes = vec![anthropic, Route::host("github.com")];
     bottle.egress.networks = vec!["corp-services".to_owned()];

@@ -93,10 +93,17 @@ fn agent_image() -> String {
 }
 
 fn backend(engine: &Engine, guard: &Guard) -> DockerBackend<Engine> {
-    let options = DockerOptions {
+    let mut options = DockerOptions {
         extra_labels: guard.labels(),
         ..DockerOptions::default()
     };
+    // An engineer testing their own egress build tags it apart (CLAUDE_BOTTLE_EGRESS_IMAGE).
+    if let Some(image) = std::env::var("CLAUDE_BOTTLE_EGRESS_IMAGE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        options.egress_image = image;
+    }
     DockerBackend::new(engine.clone(), options, ImageSettings::from_env())
 }
 
@@ -324,11 +331,13 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     let mut route = Route::host(alias);
     route.allow_private = true; // the test origin sits on a private Docker network
     route.auth = Some(RouteAuth::Header {
-        header: "x-test-token".to_owned(),
-        token_ref: "TEST_TOKEN".to_owned(),
+        header: "x-test-token".parse().unwrap(),
+        token_ref: "TEST_TOKEN".parse().unwrap(),
     });
+    // A route with `auth` trusts only the roots it names (the bottle-wide `trust` is for
+    // routes without a credential).
+    route.trust = vec![ca_path];
     prepared.agent.bottle.egress.routes = vec![route];
-    prepared.agent.bottle.egress.trust = vec![ca_path];
     prepared.agent.bottle.egress.networks = vec![network];
     prepared.agent.prompt = "You are a test.\n".to_owned();
     prepared.skills = vec![SkillSource {

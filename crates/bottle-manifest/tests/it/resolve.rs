@@ -171,7 +171,7 @@ fn route_table_is_claude_code_hosts_then_the_bottles() {
         .egress
         .routes
         .iter()
-        .map(|r| (r.route.host.clone(), r.source.label().to_owned()))
+        .map(|r| (r.route.host.to_string(), r.source.label().to_owned()))
         .collect();
     let mut expected: Vec<(String, String)> = CLAUDE_CODE_HOSTS
         .iter()
@@ -213,7 +213,7 @@ fn builtin_default_with_oauth_token() {
         m.bottle.egress.routes[0].route.auth,
         Some(RouteAuth::Scheme {
             scheme: AuthScheme::Bearer,
-            token_ref: "CLAUDE_CODE_OAUTH_TOKEN".into()
+            token_ref: "CLAUDE_CODE_OAUTH_TOKEN".parse().unwrap()
         })
     );
     assert_eq!(
@@ -238,8 +238,8 @@ fn builtin_default_with_api_key() {
     assert_eq!(
         m.bottle.egress.routes[0].route.auth,
         Some(RouteAuth::Header {
-            header: "x-api-key".into(),
-            token_ref: "ANTHROPIC_API_KEY".into()
+            header: "x-api-key".parse().unwrap(),
+            token_ref: "ANTHROPIC_API_KEY".parse().unwrap()
         })
     );
     assert_eq!(
@@ -361,7 +361,11 @@ fn extends_folds_left_to_right() {
         .map(|r| {
             (
                 r.route.host.as_str(),
-                r.route.methods.clone(),
+                r.route
+                    .methods
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>(),
                 r.source.label(),
             )
         })
