@@ -16,7 +16,7 @@ pub(crate) const PUBLISH_ORDER: &[&str] = &[
     "bottle-core",
     "bottle-egress",
     "bottle-docker",
-    "claude-bottle",
+    "bottle-cli",
 ];
 
 /// Whether the Docker-backed tests are switched on (`CLAUDE_BOTTLE_DOCKER_TESTS=1`).
