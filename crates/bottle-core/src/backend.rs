@@ -12,6 +12,7 @@ use std::path::Path;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::capability::Capabilities;
 use crate::checks;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink, Step};
@@ -106,16 +107,26 @@ pub trait BottleBackend: Send + Sync + 'static {
     /// The backend's registry name (`docker`).
     fn name(&self) -> &str;
 
+    /// The optional features this backend implements ([`crate::capability`]). Default: none,
+    /// so a backend claims only what it does; a bottle asking for more is shown what is
+    /// missing, and its missing grants are refused at launch.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+    }
+
     /// Checks and resolves `spec` into a plan. Provided: runs [`check`](BottleBackend::check),
-    /// then [`resolve_plan`](BottleBackend::resolve_plan). Creates nothing on the machine; safe
-    /// before the y/N question and for `--dry-run`.
+    /// records the backend's [`capabilities`](BottleBackend::capabilities) in the prepared spec,
+    /// then runs [`resolve_plan`](BottleBackend::resolve_plan). Creates nothing on the machine;
+    /// safe before the y/N question and for `--dry-run`. A grant the backend does not implement
+    /// does not fail `prepare` (the preflight shows it); `run_bottle` refuses it.
     fn prepare(
         &self,
         spec: BottleSpec,
         host: &HostContext,
     ) -> impl Future<Output = Result<Self::Plan>> + Send {
         async move {
-            let prepared = self.check(&spec, host)?;
+            let mut prepared = self.check(&spec, host)?;
+            prepared.capabilities = self.capabilities();
             self.resolve_plan(prepared, host).await
         }
     }
@@ -141,8 +152,10 @@ pub trait BottleBackend: Send + Sync + 'static {
         ctx: &LaunchContext<'_>,
     ) -> impl Future<Output = Result<Self::Bottle>> + Send;
 
-    /// Provisions the running bottle. Provided: CA → prompt → skills → git → supervise, each
-    /// reported as a step; an error is wrapped in [`Error::Step`] naming the failing step.
+    /// Provisions the running bottle. Provided: CA → prompt → skills → working tree →
+    /// supervise, each reported as a step; a step with nothing to do for this bottle
+    /// ([`PreparedSpec::needs`]) is skipped and not reported. An error is wrapped in
+    /// [`Error::Step`] naming the failing step.
     fn provision(
         &self,
         plan: &Self::Plan,
@@ -152,6 +165,9 @@ pub trait BottleBackend: Send + Sync + 'static {
         async move {
             let mut provisioned = Provisioned::default();
             for step in Step::PROVISION {
+                if !plan.prepared().needs(step) {
+                    continue;
+                }
                 ctx.events.emit(Event::StepStarted { step });
                 let result = match step {
                     Step::ProvisionCa => self.provision_ca(plan, bottle, ctx).await,
@@ -160,7 +176,7 @@ pub trait BottleBackend: Send + Sync + 'static {
                         .await
                         .map(|path| provisioned.prompt_path = path),
                     Step::ProvisionSkills => self.provision_skills(plan, bottle, ctx).await,
-                    Step::ProvisionGit => self.provision_git(plan, bottle, ctx).await,
+                    Step::CopyWorkdir => self.copy_workdir(plan, bottle, ctx).await,
                     _ => self.provision_supervise(plan, bottle, ctx).await,
                 };
                 if let Err(error) = result {
@@ -207,8 +223,8 @@ pub trait BottleBackend: Send + Sync + 'static {
         ctx: &LaunchContext<'_>,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Copies the working tree's `.git` in when `copy_cwd`. Nothing otherwise.
-    fn provision_git(
+    /// Copies the user's working tree (with its `.git`) in when `copy_cwd`. Nothing otherwise.
+    fn copy_workdir(
         &self,
         plan: &Self::Plan,
         bottle: &Self::Bottle,

@@ -1,6 +1,7 @@
 //! The checks every backend's `prepare` runs before its own resolution. Pure functions of the
 //! spec and the [`HostContext`]: they read the host filesystem and create nothing.
 
+use crate::capability::Capabilities;
 use crate::error::{Error, Result};
 use crate::host::HostContext;
 use crate::identity::Identity;
@@ -107,6 +108,8 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
         copy_cwd: spec.copy_cwd,
         user_cwd: spec.user_cwd.clone(),
         remote_control: spec.remote_control,
+        allow_unimplemented: spec.allow_unimplemented,
+        capabilities: Capabilities::none(),
     })
 }
 

@@ -61,6 +61,7 @@
 //! bottle-core has no Docker, TLS or terminal types; a test checks its dependency graph.
 
 pub mod backend;
+pub mod capability;
 pub mod checks;
 pub mod error;
 pub mod events;
@@ -78,8 +79,9 @@ pub mod state;
 pub mod testing;
 
 pub use backend::{Bottle, BottleBackend, ExecResult, LaunchContext, Provisioned};
+pub use capability::{Capabilities, Feature, FeatureKind};
 pub use error::{BoxError, Error, Result};
-pub use events::{Event, EventLog, EventSink, NoEvents, Step};
+pub use events::{Event, EventLog, EventSink, NoEvents, Step, UnknownStep};
 pub use host::{ENV_BACKEND, ENV_HOME, HostContext};
 pub use identity::Identity;
 pub use lifecycle::{

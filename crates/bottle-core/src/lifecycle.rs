@@ -249,6 +249,8 @@ pub fn claude_argv(
 
 /// Runs one bottle from a prepared plan to teardown.
 ///
+/// 0. Refuses a bottle whose backend lacks one of its grants, unless allowed
+///    ([`PreparedSpec::check_implemented`](crate::PreparedSpec::check_implemented)).
 /// 1. Writes resume state (an error here returns `Err` and nothing was created).
 /// 2. Launches, provisions and runs `session`, racing `opts.shutdown`.
 /// 3. Always: closes the bottle handle (if launch returned one) and calls
@@ -272,6 +274,7 @@ pub async fn run_bottle<B: BottleBackend>(
         mut shutdown,
     } = opts;
     let prepared = plan.prepared();
+    prepared.check_implemented()?;
     let identity = prepared.identity.clone();
     let started = OffsetDateTime::now_utc();
 

@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::backend::{Bottle, BottleBackend, ExecResult, LaunchContext};
+use crate::capability::Capabilities;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink, Step};
 use crate::host::HostContext;
@@ -64,8 +65,8 @@ pub enum Call {
     ProvisionPrompt,
     /// `provision_skills`.
     ProvisionSkills,
-    /// `provision_git`.
-    ProvisionGit,
+    /// `copy_workdir`.
+    CopyWorkdir,
     /// `provision_supervise`.
     ProvisionSupervise,
     /// `Bottle::exec_claude`.
@@ -117,12 +118,26 @@ pub enum Call {
     ListActive,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Config {
     fail_at: Option<Step>,
     hang_at: Option<Step>,
     pause_at: Option<Step>,
     exit_code: i32,
+    capabilities: Capabilities,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            fail_at: None,
+            hang_at: None,
+            pause_at: None,
+            exit_code: 0,
+            // A complete backend unless a test says otherwise.
+            capabilities: Capabilities::all(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +204,13 @@ impl FakeBackend {
     /// Lets a paused step go on.
     pub fn resume(&self) {
         self.inner.resume.notify_one();
+    }
+
+    /// Declares only `capabilities` as implemented (default: every optional feature), to test
+    /// how a bottle asking for more is shown and refused.
+    pub fn with_capabilities(self, capabilities: Capabilities) -> Self {
+        lock(&self.inner.config).capabilities = capabilities;
+        self
     }
 
     /// The exit code sessions return.
@@ -412,6 +434,10 @@ impl BottleBackend for FakeBackend {
         FAKE_BACKEND
     }
 
+    fn capabilities(&self) -> Capabilities {
+        lock(&self.inner.config).capabilities.clone()
+    }
+
     async fn resolve_plan(&self, prepared: PreparedSpec, _host: &HostContext) -> Result<FakePlan> {
         self.record(Call::ResolvePlan {
             identity: prepared.identity.to_string(),
@@ -462,7 +488,7 @@ impl BottleBackend for FakeBackend {
     ) -> Result<Option<String>> {
         self.step(Step::ProvisionPrompt, Some(Call::ProvisionPrompt))
             .await?;
-        Ok((!plan.prepared.agent.prompt.is_empty()).then(|| FAKE_PROMPT_PATH.to_owned()))
+        Ok((!plan.prepared.agent.prompt.trim().is_empty()).then(|| FAKE_PROMPT_PATH.to_owned()))
     }
 
     async fn provision_skills(
@@ -480,14 +506,13 @@ impl BottleBackend for FakeBackend {
         Ok(())
     }
 
-    async fn provision_git(
+    async fn copy_workdir(
         &self,
         _plan: &FakePlan,
         _bottle: &FakeBottle,
         _ctx: &LaunchContext<'_>,
     ) -> Result<()> {
-        self.step(Step::ProvisionGit, Some(Call::ProvisionGit))
-            .await
+        self.step(Step::CopyWorkdir, Some(Call::CopyWorkdir)).await
     }
 
     async fn provision_supervise(

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bottle_core::{
-    ActiveBottle, ActiveState, Bottle, BottleBackend, BottleCleanupPlan, BottlePlan, CleanupItem,
-    CleanupSummary, Detail, Event, EventSink, ExecResult, HostContext, Identity, LaunchContext,
-    PlanSummary, PreparedSpec, Step,
+    ActiveBottle, ActiveState, Bottle, BottleBackend, BottleCleanupPlan, BottlePlan, Capabilities,
+    CleanupItem, CleanupSummary, Detail, Event, EventSink, ExecResult, Feature, HostContext,
+    Identity, LaunchContext, PlanSummary, PreparedSpec, Step,
 };
 use bottle_egress::{CaFiles, CertificateAuthority, Cidr, EgressConfig};
 use bytes::Bytes;
@@ -322,12 +322,6 @@ impl BottlePlan for DockerPlan {
                 ),
             },
         ];
-        if !t.joined_networks.is_empty() {
-            details.push(Detail {
-                label: "egress joins".to_owned(),
-                value: t.joined_networks.join(", "),
-            });
-        }
         if let Some(warning) = &self.runtime.warning {
             details.push(Detail {
                 label: "warning".to_owned(),
@@ -642,6 +636,11 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         BACKEND_NAME
     }
 
+    /// The egress joins `egress.networks`; the git gate and supervise are not here yet.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none().with(Feature::EgressNetworks)
+    }
+
     async fn resolve_plan(
         &self,
         prepared: PreparedSpec,
@@ -911,7 +910,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             .map_err(|e| core_err(action, e))
     }
 
-    async fn provision_git(
+    async fn copy_workdir(
         &self,
         plan: &DockerPlan,
         bottle: &DockerBottle<D>,

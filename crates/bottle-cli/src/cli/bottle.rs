@@ -28,6 +28,16 @@ pub(crate) struct BackendArg {
     pub(crate) backend: Option<String>,
 }
 
+/// Consent to a smaller bottle than the manifest describes.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct AllowUnimplemented {
+    /// Launch even though the backend does not implement some of the bottle's grants (the
+    /// preflight marks them, e.g. `git:` remotes on the docker backend): the agent runs
+    /// without them
+    #[arg(long)]
+    pub(crate) allow_unimplemented: bool,
+}
+
 /// `start`.
 #[derive(Debug, Args)]
 pub(crate) struct StartArgs {
@@ -53,6 +63,8 @@ pub(crate) struct StartArgs {
     #[arg(long)]
     pub(crate) remote_control: bool,
     #[command(flatten)]
+    pub(crate) unimplemented: AllowUnimplemented,
+    #[command(flatten)]
     pub(crate) backend: BackendArg,
     /// Arguments for Claude Code, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
@@ -71,6 +83,8 @@ pub(crate) struct ResumeArgs {
     /// Run CMD with `sh -c` in the bottle instead of Claude Code, and exit with its code
     #[arg(long, value_name = "CMD", conflicts_with = "claude_args")]
     pub(crate) exec: Option<String>,
+    #[command(flatten)]
+    pub(crate) unimplemented: AllowUnimplemented,
     /// Arguments for Claude Code, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
     pub(crate) claude_args: Vec<String>,
@@ -110,7 +124,10 @@ Examples:
 
 Shows the preflight (what the bottle is granted), asks `launch this agent? [y/N]` on the
 terminal, launches, attaches Claude Code, and removes everything when it exits. If the
-session fails or is interrupted, the bottle's state is kept: `claude-bottle resume IDENTITY`.";
+session fails or is interrupted, the bottle's state is kept: `claude-bottle resume IDENTITY`.
+
+A grant the backend does not implement yet (the preflight marks it) is refused unless you
+pass --allow-unimplemented; a missing convenience (supervise) is only shown.";
 
 pub(crate) const RESUME_AFTER_HELP: &str = "\
 Examples:

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use bottle_core::{CleanupSummary, EnvMode, PlanSummary};
+use bottle_core::{CleanupSummary, EnvMode, Feature, PlanSummary};
 
 use crate::render;
 use crate::ui::Paint;
@@ -61,6 +61,7 @@ pub(crate) fn render(
             .iter()
             .map(|g| format!("{:<git_width$}  {}", g.name, g.upstream)),
     );
+    missing_grant(&mut push, summary, Feature::GitGate, paint);
     let host_width = summary
         .egress
         .iter()
@@ -92,6 +93,11 @@ pub(crate) fn render(
         }),
     );
 
+    if !summary.networks.is_empty() {
+        list(&mut push, "networks", summary.networks.iter().cloned());
+        missing_grant(&mut push, summary, Feature::EgressNetworks, paint);
+    }
+
     if let Some(cwd) = &summary.copy_cwd {
         push(
             "cwd",
@@ -101,10 +107,18 @@ pub(crate) fn render(
     if summary.remote_control {
         push("remote", "Claude Code --remote-control".to_owned());
     }
-    push(
-        "supervise",
-        if summary.supervise { "on" } else { "off" }.to_owned(),
-    );
+    // A convenience: what is missing is said, never refused (see bottle_core::capability).
+    let supervise = if !summary.supervise {
+        "off".to_owned()
+    } else if summary.unimplemented.contains(&Feature::Supervise) {
+        paint.dim(&format!(
+            "not available on the {} backend yet",
+            summary.backend
+        ))
+    } else {
+        "on".to_owned()
+    };
+    push("supervise", supervise);
     push("runtime", summary.runtime.clone());
     push("image", summary.image.clone());
     // The backend's own lines, grouped under its name: its labels (`agent`, `egress`) would
@@ -141,6 +155,28 @@ pub(crate) fn render(
         out.push_str(&format!("  {}  {value}\n", paint.dim(&label)));
     }
     out
+}
+
+/// Below a grant's lines: the backend does not implement it, and what that means for the launch.
+fn missing_grant(
+    push: &mut impl FnMut(&'static str, String),
+    summary: &PlanSummary,
+    feature: Feature,
+    paint: Paint,
+) {
+    if !summary.unimplemented.contains(&feature) {
+        return;
+    }
+    let what = paint.warn(&format!(
+        "not implemented by the {} backend",
+        summary.backend
+    ));
+    let then = if summary.allow_unimplemented {
+        "launched without it (--allow-unimplemented)"
+    } else {
+        "refused unless --allow-unimplemented"
+    };
+    push("", format!("{what}: {then}"));
 }
 
 /// A multi-line entry: the label on the first line, `(none)` when empty.

@@ -68,7 +68,7 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
                 host_path: host.home().join(".claude/skills/web"),
                 bottle_path: format!("{FAKE_SKILLS_DIR}/web"),
             },
-            Call::ProvisionGit,
+            Call::CopyWorkdir,
             Call::ProvisionSupervise,
             Call::ExecClaude {
                 argv: vec![
@@ -185,7 +185,7 @@ fn call_of(step: Step) -> fn(&Call) -> bool {
         Step::ProvisionCa => |c| matches!(c, Call::ProvisionCa),
         Step::ProvisionPrompt => |c| matches!(c, Call::ProvisionPrompt),
         Step::ProvisionSkills => |c| matches!(c, Call::ProvisionSkills),
-        Step::ProvisionGit => |c| matches!(c, Call::ProvisionGit),
+        Step::CopyWorkdir => |c| matches!(c, Call::CopyWorkdir),
         Step::ProvisionSupervise => |c| matches!(c, Call::ProvisionSupervise),
         _ => |c| matches!(c, Call::ExecClaude { .. }),
     }
@@ -256,7 +256,7 @@ failure_in! {
     provision_ca => bottle_core::Step::ProvisionCa,
     provision_prompt => bottle_core::Step::ProvisionPrompt,
     provision_skills => bottle_core::Step::ProvisionSkills,
-    provision_git => bottle_core::Step::ProvisionGit,
+    copy_workdir => bottle_core::Step::CopyWorkdir,
     provision_supervise => bottle_core::Step::ProvisionSupervise,
     session => bottle_core::Step::Session,
 }

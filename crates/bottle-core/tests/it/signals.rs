@@ -75,7 +75,7 @@ signal_in! {
     provision_ca => Step::ProvisionCa, Signal::Terminate;
     provision_prompt => Step::ProvisionPrompt, Signal::Hangup;
     provision_skills => Step::ProvisionSkills, Signal::Interrupt;
-    provision_git => Step::ProvisionGit, Signal::Terminate;
+    copy_workdir => Step::CopyWorkdir, Signal::Terminate;
     provision_supervise => Step::ProvisionSupervise, Signal::Hangup;
     session_sigint => Step::Session, Signal::Interrupt;
     session_sigterm => Step::Session, Signal::Terminate;

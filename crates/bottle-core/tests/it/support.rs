@@ -56,7 +56,7 @@ impl Host {
 }
 
 /// An agent granted a skill, a git upstream, literal/host/prompt env entries and two routes,
-/// one with an injected credential.
+/// one with an injected credential (and, through [`spec`], the working tree).
 pub(crate) fn agent() -> AgentSpec {
     let mut bottle = BottleDef::new("dev");
     bottle.extends = vec!["base".to_owned()];
@@ -115,6 +115,7 @@ pub(crate) fn manifest_with(agent: AgentSpec) -> Arc<StaticManifest> {
 pub(crate) fn spec(host: &Host) -> BottleSpec {
     let mut spec = BottleSpec::new(manifest_with(agent()), AGENT, host.home().join("project"));
     spec.remote_control = true;
+    spec.copy_cwd = true;
     spec
 }
 

@@ -50,6 +50,8 @@ pub(crate) fn prepared(identity: &str) -> PreparedSpec {
         copy_cwd: false,
         user_cwd: "/home/user/project".into(),
         remote_control: false,
+        allow_unimplemented: false,
+        capabilities: Default::default(),
     }
 }
 

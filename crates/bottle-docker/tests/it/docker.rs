@@ -115,6 +115,8 @@ fn spec(identity: &Identity) -> PreparedSpec {
         copy_cwd: false,
         user_cwd: PathBuf::from("/nonexistent"),
         remote_control: false,
+        allow_unimplemented: false,
+        capabilities: Default::default(),
     }
 }
 
