@@ -218,6 +218,17 @@ pub enum Error {
         features: Vec<crate::capability::Feature>,
     },
 
+    /// A provisioning command inside the bottle failed.
+    #[error("could not {action} (exit code {exit_code} inside the bottle): {detail}")]
+    InBottle {
+        /// What was being done, as a verb phrase.
+        action: String,
+        /// The command's exit code.
+        exit_code: i32,
+        /// Its standard error, trimmed.
+        detail: String,
+    },
+
     /// A step of the lifecycle failed; `source` says why.
     #[error("{step} failed: {source}")]
     Step {

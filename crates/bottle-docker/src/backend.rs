@@ -2,20 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bottle_core::{
-    ActiveBottle, ActiveState, Bottle, BottleBackend, BottleCleanupPlan, BottlePlan, Capabilities,
-    CleanupItem, CleanupSummary, Detail, Event, EventSink, ExecResult, Feature, HostContext,
-    Identity, LaunchContext, PlanSummary, PreparedSpec, Step,
+    ActiveBottle, ActiveState, BottleBackend, BottleCleanupPlan, BottlePlan, Capabilities,
+    CleanupItem, CleanupSummary, Detail, Event, EventSink, Feature, FileOwner, HostContext,
+    Identity, LaunchContext, NoTerminal, PlanSummary, PreparedSpec, Step, TerminalHost,
 };
 use bottle_egress::{CaFiles, CertificateAuthority, Cidr, EgressConfig};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::api::{DockerApi, ExecSpec, Interactive, Progress};
+use crate::api::{DockerApi, Progress};
+use crate::bottle::DockerBottle;
 use crate::cleanup::{self, CleanupPlan};
 use crate::engine::Engine;
 use crate::error::DockerError;
@@ -25,41 +25,15 @@ use crate::launch::{self, LaunchValues};
 use crate::liveness;
 use crate::names::{EGRESS_PORT, Names, label};
 use crate::plan::{
-    self, AGENT_CA_FILE, AGENT_HOME, AGENT_WORKDIR, DockerOptions, EGRESS_CONFIG_DIR,
-    EGRESS_CONFIG_FILE, EnvValue, PlanInputs, Topology,
+    self, DockerOptions, EGRESS_CONFIG_DIR, EGRESS_CONFIG_FILE, EnvValue, PlanInputs, Topology,
 };
 use crate::runtime::{self, ProbeImage, RuntimeChoice};
-use crate::tarball::{Owner, TarBuilder};
+use crate::tarball::TarBuilder;
 
 /// The backend's registry name.
 pub const BACKEND_NAME: &str = "docker";
 
-/// Where the prompt file goes in the agent.
-pub const PROMPT_FILE: &str = "/home/node/.claude-bottle/prompt.md";
-
-/// The host terminal, as far as an interactive session needs it. Implemented at the CLI edge
-/// (e.g. with crossterm) so no terminal library enters this crate.
-pub trait TerminalHost: Send + Sync + 'static {
-    /// Puts the terminal in raw mode; the returned guard restores it when dropped.
-    fn enter_raw(&self) -> std::io::Result<Box<dyn Send>>;
-    /// The terminal's size, `(rows, cols)`.
-    fn size(&self) -> Option<(u16, u16)>;
-}
-
-/// No terminal control: sessions still attach, but the caller's terminal stays as it is.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoTerminal;
-
-impl TerminalHost for NoTerminal {
-    fn enter_raw(&self) -> std::io::Result<Box<dyn Send>> {
-        Ok(Box::new(()))
-    }
-    fn size(&self) -> Option<(u16, u16)> {
-        None
-    }
-}
-
-fn core_err(action: impl Into<String>, err: DockerError) -> bottle_core::Error {
+pub(crate) fn core_err(action: impl Into<String>, err: DockerError) -> bottle_core::Error {
     bottle_core::Error::backend(BACKEND_NAME, action, err)
 }
 
@@ -318,7 +292,7 @@ impl BottlePlan for DockerPlan {
                     "{} ({}), proxy {}",
                     t.egress.name,
                     t.egress.image,
-                    plan::proxy_url()
+                    bottle_core::agent::proxy_url()
                 ),
             },
         ];
@@ -362,207 +336,12 @@ impl BottleCleanupPlan for DockerCleanupPlan {
     }
 }
 
-/// A running Docker bottle.
-pub struct DockerBottle<D: DockerApi + Clone + 'static = Engine> {
-    api: D,
-    name: String,
-    egress: String,
-    ca_pem: String,
-    terminal: Arc<dyn TerminalHost>,
-    closed: AtomicBool,
-}
-
-impl<D: DockerApi + Clone + 'static> std::fmt::Debug for DockerBottle<D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerBottle")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<D: DockerApi + Clone + 'static> DockerBottle<D> {
-    /// The per-bottle CA certificate (public), PEM.
-    pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
-    }
-
-    fn node(&self, cmd: Vec<String>) -> ExecSpec {
-        ExecSpec {
-            cmd,
-            user: Some("node".to_owned()),
-            working_dir: Some(AGENT_WORKDIR.to_owned()),
-            env: Vec::new(),
-        }
-    }
-
-    async fn attached(&self, cmd: Vec<String>, tty: bool) -> bottle_core::Result<i32> {
-        let spec = self.node(cmd);
-        let _raw = if tty {
-            Some(
-                self.terminal
-                    .enter_raw()
-                    .map_err(|e| bottle_core::Error::backend(BACKEND_NAME, "enter raw mode", e))?,
-            )
-        } else {
-            None
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let watcher = if tty {
-            let terminal = self.terminal.clone();
-            Some(tokio::spawn(async move {
-                #[cfg(unix)]
-                {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let Ok(mut winch) = signal(SignalKind::window_change()) else {
-                        return;
-                    };
-                    while winch.recv().await.is_some() {
-                        if let Some(size) = terminal.size()
-                            && tx.send(size).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-                #[cfg(not(unix))]
-                drop((terminal, tx));
-            }))
-        } else {
-            None
-        };
-        let io = Interactive {
-            tty,
-            stdin: Some(Box::pin(tokio::io::stdin())),
-            stdout: Box::pin(tokio::io::stdout()),
-            stderr: Box::pin(tokio::io::stderr()),
-            size: if tty { self.terminal.size() } else { None },
-            resize: tty.then_some(rx),
-        };
-        let result = self.api.exec_interactive(&self.name, &spec, io).await;
-        if let Some(w) = watcher {
-            w.abort();
-        }
-        let code = result.map_err(|e| core_err(format!("run a session in {}", self.name), e))?;
-        if code != 0 {
-            self.check_egress().await?;
-        }
-        Ok(i32::try_from(code).unwrap_or(1))
-    }
-
-    /// After a failed session: if the egress died, that is what the user needs to hear (the
-    /// agent had no network from that moment on), not the session's own exit code.
-    async fn check_egress(&self) -> bottle_core::Result<()> {
-        let Ok(Some(info)) = self.api.inspect_container(&self.egress).await else {
-            return Ok(());
-        };
-        if info.running {
-            return Ok(());
-        }
-        let log = self
-            .api
-            .logs_tail(&self.egress, 20)
-            .await
-            .unwrap_or_default();
-        Err(core_err(
-            format!("run a session in {}", self.name),
-            DockerError::EgressNotReady {
-                container: self.egress.clone(),
-                detail: format!(
-                    "it stopped (exit code {}) during the session, which cut the bottle off \
-                     from the network; its log ends with:\n{}",
-                    info.exit_code.unwrap_or(-1),
-                    log.trim_end()
-                ),
-            },
-        ))
-    }
-}
-
-impl<D: DockerApi + Clone + 'static> Bottle for DockerBottle<D> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn exec_claude(&self, argv: &[String], tty: bool) -> bottle_core::Result<i32> {
-        let mut cmd = vec!["claude".to_owned()];
-        cmd.extend(argv.iter().cloned());
-        self.attached(cmd, tty).await
-    }
-
-    async fn exec_attached(&self, script: &str, tty: bool) -> bottle_core::Result<i32> {
-        self.attached(vec!["sh".into(), "-c".into(), script.to_owned()], tty)
-            .await
-    }
-
-    async fn exec(&self, script: &str) -> bottle_core::Result<ExecResult> {
-        let spec = self.node(vec!["sh".into(), "-c".into(), script.to_owned()]);
-        let out = self
-            .api
-            .exec(&self.name, &spec, None)
-            .await
-            .map_err(|e| core_err(format!("exec in {}", self.name), e))?;
-        Ok(ExecResult {
-            exit_code: i32::try_from(out.exit_code).unwrap_or(1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
-
-    async fn cp_in(&self, host_path: &Path, bottle_path: &str) -> bottle_core::Result<()> {
-        let target = Path::new(bottle_path);
-        let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
-            return Err(core_err(
-                format!("copy into {bottle_path}"),
-                DockerError::InvalidSetting {
-                    name: "bottle path".to_owned(),
-                    value: bottle_path.to_owned(),
-                    hint: "give an absolute path with a file name".to_owned(),
-                },
-            ));
-        };
-        let name = name.to_string_lossy();
-        let mut tar = TarBuilder::new(host_path);
-        let meta = std::fs::metadata(host_path).map_err(|source| {
-            core_err(
-                format!("copy {}", host_path.display()),
-                DockerError::HostFile {
-                    path: host_path.to_path_buf(),
-                    source,
-                },
-            )
-        })?;
-        let packed = if meta.is_dir() {
-            tar.host_tree(host_path, &name, Owner::NODE).map(drop)
-        } else {
-            std::fs::read(host_path)
-                .map_err(|source| DockerError::HostFile {
-                    path: host_path.to_path_buf(),
-                    source,
-                })
-                .and_then(|data| tar.file(&name, &data, 0o644, Owner::NODE).map(drop))
-        };
-        let action = format!("copy {} into {bottle_path}", host_path.display());
-        packed.map_err(|e| core_err(action.clone(), e))?;
-        let bytes = tar.finish().map_err(|e| core_err(action.clone(), e))?;
-        self.api
-            .upload(&self.name, &parent.to_string_lossy(), bytes)
-            .await
-            .map_err(|e| core_err(action, e))
-    }
-
-    async fn close(&self) -> bottle_core::Result<()> {
-        // Teardown removes the containers; closing only marks the handle spent.
-        self.closed.store(true, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
 /// The egress's files: config, CA and trust roots, as a tar to extract in `/etc`. The key is
 /// readable by the egress's user only.
 fn egress_files(
     prepared: &PreparedSpec,
     ca: &CertificateAuthority,
-    owner: Owner,
+    owner: FileOwner,
     clients: &[Cidr],
 ) -> crate::Result<Bytes> {
     let egress = &prepared.agent.bottle.egress;
@@ -617,13 +396,13 @@ fn egress_files(
 }
 
 /// `65532`, `65532:65532` → an owner; names and the empty user → root.
-fn owner_of(user: &str) -> Owner {
+fn owner_of(user: &str) -> FileOwner {
     let mut parts = user.split(':');
     let uid = parts.next().and_then(|u| u.parse().ok());
     let gid = parts.next().and_then(|g| g.parse().ok()).or(uid);
     match (uid, gid) {
-        (Some(uid), Some(gid)) => Owner { uid, gid },
-        _ => Owner::ROOT,
+        (Some(uid), Some(gid)) => FileOwner { uid, gid },
+        _ => FileOwner::ROOT,
     }
 }
 
@@ -781,164 +560,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             egress: topology.egress.name.clone(),
             ca_pem: ca.cert_pem().to_owned(),
             terminal: self.terminal.clone(),
-            closed: AtomicBool::new(false),
         })
-    }
-
-    async fn provision_ca(
-        &self,
-        _plan: &DockerPlan,
-        bottle: &DockerBottle<D>,
-        _ctx: &LaunchContext<'_>,
-    ) -> bottle_core::Result<()> {
-        let pem = bottle.ca_pem.as_bytes();
-        let ca_dir = Path::new(AGENT_CA_FILE)
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "claude-bottle".to_owned());
-        let action = "install the bottle CA";
-        let mut own = TarBuilder::new("bottle CA");
-        own.dir(&ca_dir, 0o755, Owner::ROOT)
-            .and_then(|t| t.file(&format!("{ca_dir}/ca.pem"), pem, 0o644, Owner::ROOT))
-            .map_err(|e| core_err(action, e))?;
-        let own = own.finish().map_err(|e| core_err(action, e))?;
-        self.api
-            .upload(&bottle.name, "/etc", own)
-            .await
-            .map_err(|e| core_err(action, e))?;
-        let mut system = TarBuilder::new("bottle CA");
-        system
-            .file("claude-bottle.crt", pem, 0o644, Owner::ROOT)
-            .map_err(|e| core_err(action, e))?;
-        let system = system.finish().map_err(|e| core_err(action, e))?;
-        self.api
-            .upload(&bottle.name, "/usr/local/share/ca-certificates", system)
-            .await
-            .map_err(|e| core_err(action, e))?;
-        // As root, on root-owned files: no capability needed. Without Debian's tool (another
-        // base), append to the bundle directly.
-        let script = format!(
-            "set -e; if command -v update-ca-certificates >/dev/null 2>&1; then \
-             update-ca-certificates >/dev/null 2>&1; else cat {AGENT_CA_FILE} >> \
-             {bundle}; fi; grep -q \"$(sed -n 2p {AGENT_CA_FILE})\" {bundle}",
-            bundle = plan::AGENT_CA_BUNDLE
-        );
-        let out = self
-            .api
-            .exec(
-                &bottle.name,
-                &ExecSpec {
-                    cmd: vec!["sh".into(), "-c".into(), script],
-                    user: Some("0".to_owned()),
-                    working_dir: Some("/".to_owned()),
-                    env: Vec::new(),
-                },
-                None,
-            )
-            .await
-            .map_err(|e| core_err(action, e))?;
-        if out.exit_code != 0 {
-            return Err(core_err(
-                action,
-                DockerError::Engine {
-                    operation: "update the trust store in",
-                    object: bottle.name.clone(),
-                    detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-                },
-            ));
-        }
-        Ok(())
-    }
-
-    async fn provision_prompt(
-        &self,
-        plan: &DockerPlan,
-        bottle: &DockerBottle<D>,
-        _ctx: &LaunchContext<'_>,
-    ) -> bottle_core::Result<Option<String>> {
-        let prompt = &plan.prepared.agent.prompt;
-        if prompt.trim().is_empty() {
-            return Ok(None);
-        }
-        let action = "copy the prompt";
-        let relative = PROMPT_FILE
-            .strip_prefix(&format!("{AGENT_HOME}/"))
-            .unwrap_or(PROMPT_FILE);
-        let dir = Path::new(relative)
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut tar = TarBuilder::new("prompt");
-        tar.dir(&dir, 0o755, Owner::NODE)
-            .and_then(|t| t.file(relative, prompt.as_bytes(), 0o644, Owner::NODE))
-            .map_err(|e| core_err(action, e))?;
-        let bytes = tar.finish().map_err(|e| core_err(action, e))?;
-        self.api
-            .upload(&bottle.name, AGENT_HOME, bytes)
-            .await
-            .map_err(|e| core_err(action, e))?;
-        Ok(Some(PROMPT_FILE.to_owned()))
-    }
-
-    async fn provision_skills(
-        &self,
-        plan: &DockerPlan,
-        bottle: &DockerBottle<D>,
-        _ctx: &LaunchContext<'_>,
-    ) -> bottle_core::Result<()> {
-        if plan.prepared.skills.is_empty() {
-            return Ok(());
-        }
-        let action = "copy the skills";
-        let mut tar = TarBuilder::new("skills");
-        tar.dir(".claude", 0o755, Owner::NODE)
-            .and_then(|t| t.dir(".claude/skills", 0o755, Owner::NODE))
-            .map_err(|e| core_err(action, e))?;
-        for skill in &plan.prepared.skills {
-            tar.host_tree(
-                &skill.host_dir,
-                &format!(".claude/skills/{}", skill.name),
-                Owner::NODE,
-            )
-            .map_err(|e| core_err(format!("copy skill {}", skill.name), e))?;
-        }
-        let bytes = tar.finish().map_err(|e| core_err(action, e))?;
-        self.api
-            .upload(&bottle.name, AGENT_HOME, bytes)
-            .await
-            .map_err(|e| core_err(action, e))
-    }
-
-    async fn copy_workdir(
-        &self,
-        plan: &DockerPlan,
-        bottle: &DockerBottle<D>,
-        _ctx: &LaunchContext<'_>,
-    ) -> bottle_core::Result<()> {
-        if !plan.prepared.copy_cwd {
-            return Ok(());
-        }
-        let cwd = &plan.prepared.user_cwd;
-        let action = format!("copy {} into the bottle", cwd.display());
-        let workdir = Path::new(AGENT_WORKDIR);
-        let name = workdir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "workspace".to_owned());
-        let parent = workdir
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| AGENT_HOME.to_owned());
-        // The working tree with its .git, owned by the agent user.
-        let mut tar = TarBuilder::new(cwd);
-        tar.host_tree(cwd, &name, Owner::NODE)
-            .map_err(|e| core_err(action.clone(), e))?;
-        let bytes = tar.finish().map_err(|e| core_err(action.clone(), e))?;
-        self.api
-            .upload(&bottle.name, &parent, bytes)
-            .await
-            .map_err(|e| core_err(action, e))
     }
 
     async fn teardown(&self, plan: &DockerPlan, events: &dyn EventSink) -> bottle_core::Result<()> {
@@ -1024,18 +646,18 @@ mod tests {
 
     #[test]
     fn image_users_become_archive_owners() {
-        assert_eq!(owner_of(""), Owner::ROOT);
-        assert_eq!(owner_of("root"), Owner::ROOT);
+        assert_eq!(owner_of(""), FileOwner::ROOT);
+        assert_eq!(owner_of("root"), FileOwner::ROOT);
         assert_eq!(
             owner_of("65532"),
-            Owner {
+            FileOwner {
                 uid: 65532,
                 gid: 65532
             }
         );
         assert_eq!(
             owner_of("1000:2000"),
-            Owner {
+            FileOwner {
                 uid: 1000,
                 gid: 2000
             }

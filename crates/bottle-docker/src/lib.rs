@@ -75,11 +75,12 @@
 //!   for tests.
 //! - [`backend`]: bottle-core's [`BottleBackend`](bottle_core::BottleBackend) over all of it.
 //!
-//! Terminals stay out of this crate: TTY sessions take a [`TerminalHost`] from the caller for
-//! raw mode and window sizes.
+//! Terminals stay out of this crate: TTY sessions take bottle-core's
+//! [`TerminalHost`](bottle_core::TerminalHost) from the caller for raw mode and window sizes.
 
 pub mod api;
 pub mod backend;
+pub mod bottle;
 pub mod cleanup;
 pub mod engine;
 pub mod error;
@@ -93,7 +94,6 @@ pub mod plan;
 pub mod runtime;
 pub mod tarball;
 
-pub use backend::{
-    DockerBackend, DockerBottle, DockerCleanupPlan, DockerPlan, NoTerminal, TerminalHost,
-};
+pub use backend::{DockerBackend, DockerCleanupPlan, DockerPlan};
+pub use bottle::DockerBottle;
 pub use error::{DockerError, Result};

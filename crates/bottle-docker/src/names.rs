@@ -10,11 +10,7 @@ use crate::error::{DockerError, Result};
 /// The prefix of every container and network name a bottle creates.
 pub const NAME_PREFIX: &str = "claude-bottle-";
 
-/// The port the egress listens on inside the bottle.
-pub const EGRESS_PORT: u16 = 9099;
-
-/// The DNS alias of the egress on the bottle's internal network.
-pub const EGRESS_ALIAS: &str = "egress";
+pub use bottle_core::agent::{EGRESS_ALIAS, EGRESS_PORT};
 
 /// Label keys: bottle-core's shared ones plus this backend's own, all under `claude-bottle.`.
 pub mod label {

@@ -23,11 +23,12 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use bottle_core::PreparedSpec;
+use bottle_core::agent::{self, AgentEnvValue};
 use serde::Serialize;
 
 use crate::api::{Attachment, ContainerConfig, EnvVar, NetworkSpec};
 use crate::error::{DockerError, Result};
-use crate::names::{EGRESS_ALIAS, EGRESS_PORT, Names, Role, label};
+use crate::names::{EGRESS_ALIAS, Names, Role, label};
 
 /// Where the egress's files go inside its container.
 pub const EGRESS_CONFIG_DIR: &str = "/etc/bottle-egress";
@@ -36,14 +37,6 @@ pub const EGRESS_CONFIG_DIR: &str = "/etc/bottle-egress";
 pub const EGRESS_FILES_PARENT: &str = "/etc";
 /// The egress config file inside its container.
 pub const EGRESS_CONFIG_FILE: &str = "/etc/bottle-egress/config.json";
-/// The agent's home.
-pub const AGENT_HOME: &str = "/home/node";
-/// The agent's working directory (the `--cwd` tree lands here).
-pub const AGENT_WORKDIR: &str = "/home/node/workspace";
-/// The per-bottle CA certificate in the agent (trusted by itself, and added to the system store).
-pub const AGENT_CA_FILE: &str = "/etc/claude-bottle/ca.pem";
-/// The system CA bundle in the agent after the CA step.
-pub const AGENT_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The OCI runtime of the agent container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -65,14 +58,7 @@ impl Runtime {
     }
 }
 
-/// Resource limits of a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Limits {
-    /// Memory in bytes (swap is held to the same figure).
-    pub memory_bytes: i64,
-    /// Maximum number of processes.
-    pub pids: i64,
-}
+pub use bottle_core::agent::Limits;
 
 /// Environment variables that override the limits.
 pub mod env {
@@ -98,11 +84,7 @@ pub struct DockerOptions {
 impl Default for DockerOptions {
     fn default() -> Self {
         DockerOptions {
-            // A coding agent runs compilers and test suites: generous, but bounded.
-            agent_limits: Limits {
-                memory_bytes: 8 << 30,
-                pids: 4096,
-            },
+            agent_limits: agent::DEFAULT_LIMITS,
             // The proxy needs little; the bound contains a runaway.
             egress_limits: Limits {
                 memory_bytes: 512 << 20,
@@ -270,11 +252,6 @@ pub struct PlanInputs<'a> {
     pub labels: &'a BTreeMap<String, String>,
 }
 
-/// The proxy URL the agent uses.
-pub fn proxy_url() -> String {
-    format!("http://{EGRESS_ALIAS}:{EGRESS_PORT}")
-}
-
 fn fixed(name: &str, value: impl Into<String>) -> PlannedEnv {
     PlannedEnv {
         name: name.to_owned(),
@@ -383,41 +360,18 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
         files: egress_files,
     };
 
-    // The agent: the internal network only; every way out goes through the egress.
-    let proxy = proxy_url();
-    let mut agent_env = vec![
-        fixed("HTTP_PROXY", &proxy),
-        fixed("HTTPS_PROXY", &proxy),
-        fixed("http_proxy", &proxy),
-        fixed("https_proxy", &proxy),
-        fixed("NO_PROXY", "localhost,127.0.0.1"),
-        fixed("no_proxy", "localhost,127.0.0.1"),
-        fixed("NODE_USE_ENV_PROXY", "1"),
-        fixed("NODE_EXTRA_CA_CERTS", AGENT_CA_FILE),
-        fixed("SSL_CERT_FILE", AGENT_CA_BUNDLE),
-        fixed("REQUESTS_CA_BUNDLE", AGENT_CA_BUNDLE),
-        fixed("CURL_CA_BUNDLE", AGENT_CA_BUNDLE),
-        fixed("GIT_SSL_CAINFO", AGENT_CA_BUNDLE),
-        fixed("HOME", AGENT_HOME),
-    ];
-    let fixed_names: Vec<String> = agent_env.iter().map(|e| e.name.clone()).collect();
-    let mut manifest_names: Vec<&str> = bottle
-        .env
-        .iter()
-        .map(|e| e.name.as_str())
-        .chain(bottle.placeholder_env.iter().map(|(n, _)| n.as_str()))
+    // The agent: the internal network only; every way out goes through the egress. Its
+    // environment is bottle-core's agent contract (fixed variables win over the manifest).
+    let agent_env = agent::environment(bottle)
+        .into_iter()
+        .map(|e| PlannedEnv {
+            name: e.name,
+            value: match e.value {
+                AgentEnvValue::Fixed(value) => EnvValue::Fixed(value),
+                AgentEnvValue::Manifest => EnvValue::Manifest,
+            },
+        })
         .collect();
-    manifest_names.dedup();
-    for name in manifest_names {
-        // The backend's own settings win: a manifest cannot point the agent past the egress.
-        if fixed_names.iter().any(|f| f == name) {
-            continue;
-        }
-        agent_env.push(PlannedEnv {
-            name: name.to_owned(),
-            value: EnvValue::Manifest,
-        });
-    }
     let mut agent_labels = labels_for(&base, Role::Agent);
     agent_labels.insert(
         label::RUNTIME.to_owned(),
@@ -428,8 +382,8 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
         role: Role::Agent,
         image: inputs.agent_image.to_owned(),
         cmd: Some(vec!["sleep".to_owned(), "infinity".to_owned()]),
-        user: Some("node".to_owned()),
-        working_dir: Some(AGENT_WORKDIR.to_owned()),
+        user: Some(agent::USER.to_owned()),
+        working_dir: Some(agent::WORKDIR.to_owned()),
         hostname: Some(prepared.identity.to_string()),
         network: Attachment {
             network: internal.name.clone(),

@@ -1,10 +1,11 @@
 //! `run_bottle` against the recording fake: call order, teardown after a failure in each step,
 //! state kept or removed.
 
-use bottle_core::testing::{Call, FAKE_PROMPT_PATH, FAKE_SKILLS_DIR, FakeBackend};
+use bottle_core::agent::{PROMPT_FILE, SKILLS_DIR, WORKDIR};
+use bottle_core::testing::{Call, FakeBackend};
 use bottle_core::{
-    BottleBackend, Ended, Error, Event, EventLog, NoEvents, RunOptions, Session, ShutdownSignal,
-    StateDisposition, Step, labels, run_bottle,
+    BottleBackend, Ended, Error, Event, EventLog, ExecUser, NoEvents, RunOptions, Session,
+    ShutdownSignal, StateDisposition, Step, labels, run_bottle,
 };
 
 use crate::support::{self, Host};
@@ -50,6 +51,21 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
     };
     assert_eq!(launch_labels[labels::IDENTITY], identity);
     assert_eq!(launch_labels[labels::MANAGED], labels::MANAGED_VALUE);
+    // The CA step's script, as root: it must make the system bundle trust the CA.
+    let ca_script = fake
+        .calls()
+        .iter()
+        .find_map(|c| match c {
+            Call::Exec {
+                user: ExecUser::Root,
+                script,
+            } => Some(script.clone()),
+            _ => None,
+        })
+        .expect("the CA step runs a command as root");
+    assert!(ca_script.contains("update-ca-certificates"), "{ca_script}");
+    let agent = |path: &str| format!("{path} 644 1000:1000");
+    let dir = |path: &str, owner: &str| format!("{path}/ 755 {owner}");
     assert_eq!(
         fake.calls(),
         vec![
@@ -62,18 +78,45 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
                 env: vec!["MODE".into(), "GH_TOKEN".into(), "DB_PASS".into()],
             },
             Call::ProvisionCa,
+            Call::WriteFiles {
+                files: vec![
+                    dir("/etc/claude-bottle", "0:0"),
+                    "/etc/claude-bottle/ca.pem 644 0:0".to_owned(),
+                    "/usr/local/share/ca-certificates/claude-bottle.crt 644 0:0".to_owned(),
+                ]
+            },
+            Call::Exec {
+                user: ExecUser::Root,
+                script: ca_script,
+            },
             Call::ProvisionPrompt,
+            Call::WriteFiles {
+                files: vec![
+                    dir("/home/node/.claude-bottle", "1000:1000"),
+                    agent(PROMPT_FILE)
+                ]
+            },
             Call::ProvisionSkills,
+            Call::WriteFiles {
+                files: vec![
+                    dir("/home/node/.claude", "1000:1000"),
+                    dir(SKILLS_DIR, "1000:1000"),
+                ]
+            },
             Call::CpIn {
                 host_path: host.home().join(".claude/skills/web"),
-                bottle_path: format!("{FAKE_SKILLS_DIR}/web"),
+                bottle_path: format!("{SKILLS_DIR}/web"),
             },
             Call::CopyWorkdir,
+            Call::CpIn {
+                host_path: host.home().join("project"),
+                bottle_path: WORKDIR.to_owned(),
+            },
             Call::ProvisionSupervise,
             Call::ExecClaude {
                 argv: vec![
                     "--append-system-prompt-file".into(),
-                    FAKE_PROMPT_PATH.into(),
+                    PROMPT_FILE.into(),
                     "--remote-control".into(),
                     "--model".into(),
                     "opus".into(),

@@ -21,7 +21,7 @@ use bottle_docker::image::{AgentImageRecipe, ImageSettings};
 use bottle_docker::names::label;
 use bottle_docker::plan::{DockerOptions, Runtime};
 use bottle_docker::runtime::{self, ProbeImage};
-use bottle_docker::tarball::{Owner, TarBuilder};
+use bottle_docker::tarball::TarBuilder;
 use bottle_docker::{DockerBackend, DockerPlan};
 use bottle_egress::CertificateAuthority;
 use bottle_manifest::{Route, RouteAuth};
@@ -131,7 +131,10 @@ fn ctx<'a>(identity: &Identity, secrets: &'a Secrets, events: &'a EventLog) -> L
 }
 
 async fn sh<B: Bottle>(bottle: &B, script: &str) -> bottle_core::ExecResult {
-    bottle.exec(script).await.unwrap()
+    bottle
+        .exec(bottle_core::ExecUser::Agent, script)
+        .await
+        .unwrap()
 }
 
 /// Every object of `identity`, by label.
@@ -281,14 +284,20 @@ s.serve_forever()
         .await
         .unwrap();
     let mut tar = TarBuilder::new("origin");
-    tar.dir("origin", 0o755, Owner::ROOT).unwrap();
-    tar.file("origin/cert.pem", leaf.pem().as_bytes(), 0o644, Owner::ROOT)
+    tar.dir("origin", 0o755, bottle_core::FileOwner::ROOT)
         .unwrap();
+    tar.file(
+        "origin/cert.pem",
+        leaf.pem().as_bytes(),
+        0o644,
+        bottle_core::FileOwner::ROOT,
+    )
+    .unwrap();
     tar.file(
         "origin/key.pem",
         leaf_key.serialize_pem().as_bytes(),
         0o600,
-        Owner::ROOT,
+        bottle_core::FileOwner::ROOT,
     )
     .unwrap();
     engine

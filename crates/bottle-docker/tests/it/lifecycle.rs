@@ -299,11 +299,11 @@ async fn provisioning_places_ca_prompt_skills_and_tree_with_their_owners() {
     // CA first, and the trust store is updated as root before anything else runs.
     let calls = fake.calls();
     assert!(
-        calls[0].starts_with("upload to claude-bottle-researcher-m3hxd:/etc ["),
+        calls[0].starts_with("upload to claude-bottle-researcher-m3hxd:/ [/etc/claude-bottle/, "),
         "{calls:?}"
     );
     assert!(
-        calls[2].starts_with("exec in claude-bottle-researcher-m3hxd as 0: sh"),
+        calls[1].starts_with("exec in claude-bottle-researcher-m3hxd as 0: sh"),
         "{calls:?}"
     );
 }
