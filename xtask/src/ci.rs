@@ -15,6 +15,7 @@ pub(crate) const PUBLISH_ORDER: &[&str] = &[
     "bottle-manifest",
     "bottle-core",
     "bottle-egress",
+    "bottle-recipe",
     "bottle-docker",
     "bottle-cli",
 ];

@@ -80,6 +80,7 @@ pub mod plan;
 pub mod provision;
 pub mod registry;
 pub mod secret;
+pub mod sidecar;
 pub mod spec;
 pub mod state;
 pub mod terminal;
@@ -96,6 +97,7 @@ pub use error::{BoxError, Error, Result};
 pub use events::{Event, EventLog, EventSink, NoEvents, Step, UnknownStep};
 pub use host::{ENV_BACKEND, ENV_HOME, HostContext};
 pub use identity::Identity;
+pub use labels::Role;
 pub use lifecycle::{
     Ended, Outcome, RunOptions, Session, ShutdownSignal, Signal, StateDisposition, run_bottle,
 };
@@ -107,6 +109,7 @@ pub use registry::{
     AnyCleanupPlan, AnyPlan, BackendFactory, BoxFuture, DEFAULT_BACKEND, DynBackend, Registry,
 };
 pub use secret::{SecretPrompt, SecretString, Secrets};
+pub use sidecar::{Readiness, SidecarEnv, SidecarEnvValue, SidecarSpec};
 pub use spec::{
     AgentSpec, BottleDef, BottleSpec, EgressSpec, EnvEntry, EnvMode, EnvSource, GitEntry,
     ManifestSource, StaticManifest,

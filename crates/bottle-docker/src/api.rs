@@ -397,11 +397,4 @@ pub trait DockerApi: Send + Sync {
     ) -> impl Future<Output = Result<i64>> + Send;
     /// The last `lines` lines of a container's log (for error messages).
     fn logs_tail(&self, name: &str, lines: u32) -> impl Future<Output = Result<String>> + Send;
-    /// Asks the egress at `addr:port` for its health (`GET http://_egress.local/health` through
-    /// the proxy port) and returns the HTTP status, or `None` when nothing answers yet.
-    fn egress_health(
-        &self,
-        addr: IpAddr,
-        port: u16,
-    ) -> impl Future<Output = Result<Option<u16>>> + Send;
 }

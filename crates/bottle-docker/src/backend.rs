@@ -1,34 +1,33 @@
-//! [`DockerBackend`]: bottle-core's backend contract on a Docker engine.
+//! [`DockerBackend`]: bottle-core's backend contract on a Docker engine — construction and
+//! settings, the runtime choice, and the lifecycle calls (resolve, launch, teardown, cleanup,
+//! listing). The handle is in [`crate::bottle`], the plans in [`crate::summary`], the topology
+//! in [`crate::plan`], the launch order in [`crate::launch`]; what the bottle holds (sidecar
+//! specs, egress config, CA, provisioning) comes from bottle-core and bottle-recipe.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bottle_core::{
-    ActiveBottle, ActiveState, BottleBackend, BottleCleanupPlan, BottlePlan, Capabilities,
-    CleanupItem, CleanupSummary, Detail, Event, EventSink, Feature, FileOwner, HostContext,
-    Identity, LaunchContext, NoTerminal, PlanSummary, PreparedSpec, Step, TerminalHost,
+    ActiveBottle, ActiveState, BottleBackend, Capabilities, Event, EventSink, Feature, FileOwner,
+    HostContext, Identity, LaunchContext, NoTerminal, PreparedSpec, Role, Step, TerminalHost,
 };
-use bottle_egress::{CaFiles, CertificateAuthority, Cidr, EgressConfig};
-use bytes::Bytes;
-use serde::Serialize;
+use bottle_egress::Cidr;
+use bottle_recipe::LaunchMaterial;
 
 use crate::api::{DockerApi, Progress};
 use crate::bottle::DockerBottle;
-use crate::cleanup::{self, CleanupPlan};
+use crate::cleanup;
 use crate::engine::Engine;
 use crate::error::DockerError;
 use crate::image::{self, AgentImageRecipe, ImageSettings};
 use crate::inflight::{InFlight, SETTLE_TIMEOUT, Tracked};
 use crate::launch::{self, LaunchValues};
 use crate::liveness;
-use crate::names::{EGRESS_PORT, Names, label};
-use crate::plan::{
-    self, DockerOptions, EGRESS_CONFIG_DIR, EGRESS_CONFIG_FILE, EnvValue, PlanInputs, Topology,
-};
+use crate::names::label;
+use crate::plan::{self, DockerOptions, EnvValue, PlanInputs};
 use crate::runtime::{self, ProbeImage, RuntimeChoice};
-use crate::tarball::TarBuilder;
+use crate::summary::{DockerCleanupPlan, DockerPlan};
 
 /// The backend's registry name.
 pub const BACKEND_NAME: &str = "docker";
@@ -70,7 +69,7 @@ pub struct DockerBackend<D: DockerApi + Clone + 'static = Engine> {
     forced_runtime: Option<String>,
     runtime_cache: Mutex<Option<RuntimeChoice>>,
     terminal: Arc<dyn TerminalHost>,
-    egress_timeout: Duration,
+    ready_timeout: Duration,
     /// Creates still running for a launch that was dropped; teardown waits for them.
     inflight: InFlight,
 }
@@ -107,7 +106,7 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
             forced_runtime: None,
             runtime_cache: Mutex::new(None),
             terminal: Arc::new(NoTerminal),
-            egress_timeout: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(30),
             inflight: InFlight::default(),
         }
     }
@@ -171,7 +170,7 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
                 },
             ));
         }
-        launch::teardown(&self.api, identity, progress)
+        launch::teardown(&self.api, &plan.topology, progress)
             .await
             .map(drop)
             .map_err(|e| core_err(action, e))
@@ -198,12 +197,13 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
         if let Some(choice) = self.runtime_cache.lock().ok().and_then(|c| c.clone()) {
             return choice;
         }
-        let probe = if crate::image::image_exists(&self.api, &self.options.egress_image)
+        let egress_image = self.options.egress_image();
+        let probe = if crate::image::image_exists(&self.api, egress_image)
             .await
             .unwrap_or(false)
         {
             Some(ProbeImage {
-                image: self.options.egress_image.clone(),
+                image: egress_image.to_owned(),
                 cmd: vec!["--version".to_owned()],
             })
         } else if crate::image::image_exists(&self.api, agent_image)
@@ -224,175 +224,6 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
         }
         choice
     }
-}
-
-/// A Docker bottle's plan.
-#[derive(Debug, Clone)]
-pub struct DockerPlan {
-    prepared: PreparedSpec,
-    recipe: AgentImageRecipe,
-    agent_image: String,
-    runtime: RuntimeChoice,
-    topology: Topology,
-}
-
-impl DockerPlan {
-    /// The topology as planned (labels without the launch time).
-    pub fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
-    /// The runtime choice.
-    pub fn runtime(&self) -> &RuntimeChoice {
-        &self.runtime
-    }
-
-    fn inputs<'a>(
-        &'a self,
-        options: &'a DockerOptions,
-        labels: &'a BTreeMap<String, String>,
-    ) -> PlanInputs<'a> {
-        PlanInputs {
-            agent_image: &self.agent_image,
-            runtime: self.runtime.runtime,
-            options,
-            labels,
-        }
-    }
-}
-
-impl BottlePlan for DockerPlan {
-    fn prepared(&self) -> &PreparedSpec {
-        &self.prepared
-    }
-
-    fn summary(&self) -> PlanSummary {
-        let mut summary = PlanSummary::from_prepared(&self.prepared);
-        summary.runtime = self.runtime.runtime.as_str().to_owned();
-        summary.image = self.agent_image.clone();
-        let t = &self.topology;
-        let mut details = vec![
-            Detail {
-                label: "runtime".to_owned(),
-                value: self.runtime.reason.clone(),
-            },
-            Detail {
-                label: "agent".to_owned(),
-                value: format!(
-                    "{} on {} only, as node, no capabilities, {} MiB, {} processes",
-                    t.agent.name,
-                    t.networks[0].name,
-                    t.agent.limits.memory_bytes >> 20,
-                    t.agent.limits.pids
-                ),
-            },
-            Detail {
-                label: "egress".to_owned(),
-                value: format!(
-                    "{} ({}), proxy {}",
-                    t.egress.name,
-                    t.egress.image,
-                    bottle_core::agent::proxy_url()
-                ),
-            },
-        ];
-        if let Some(warning) = &self.runtime.warning {
-            details.push(Detail {
-                label: "warning".to_owned(),
-                value: warning.clone(),
-            });
-        }
-        summary.details = details;
-        summary
-    }
-
-    fn image(&self) -> Option<String> {
-        Some(self.agent_image.clone())
-    }
-}
-
-/// The cleanup plan.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DockerCleanupPlan(pub CleanupPlan);
-
-impl BottleCleanupPlan for DockerCleanupPlan {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn summary(&self) -> CleanupSummary {
-        CleanupSummary {
-            backend: BACKEND_NAME.to_owned(),
-            items: self
-                .0
-                .items()
-                .map(|l| CleanupItem {
-                    kind: l.kind.to_owned(),
-                    name: l.name.clone(),
-                    identity: l.identity.as_deref().and_then(|i| Identity::parse(i).ok()),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// The egress's files: config, CA and trust roots, as a tar to extract in `/etc`. The key is
-/// readable by the egress's user only.
-fn egress_files(
-    prepared: &PreparedSpec,
-    ca: &CertificateAuthority,
-    owner: FileOwner,
-    clients: &[Cidr],
-) -> crate::Result<Bytes> {
-    let egress = &prepared.agent.bottle.egress;
-    let dir = EGRESS_CONFIG_DIR
-        .strip_prefix(plan::EGRESS_FILES_PARENT)
-        .unwrap_or(EGRESS_CONFIG_DIR)
-        .trim_start_matches('/');
-    let mut trust = Vec::new();
-    let mut tar = TarBuilder::new("egress files");
-    tar.dir(dir, 0o755, owner)?;
-    for (i, path) in egress.trust.iter().enumerate() {
-        let pem = std::fs::read(path).map_err(|source| DockerError::HostFile {
-            path: path.clone(),
-            source,
-        })?;
-        let name = format!("trust-{i}.pem");
-        tar.file(&format!("{dir}/{name}"), &pem, 0o444, owner)?;
-        trust.push(Path::new(EGRESS_CONFIG_DIR).join(name));
-    }
-    let config = EgressConfig {
-        listen: std::net::SocketAddr::from(([0, 0, 0, 0], EGRESS_PORT)),
-        ca: Some(CaFiles {
-            cert: Path::new(EGRESS_CONFIG_DIR).join("ca.crt"),
-            key: Path::new(EGRESS_CONFIG_DIR).join("ca.key"),
-        }),
-        log: egress.log,
-        trust,
-        // Only the bottle's own networks (see `launch::egress_clients`): other containers on
-        // the networks the egress joins must not borrow its routes and their credentials.
-        clients: Some(clients.to_vec()),
-        routes: egress.routes.clone(),
-    };
-    // JSON is YAML: the egress's YAML loader reads it, and no YAML writer is needed.
-    let json = serde_json::to_vec_pretty(&config).map_err(|e| DockerError::Pack {
-        path: EGRESS_CONFIG_FILE.into(),
-        source: std::io::Error::other(e),
-    })?;
-    tar.file(&format!("{dir}/config.json"), &json, 0o444, owner)?;
-    tar.file(
-        &format!("{dir}/ca.crt"),
-        ca.cert_pem().as_bytes(),
-        0o444,
-        owner,
-    )?;
-    tar.file(
-        &format!("{dir}/ca.key"),
-        ca.key_pem().as_bytes(),
-        0o400,
-        owner,
-    )?;
-    tar.finish()
 }
 
 /// `65532`, `65532:65532` → an owner; names and the empty user → root.
@@ -425,7 +256,6 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         prepared: PreparedSpec,
         _host: &HostContext,
     ) -> bottle_core::Result<DockerPlan> {
-        Names::new(prepared.identity.as_str()).map_err(|e| core_err("name the bottle", e))?;
         // The bottle's `image:` (from the user's home, a trusted place) wins over the
         // environment.
         let settings = self
@@ -441,6 +271,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             BACKEND_NAME,
             time::OffsetDateTime::UNIX_EPOCH,
         );
+        let sidecars = bottle_recipe::sidecars(&prepared);
         let topology = plan::plan(
             &prepared,
             &PlanInputs {
@@ -448,6 +279,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
                 runtime: runtime.runtime,
                 options: &self.options,
                 labels: &labels,
+                sidecars: &sidecars,
             },
         )
         .map_err(|e| core_err("plan the bottle", e))?;
@@ -456,6 +288,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             recipe,
             agent_image,
             runtime,
+            sidecars,
             topology,
         })
     }
@@ -472,33 +305,38 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         image::ensure_agent_image(&self.api, &plan.recipe, &progress)
             .await
             .map_err(|e| core_err(format!("build image {}", plan.agent_image), e))?;
-        let egress_image = self
-            .api
-            .image_info(&self.options.egress_image)
-            .await
-            .map_err(|e| core_err("inspect the egress image", e))?
-            .ok_or_else(|| {
-                core_err(
-                    "find the egress image",
-                    DockerError::ImageMissing {
-                        image: self.options.egress_image.clone(),
-                        hint: "build it with `cargo xtask images egress` (or `docker build -f \
-                               Dockerfile.egress` with the static bottle-egress binary), or set \
-                               CLAUDE_BOTTLE_EGRESS_IMAGE"
-                            .to_owned(),
-                    },
-                )
-            })?;
+        // Each sidecar's image must be here; its user owns the sidecar's files.
+        let mut owners = BTreeMap::new();
+        for sidecar in &plan.topology.sidecars {
+            let hint = self
+                .options
+                .sidecar_image(sidecar.role)
+                .map_or("", |image| image.hint.as_str());
+            let info = self
+                .api
+                .image_info(&sidecar.image)
+                .await
+                .map_err(|e| core_err(format!("inspect the {} image", sidecar.role), e))?
+                .ok_or_else(|| {
+                    core_err(
+                        format!("find the {} image", sidecar.role),
+                        DockerError::ImageMissing {
+                            image: sidecar.image.clone(),
+                            hint: hint.to_owned(),
+                        },
+                    )
+                })?;
+            owners.insert(sidecar.role, owner_of(&info.user));
+        }
 
         // The per-bottle CA is minted here, in memory; its key goes only into the egress
         // container and disappears with it.
-        let ca = CertificateAuthority::generate_named(
-            &format!("claude-bottle {}", plan.prepared.identity),
-            bottle_egress::DEFAULT_CA_VALIDITY,
-        )
-        .map_err(|e| bottle_core::Error::backend(BACKEND_NAME, "mint the bottle CA", e))?;
-        let egress_owner = owner_of(&egress_image.user);
-        let files = |clients: &[Cidr]| egress_files(&plan.prepared, &ca, egress_owner, clients);
+        let material = LaunchMaterial::mint(&plan.prepared)
+            .map_err(|e| core_err("mint the bottle CA", e.into()))?;
+        let files = |role: Role, bottle_networks: &[Cidr]| {
+            let owner = owners.get(&role).copied().unwrap_or(FileOwner::ROOT);
+            Ok(material.files(&plan.prepared, role, owner, bottle_networks)?)
+        };
 
         let labels = self.launch_labels(&ctx.labels);
         // Everything created from here on carries the identity label; the creates run as
@@ -548,8 +386,8 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         };
         let values = LaunchValues {
             value: &value,
-            egress_files: &files,
-            egress_timeout: self.egress_timeout,
+            files: &files,
+            ready_timeout: self.ready_timeout,
         };
         let launched = launch::launch(&tracked, &topology, &values, &progress)
             .await
@@ -557,8 +395,8 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         Ok(DockerBottle {
             api: self.api.clone(),
             name: launched.agent,
-            egress: topology.egress.name.clone(),
-            ca_pem: ca.cert_pem().to_owned(),
+            sidecars: launched.sidecars,
+            ca_pem: material.ca_pem().to_owned(),
             terminal: self.terminal.clone(),
         })
     }
@@ -577,7 +415,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
                 ),
             });
         }
-        let removed = launch::teardown(&self.api, plan.prepared.identity.as_str(), &progress)
+        let removed = launch::teardown(&self.api, &plan.topology, &progress)
             .await
             .map_err(|e| core_err(format!("tear down bottle {}", plan.prepared.identity), e))?;
         for r in removed {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bottle_core::agent::{USER, WORKDIR};
-use bottle_core::{Bottle, BottleFile, ExecResult, ExecUser, FileOwner, TerminalHost};
+use bottle_core::{Bottle, BottleFile, ExecResult, ExecUser, FileOwner, Role, TerminalHost};
 
 use crate::api::{DockerApi, ExecSpec, Interactive};
 use crate::backend::{BACKEND_NAME, core_err};
@@ -21,7 +21,8 @@ use crate::tarball::{self, TarBuilder};
 pub struct DockerBottle<D: DockerApi + Clone + 'static = Engine> {
     pub(crate) api: D,
     pub(crate) name: String,
-    pub(crate) egress: String,
+    /// The sidecars' containers, in start order.
+    pub(crate) sidecars: Vec<(Role, String)>,
     pub(crate) ca_pem: String,
     pub(crate) terminal: Arc<dyn TerminalHost>,
 }
@@ -97,37 +98,43 @@ impl<D: DockerApi + Clone + 'static> DockerBottle<D> {
         }
         let code = result.map_err(|e| core_err(format!("run a session in {}", self.name), e))?;
         if code != 0 {
-            self.check_egress().await?;
+            self.check_sidecars().await?;
         }
         Ok(i32::try_from(code).unwrap_or(1))
     }
 
-    /// After a failed session: if the egress died, that is what the user needs to hear (the
-    /// agent had no network from that moment on), not the session's own exit code.
-    async fn check_egress(&self) -> bottle_core::Result<()> {
-        let Ok(Some(info)) = self.api.inspect_container(&self.egress).await else {
-            return Ok(());
-        };
-        if info.running {
-            return Ok(());
+    /// After a failed session: if a sidecar died (the egress first), that is what the user
+    /// needs to hear — without the egress the agent had no network from that moment on — not
+    /// the session's own exit code.
+    async fn check_sidecars(&self) -> bottle_core::Result<()> {
+        for (role, sidecar) in &self.sidecars {
+            let Ok(Some(info)) = self.api.inspect_container(sidecar).await else {
+                continue;
+            };
+            if info.running {
+                continue;
+            }
+            let log = self.api.logs_tail(sidecar, 20).await.unwrap_or_default();
+            let cut_off = if *role == Role::Egress {
+                ", which cut the bottle off from the network"
+            } else {
+                ""
+            };
+            return Err(core_err(
+                format!("run a session in {}", self.name),
+                DockerError::SidecarNotReady {
+                    role: *role,
+                    container: sidecar.clone(),
+                    detail: format!(
+                        "it stopped (exit code {}) during the session{cut_off}; its log ends \
+                         with:\n{}",
+                        info.exit_code.unwrap_or(-1),
+                        log.trim_end()
+                    ),
+                },
+            ));
         }
-        let log = self
-            .api
-            .logs_tail(&self.egress, 20)
-            .await
-            .unwrap_or_default();
-        Err(core_err(
-            format!("run a session in {}", self.name),
-            DockerError::EgressNotReady {
-                container: self.egress.clone(),
-                detail: format!(
-                    "it stopped (exit code {}) during the session, which cut the bottle off \
-                     from the network; its log ends with:\n{}",
-                    info.exit_code.unwrap_or(-1),
-                    log.trim_end()
-                ),
-            },
-        ))
+        Ok(())
     }
 }
 

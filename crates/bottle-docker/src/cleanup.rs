@@ -204,7 +204,7 @@ pub async fn list_active<D: DockerApi>(api: &D) -> Result<Vec<ActiveAgent>> {
     let filter = Filter {
         labels: vec![
             format!("{}={}", label::MANAGED, label::MANAGED_VALUE),
-            format!("{}={}", label::ROLE, bottle_core::labels::role::AGENT),
+            format!("{}={}", label::ROLE, bottle_core::Role::Agent.as_str()),
         ],
         name: None,
     };

@@ -195,7 +195,7 @@ async fn runtime_detection_proves_runsc_or_falls_back_to_runc() {
     assert!(created.is_empty(), "prepare created {created:?}");
     // The probe launch runs, on the egress image (a static binary, always built).
     let probe_image = ProbeImage {
-        image: DockerOptions::default().egress_image,
+        image: DockerOptions::default().egress_image().to_owned(),
         cmd: vec!["--version".to_owned()],
     };
     let mut labels = guard.labels();
@@ -439,7 +439,7 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     // the route and its injected credential.
     let egress = bottle_docker::names::Names::new(identity.as_str())
         .unwrap()
-        .egress_container();
+        .container(bottle_core::Role::Egress);
     let origin = format!("claude-bottle-test-origin-{}", guard.value);
     let probe = format!(
         "curl -sS -m 10 -x http://{egress}:9099 https://{alias}/echo; echo rc=$?; \
@@ -550,7 +550,11 @@ async fn two_bottles_cannot_reach_each_other() {
         .unwrap();
     // B's agent and egress addresses, as the engine knows them.
     let mut targets = Vec::new();
-    for name in [b.name().to_owned(), b_plan.topology().egress.name.clone()] {
+    let b_egress = b_plan
+        .topology()
+        .sidecar(bottle_core::Role::Egress)
+        .unwrap();
+    for name in [b.name().to_owned(), b_egress.name.clone()] {
         let info = engine.inspect_container(&name).await.unwrap().unwrap();
         targets.extend(info.addresses.values().map(|ip| ip.to_string()));
     }
