@@ -279,7 +279,7 @@ pub struct BuildRequest {
 
 /// Progress of a long operation (an image build), as data for the caller to render.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "progress", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Progress {
     /// The builder started Dockerfile step `step` of `total`: `text` is the instruction.
@@ -300,10 +300,17 @@ pub enum Progress {
         /// The line, without its newline.
         line: String,
     },
-    /// A launch step began.
-    Launch {
-        /// What is happening, e.g. `creating network claude-bottle-net-x`.
-        step: String,
+    /// What a launch is doing, e.g. `creating network claude-bottle-net-x`.
+    Note {
+        /// One line.
+        message: String,
+    },
+    /// An object was removed (by teardown or cleanup).
+    Removed {
+        /// `container`, `volume` or `network`.
+        kind: String,
+        /// Its name.
+        name: String,
     },
     /// Something the user should know that does not stop the bottle.
     Warning {

@@ -51,12 +51,13 @@ fn relay(events: &dyn EventSink) -> impl Fn(Progress) + Send + Sync + '_ {
             total: Some(u64::from(total)),
         }),
         Progress::BuildOutput { .. } => {}
-        Progress::Launch { step } => events.emit(Event::Progress {
+        Progress::Note { message } => events.emit(Event::Progress {
             step: Step::Launch,
-            message: step,
+            message,
             current: None,
             total: None,
         }),
+        Progress::Removed { kind, name } => events.emit(Event::Removed { kind, name }),
         Progress::Warning { message } => events.emit(Event::Warning { message }),
     }
 }
@@ -351,8 +352,8 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             let choice = self
                 .probe_runtime(&tracked, &plan.agent_image, &labels)
                 .await;
-            progress(Progress::Launch {
-                step: format!(
+            progress(Progress::Note {
+                message: format!(
                     "agent runtime: {} ({})",
                     choice.runtime.as_str(),
                     choice.reason
@@ -415,16 +416,11 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
                 ),
             });
         }
-        let removed = launch::teardown(&self.api, &plan.topology, &progress)
+        // Each removal is reported as it happens, through the progress relay.
+        launch::teardown(&self.api, &plan.topology, &progress)
             .await
-            .map_err(|e| core_err(format!("tear down bottle {}", plan.prepared.identity), e))?;
-        for r in removed {
-            events.emit(Event::Removed {
-                kind: r.kind.to_owned(),
-                name: r.name,
-            });
-        }
-        Ok(())
+            .map(drop)
+            .map_err(|e| core_err(format!("tear down bottle {}", plan.prepared.identity), e))
     }
 
     async fn prepare_cleanup(&self) -> bottle_core::Result<DockerCleanupPlan> {
@@ -439,17 +435,11 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         plan: &DockerCleanupPlan,
         events: &dyn EventSink,
     ) -> bottle_core::Result<()> {
-        let progress = |_: Progress| {};
-        let removed = cleanup::cleanup(&self.api, &plan.0, &progress)
+        let progress = relay(events);
+        cleanup::cleanup(&self.api, &plan.0, &progress)
             .await
-            .map_err(|e| core_err("remove leftovers", e))?;
-        for r in removed {
-            events.emit(Event::Removed {
-                kind: r.kind.to_owned(),
-                name: r.name,
-            });
-        }
-        Ok(())
+            .map(drop)
+            .map_err(|e| core_err("remove leftovers", e))
     }
 
     async fn list_active(&self) -> bottle_core::Result<Vec<ActiveBottle>> {

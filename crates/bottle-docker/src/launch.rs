@@ -19,6 +19,7 @@ use crate::api::{DockerApi, ExecSpec, Filter, Progress, ProgressSink};
 use crate::error::{DockerError, Result};
 use crate::names::{ObjectRole, label, parse_name};
 use crate::plan::{ContainerPlan, EnvValue, Topology};
+use crate::remove::{ObjectKind, Removed, remove_all};
 use crate::tarball;
 
 /// The files of sidecar `role`, given the subnets of the bottle's own internal network (which
@@ -54,7 +55,7 @@ pub struct Launched {
 }
 
 fn step(progress: ProgressSink<'_>, text: String) {
-    progress(Progress::Launch { step: text });
+    progress(Progress::Note { message: text });
 }
 
 /// Creates and starts the bottle of `topology`. On error, what was created stays for
@@ -203,15 +204,6 @@ async fn wait_until_ready<D: DockerApi>(
     }
 }
 
-/// What teardown or cleanup removed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Removed {
-    /// `container`, `network` or `volume`.
-    pub kind: &'static str,
-    /// Its name.
-    pub name: String,
-}
-
 /// The role of a listed container: its label, else what its name says.
 fn role_of(name: &str, labels: &BTreeMap<String, String>) -> Role {
     labels
@@ -228,7 +220,8 @@ fn role_of(name: &str, labels: &BTreeMap<String, String>) -> Role {
 /// engine refuses to remove a network with endpoints) in [`Role::removal_rank`] order — the
 /// agent, then the sidecars in reverse start order. Objects are found by the identity label,
 /// and by the topology's names for anything whose labels were lost. Already-gone objects are
-/// skipped, so this is idempotent. Keeps going past failures and returns the first.
+/// skipped, so this is idempotent. Keeps going past failures and returns the first (see
+/// [`remove_all`]).
 pub async fn teardown<D: DockerApi>(
     api: &D,
     topology: &Topology,
@@ -263,52 +256,10 @@ pub async fn teardown<D: DockerApi>(
     }
     let volumes = api.list_volumes(&by_label).await?;
 
-    let mut removed = Vec::new();
-    let mut first_error = None;
-    for (_, name) in containers {
-        match api.remove_container(&name).await {
-            Ok(true) => {
-                step(progress, format!("removed container {name}"));
-                removed.push(Removed {
-                    kind: "container",
-                    name,
-                });
-            }
-            Ok(false) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    for volume in volumes {
-        match api.remove_volume(&volume.name).await {
-            Ok(true) => removed.push(Removed {
-                kind: "volume",
-                name: volume.name,
-            }),
-            Ok(false) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    for name in networks {
-        match api.remove_network(&name).await {
-            Ok(true) => {
-                step(progress, format!("removed network {name}"));
-                removed.push(Removed {
-                    kind: "network",
-                    name,
-                });
-            }
-            Ok(false) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(removed),
-    }
+    let objects = containers
+        .into_iter()
+        .map(|(_, name)| (ObjectKind::Container, name))
+        .chain(volumes.into_iter().map(|v| (ObjectKind::Volume, v.name)))
+        .chain(networks.into_iter().map(|n| (ObjectKind::Network, n)));
+    remove_all(api, objects, progress).await
 }

@@ -106,6 +106,7 @@ pub mod launch;
 pub mod liveness;
 pub mod names;
 pub mod plan;
+pub mod remove;
 pub mod runtime;
 pub mod summary;
 pub mod tarball;

@@ -118,7 +118,7 @@ impl BottleCleanupPlan for DockerCleanupPlan {
                 .0
                 .items()
                 .map(|l| CleanupItem {
-                    kind: l.kind.to_owned(),
+                    kind: l.kind.as_str().to_owned(),
                     name: l.name.clone(),
                     identity: l.identity.as_deref().and_then(|i| Identity::parse(i).ok()),
                 })

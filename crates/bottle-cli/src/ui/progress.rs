@@ -3,7 +3,6 @@
 //! event otherwise, nothing with `--quiet`. Nothing is drawn while a session is attached: the
 //! terminal belongs to Claude Code (or the `--exec` command) then.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,8 +25,6 @@ struct State {
     bar: Option<ProgressBar>,
     step: Option<(Step, Instant)>,
     attached: bool,
-    /// Lines shown for removals: a backend may report one both as progress and as a removal.
-    removed: HashSet<String>,
 }
 
 /// An [`EventSink`] that shows progress on stderr.
@@ -172,10 +169,6 @@ impl EventSink for Progress {
                         bar.set_message(message);
                     }
                     _ => {
-                        if message.starts_with("removed ") && !state.removed.insert(message.clone())
-                        {
-                            return;
-                        }
                         let count = match (current, total) {
                             (Some(c), Some(t)) => format!(" ({c}/{t})"),
                             _ => String::new(),
@@ -197,9 +190,7 @@ impl EventSink for Progress {
                     ),
                 );
             }
-            Event::Removed { kind, name }
-                if state.removed.insert(format!("removed {kind} {name}")) && !state.attached =>
-            {
+            Event::Removed { kind, name } if !state.attached => {
                 self.line(&state, &format!("  removed {kind} {name}"));
             }
             Event::Warning { message } => {
