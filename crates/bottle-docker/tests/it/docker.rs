@@ -236,9 +236,10 @@ async fn start_origin(engine: &Engine, guard: &Guard, alias: &str) -> (String, S
     let mut params = rcgen::CertificateParams::new(vec![alias.to_owned()]).unwrap();
     params.use_authority_key_identifier_extension = true;
     let leaf = params.signed_by(&leaf_key, &issuer).unwrap();
-    let network = format!("claude-bottle-test-net-{}", guard.value);
-    let mut labels = guard.labels();
-    labels.insert(label::MANAGED.to_owned(), "true".to_owned());
+    // Not named or labelled like a bottle's objects: other engineers' cleanup tests on the same
+    // engine must not take the origin for a leftover.
+    let network = format!("bottle-test-net-{}", guard.value);
+    let labels = guard.labels();
     engine
         .create_network(&NetworkSpec {
             name: network.clone(),
@@ -247,7 +248,7 @@ async fn start_origin(engine: &Engine, guard: &Guard, alias: &str) -> (String, S
         })
         .await
         .unwrap();
-    let name = format!("claude-bottle-test-origin-{}", guard.value);
+    let name = format!("bottle-test-origin-{}", guard.value);
     let script = r#"
 import http.server, ssl, json
 class H(http.server.BaseHTTPRequestHandler):
@@ -440,7 +441,7 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     let egress = bottle_docker::names::Names::new(identity.as_str())
         .unwrap()
         .container(bottle_core::Role::Egress);
-    let origin = format!("claude-bottle-test-origin-{}", guard.value);
+    let origin = format!("bottle-test-origin-{}", guard.value);
     let probe = format!(
         "curl -sS -m 10 -x http://{egress}:9099 https://{alias}/echo; echo rc=$?; \
          curl -sS -m 10 -x http://{egress}:9099 http://_egress.local/health; echo rc=$?"
@@ -657,13 +658,27 @@ async fn cleanup_finds_what_a_killed_launcher_left() {
         .map(|i| i.name)
         .collect();
     assert_eq!(found.len(), 4, "{found:?}");
+    // Only this test's bottle: the engine is shared, and other leftovers are not ours to
+    // remove.
+    let ours = |items: &[bottle_docker::cleanup::Leftover]| -> Vec<_> {
+        items
+            .iter()
+            .filter(|l| l.identity.as_deref() == Some(identity.as_str()))
+            .cloned()
+            .collect()
+    };
+    let plan = bottle_docker::DockerCleanupPlan(bottle_docker::cleanup::CleanupPlan {
+        containers: ours(&plan.0.containers),
+        volumes: ours(&plan.0.volumes),
+        networks: ours(&plan.0.networks),
+    });
     backend.cleanup(&plan, &EventLog::new()).await.unwrap();
     assert!(objects_of(&engine, identity.as_str()).await.is_empty());
 }
 
 /// A plain container of the agent image on no network, labelled for the guard.
 async fn scratch_container(engine: &Engine, guard: &Guard, suffix: &str) -> String {
-    let name = format!("claude-bottle-test-{suffix}-{}", guard.value);
+    let name = format!("bottle-test-{suffix}-{}", guard.value);
     engine
         .create_container(&ContainerConfig {
             name: name.clone(),
