@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 /// The publishable crates, in publish order: each only depends on those before it.
 pub(crate) const PUBLISH_ORDER: &[&str] = &[
     "bottle-manifest",
+    "bottle-secrets",
     "bottle-core",
     "bottle-egress",
     "bottle-recipe",

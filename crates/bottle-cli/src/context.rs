@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use bottle_manifest::{ClaudeAuth, Layout, ManifestIndex};
+use bottle_manifest::{ClaudeAuth, Layout, ManifestIndex, escape_path};
 
 use crate::error::CliError;
 
@@ -37,17 +37,18 @@ impl Context {
         ManifestIndex::load(&self.layout, self.claude_auth)
     }
 
-    /// A path for humans: `./…` under the working directory, `~/…` under the home directory.
+    /// A path for humans: `./…` under the working directory, `~/…` under the home directory,
+    /// escaped ([`escape_path`]): file names come from repositories too.
     pub(crate) fn show_path(&self, path: &Path) -> String {
         if let Ok(rest) = path.strip_prefix(self.layout.cwd()) {
-            return format!("./{}", rest.display());
+            return format!("./{}", escape_path(rest));
         }
         if let Some(home) = self.layout.user_home()
             && let Ok(rest) = path.strip_prefix(home)
         {
-            return format!("~/{}", rest.display());
+            return format!("~/{}", escape_path(rest));
         }
-        path.display().to_string()
+        escape_path(path)
     }
 
     pub(crate) fn show_opt_path(&self, path: Option<&PathBuf>) -> String {

@@ -1,6 +1,6 @@
 //! The CLI's error: one clear sentence, optional details, a hint, and an exit code.
 
-use bottle_manifest::ManifestError;
+use bottle_manifest::{ManifestError, escape};
 
 use crate::exit::Exit;
 
@@ -36,9 +36,11 @@ impl CliError {
         self
     }
 
-    /// The text printed on stderr.
+    /// The text printed on stderr. The message and the hint are one line each and shown
+    /// [`escape`]d, whatever they quote; details are multi-line diagnostics, which escape what
+    /// they quote themselves.
     pub(crate) fn render(&self) -> String {
-        let mut out = format!("error: {}\n", self.message);
+        let mut out = format!("error: {}\n", escape(&self.message));
         if let Some(details) = &self.details {
             out.push_str(details);
             if !details.ends_with('\n') {
@@ -46,7 +48,7 @@ impl CliError {
             }
         }
         if let Some(hint) = &self.hint {
-            out.push_str(&format!("hint: {hint}\n"));
+            out.push_str(&format!("hint: {}\n", escape(hint)));
         }
         out
     }

@@ -12,7 +12,8 @@ pub(crate) enum Exit {
     /// The command line is wrong (clap uses this code for its own usage errors), or a question
     /// must be asked and there is no terminal to ask it on.
     Usage = 2,
-    /// A manifest is invalid, or names an agent or bottle that does not exist.
+    /// A manifest is invalid, names an agent or bottle that does not exist, or needs something
+    /// the host does not have (a host variable, a key file, a Claude credential).
     Manifest = 3,
     /// The Docker engine (or the selected backend) cannot be reached.
     Engine = 4,
@@ -35,7 +36,8 @@ impl Exit {
         ),
         (
             Exit::Manifest,
-            "manifest error: invalid file, unknown agent or bottle",
+            "manifest error: invalid file, unknown agent or bottle, missing host variable or \
+             credential",
         ),
         (Exit::Engine, "the Docker engine cannot be reached"),
         (

@@ -1,6 +1,6 @@
 //! Text and JSON rendering shared by the commands. Pure: values in, strings out.
 
-use bottle_manifest::{EnvValue, Manifest, RouteSource, Warning};
+use bottle_manifest::{EnvValue, Manifest, RouteSource, Warning, escape, escape_path};
 use serde::Serialize;
 
 use crate::context::Context;
@@ -13,17 +13,23 @@ pub(crate) fn warnings(ctx: &Context, warnings: &[Warning]) -> String {
         .collect()
 }
 
-/// Show paths under the working directory and the home directory short, in free text.
+/// Show paths under the working directory and the home directory short, in free text that
+/// shows them escaped (every message of bottle-manifest does).
 pub(crate) fn relativize(ctx: &Context, text: &str) -> String {
-    let mut out = text.replace(&format!("{}/", ctx.layout.cwd().display()), "./");
+    let mut out = text.replace(&format!("{}/", escape_path(ctx.layout.cwd())), "./");
     if let Some(home) = ctx.layout.user_home() {
-        out = out.replace(&format!("{}/", home.display()), "~/");
+        out = out.replace(&format!("{}/", escape_path(home)), "~/");
     }
     out
 }
 
-/// Left-aligned columns separated by two spaces; the last column is not padded.
+/// Left-aligned columns separated by two spaces; the last column is not padded. Cells are shown
+/// [`escape`]d (they hold names and paths, some from repositories); they must not be painted.
 pub(crate) fn table(rows: &[Vec<String>], indent: &str) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -87,6 +93,8 @@ pub(crate) struct BottleJson {
     git: Vec<GitJson>,
     egress: EgressJson,
     supervise: bool,
+    /// `allow` or `deny`: whether repository agents may run in this bottle.
+    repository_agents: bottle_manifest::RepositoryAgents,
 }
 
 #[derive(Debug, Serialize)]
@@ -196,6 +204,7 @@ pub(crate) fn info_json(ctx: &Context, m: &Manifest) -> InfoJson {
                     .collect(),
             },
             supervise: m.bottle.supervise,
+            repository_agents: m.bottle.repository_agents,
         },
         claude_credential: m.bottle.claude_placeholder_env().map(|(var, _)| var),
     }

@@ -2,6 +2,7 @@
 //! spec and the [`HostContext`]: they read the host filesystem and create nothing.
 
 use crate::capability::Capabilities;
+use crate::cwd;
 use crate::error::{Error, Result};
 use crate::host::HostContext;
 use crate::identity::Identity;
@@ -12,13 +13,17 @@ use crate::state::StateStore;
 /// Runs the common checks, in this order, failing on the first problem:
 ///
 /// 1. the agent exists (and its manifest files are valid);
-/// 2. each skill is a plain name and a folder under `host.skills_dir`;
-/// 3. each git entry's `IdentityFile` (after `~` expansion) is a file;
-/// 4. each egress `trust` certificate (after `~` expansion) is a file;
-/// 5. each `${VAR}` env entry names a set host variable;
-/// 6. each egress route's `token_ref` names a set host variable.
+/// 2. with `copy_cwd`, the working directory is not, and does not hold, the home folder,
+///    `$CLAUDE_BOTTLE_HOME`, `~/.ssh` or `~/.claude` (the agent reads all it is given);
+/// 3. each skill is a plain name and a folder under `host.skills_dir`;
+/// 4. each git entry's `IdentityFile` (after `~` expansion) is a file;
+/// 5. each egress `trust` certificate (after `~` expansion) is a file;
+/// 6. each `${VAR}` env entry names a set host variable;
+/// 7. each egress route's `token_ref` names a set host variable.
 ///
-/// Then mints the identity (or takes the resumed one) and returns the [`PreparedSpec`].
+/// Then, with `copy_cwd`, finds the credentials the tree's git config would carry in
+/// ([`cwd::git_credentials`]), mints the identity (or takes the resumed one) and returns the
+/// [`PreparedSpec`].
 pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<PreparedSpec> {
     let mut agent = spec
         .manifest
@@ -31,6 +36,10 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
             name: spec.agent_name.clone(),
             known: spec.manifest.agent_names(),
         })?;
+
+    if spec.copy_cwd {
+        cwd::refuse_secret_stores(&spec.user_cwd, host)?;
+    }
 
     let mut skills = Vec::with_capacity(agent.skills.len());
     for skill in &agent.skills {
@@ -107,6 +116,11 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
         skills,
         copy_cwd: spec.copy_cwd,
         user_cwd: spec.user_cwd.clone(),
+        cwd_credentials: if spec.copy_cwd {
+            cwd::git_credentials(&spec.user_cwd)
+        } else {
+            Vec::new()
+        },
         remote_control: spec.remote_control,
         allow_unimplemented: spec.allow_unimplemented,
         capabilities: Capabilities::none(),

@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 
+use bottle_manifest::{escape, escape_path};
+
 /// A boxed error from a collaborator (a backend, the manifest, a prompt), kept as the `source`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in bottle-core. Each message is one sentence saying what is wrong,
-/// then what to do about it.
+/// then what to do about it. Paths and names that a user or a repository chose are shown
+/// through [`escape_path`]/[`escape`], so that no message carries a terminal escape.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -14,6 +17,7 @@ pub enum Error {
     #[error(
         "agent `{name}` is not defined; known agents: {known}. Create `agents/{name}.md` under \
          $CLAUDE_BOTTLE_HOME or `.claude-bottle/agents/` in the project, or pick a known one.",
+        name = escape(name),
         known = list_or_none(known)
     )]
     UnknownAgent {
@@ -35,7 +39,8 @@ pub enum Error {
     /// A skill name that is not a single folder name (it would escape the skills folder).
     #[error(
         "skill name `{skill}` of agent `{agent}` is not a folder name; name a folder directly \
-         under ~/.claude/skills/ (no `/`, `.` or `..`)."
+         under ~/.claude/skills/ (no `/`, `.` or `..`).",
+        skill = escape(skill)
     )]
     InvalidSkillName {
         /// The agent naming the skill.
@@ -47,7 +52,9 @@ pub enum Error {
     /// A skill the agent names is not a folder on the host.
     #[error(
         "skill `{skill}` of agent `{agent}` was not found at {path}; create that folder (or remove \
-         the skill from the agent), then run again."
+         the skill from the agent), then run again.",
+        skill = escape(skill),
+        path = escape_path(path)
     )]
     SkillNotFound {
         /// The agent naming the skill.
@@ -61,7 +68,8 @@ pub enum Error {
     /// A git entry's `IdentityFile` is not a file on the host.
     #[error(
         "the IdentityFile of git entry `{entry}` was not found at {path}; create the key there or \
-         point `IdentityFile` at an existing key in the bottle's `git` entry."
+         point `IdentityFile` at an existing key in the bottle's `git` entry.",
+        path = escape_path(path)
     )]
     GitIdentityFileMissing {
         /// The git entry's `Name`.
@@ -73,11 +81,29 @@ pub enum Error {
     /// An egress `trust` certificate is not a file on the host.
     #[error(
         "the CA certificate {path} listed in the bottle's `egress.trust` was not found; put the \
-         certificate there or remove it from `trust`."
+         certificate there or remove it from `trust`.",
+        path = escape_path(path)
     )]
     TrustFileMissing {
         /// The path.
         path: PathBuf,
+    },
+
+    /// Copying the working directory would hand the agent one of the user's secret stores.
+    #[error(
+        "copying the working directory {cwd} into the bottle would hand the agent {what} \
+         ({holds}); cd into the project folder the agent should see, or start without copying \
+         the working directory.",
+        cwd = escape_path(cwd),
+        holds = escape_path(holds)
+    )]
+    CwdHoldsSecrets {
+        /// The working directory.
+        cwd: PathBuf,
+        /// The secret store it is or holds.
+        holds: PathBuf,
+        /// What that is, for people (`your SSH keys`).
+        what: &'static str,
     },
 
     /// A `${VAR}` env entry names a host variable that is not set.
@@ -116,7 +142,8 @@ pub enum Error {
     /// A string that is not an identity (`<agent>-<5 base36 chars>`).
     #[error(
         "`{value}` is not a bottle identity; identities look like `researcher-m3hxd` (see \
-         `claude-bottle list active`)."
+         `claude-bottle list active`).",
+        value = escape(value)
     )]
     InvalidIdentity {
         /// The rejected string.
@@ -126,7 +153,8 @@ pub enum Error {
     /// An agent name that cannot start an identity.
     #[error(
         "agent name `{name}` cannot name a bottle; use lower-case letters, digits and `-`, \
-         starting with a letter."
+         starting with a letter.",
+        name = escape(name)
     )]
     InvalidAgentName {
         /// The rejected name.
@@ -136,7 +164,8 @@ pub enum Error {
     /// `resume` for an identity with no kept state.
     #[error(
         "no kept state for bottle `{identity}` at {dir}; only bottles that crashed or were \
-         interrupted can be resumed."
+         interrupted can be resumed.",
+        dir = escape_path(dir)
     )]
     StateNotFound {
         /// The identity asked for.
@@ -147,7 +176,8 @@ pub enum Error {
 
     /// Reading or writing the state directory failed.
     #[error(
-        "could not {action} bottle state at {path}: {source}; check the permissions of that folder."
+        "could not {action} bottle state at {path}: {source}; check the permissions of that folder.",
+        path = escape_path(path)
     )]
     StateIo {
         /// What was being done (`write`, `read`, `remove`, `list`).
@@ -160,7 +190,8 @@ pub enum Error {
 
     /// A state file that does not parse.
     #[error(
-        "bottle state at {path} is corrupt: {source}; remove that folder to forget the bottle."
+        "bottle state at {path} is corrupt: {source}; remove that folder to forget the bottle.",
+        path = escape_path(path)
     )]
     StateFormat {
         /// The state file.
@@ -173,6 +204,7 @@ pub enum Error {
     #[error(
         "unknown backend `{name}` (from {origin}); known backends: {known}. Choose one of them \
          with --backend or CLAUDE_BOTTLE_BACKEND.",
+        name = escape(name),
         known = list_or_none(known)
     )]
     UnknownBackend {

@@ -50,7 +50,9 @@
 //! - [`BottleSpec`] is the caller's intent; it reaches the manifest only through
 //!   [`ManifestSource`].
 //! - [`BottleBackend::prepare`] runs the common [`checks`] and the backend's resolution into a
-//!   [`BottlePlan`], whose [`PlanSummary`] is the preflight (data: the CLI renders it).
+//!   [`BottlePlan`], whose [`PlanSummary`] is the preflight (data: the CLI renders it); [`cwd`]
+//!   keeps the user's secret stores out of a copied working directory and finds the credentials
+//!   its git config holds.
 //! - [`run_bottle`] drives launch, provisioning and the [`Session`], and tears down on every
 //!   path out, including Ctrl-C, SIGTERM and SIGHUP ([`ShutdownSignal`]).
 //! - [`Identity`], [`labels`] and [`StateStore`] name, mark and remember bottles, for `cleanup`
@@ -69,6 +71,7 @@ pub mod agent;
 pub mod backend;
 pub mod capability;
 pub mod checks;
+pub mod cwd;
 pub mod error;
 pub mod events;
 pub mod host;
@@ -93,6 +96,7 @@ pub use backend::{
     LaunchContext, Provisioned,
 };
 pub use capability::{Capabilities, Feature, FeatureKind};
+pub use cwd::{GitCredential, GitCredentialKind};
 pub use error::{BoxError, Error, Result};
 pub use events::{Event, EventLog, EventSink, NoEvents, Step, UnknownStep};
 pub use host::{ENV_BACKEND, ENV_HOME, HostContext};
@@ -103,7 +107,7 @@ pub use lifecycle::{
 };
 pub use plan::{
     ActiveBottle, ActiveState, BottleCleanupPlan, BottlePlan, CleanupItem, CleanupSummary, Detail,
-    EnvLine, GitLine, PlanSummary, PreparedSpec, RouteLine, SkillSource,
+    EnvLine, GitLine, PlanSummary, PreparedSpec, PromptPreview, RouteLine, SkillSource,
 };
 pub use registry::{
     AnyCleanupPlan, AnyPlan, BackendFactory, BoxFuture, DEFAULT_BACKEND, DynBackend, Registry,

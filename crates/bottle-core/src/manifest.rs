@@ -37,6 +37,8 @@ impl From<&Manifest> for AgentSpec {
         }
         AgentSpec {
             name: manifest.agent.name.clone(),
+            origin: manifest.agent.origin,
+            file: manifest.agent.path.clone(),
             prompt: manifest.agent.prompt.clone(),
             skills: manifest.agent.skills.clone(),
             bottle: BottleDef {

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use bottle_manifest::Origin;
+
 use crate::capability::{Capabilities, Feature, FeatureKind};
+use crate::cwd::GitCredential;
 use crate::error::{Error, Result};
 use crate::events::Step;
 use crate::identity::Identity;
@@ -32,6 +35,10 @@ pub struct PreparedSpec {
     pub copy_cwd: bool,
     /// The user's working directory.
     pub user_cwd: PathBuf,
+    /// With `copy_cwd`: the credentials in the tree's git config that a copy would carry in,
+    /// by file and line (see [`crate::cwd`]), for the preflight to warn about and the copy
+    /// step to act on. Empty without `copy_cwd`.
+    pub cwd_credentials: Vec<GitCredential>,
     /// Pass `--remote-control` to Claude Code.
     pub remote_control: bool,
     /// Launch even if a grant is not implemented by the backend.
@@ -43,6 +50,30 @@ pub struct PreparedSpec {
 }
 
 impl PreparedSpec {
+    /// A prepared spec for a fresh bottle of `agent` under `identity`, as a backend's own
+    /// tests and tools build one: no skills, no `--cwd` (working directory `user_cwd`), no
+    /// remote control, and no optional capability. `prepare` builds the real one.
+    pub fn new(
+        backend: impl Into<String>,
+        identity: Identity,
+        agent: AgentSpec,
+        user_cwd: impl Into<PathBuf>,
+    ) -> Self {
+        PreparedSpec {
+            backend: backend.into(),
+            identity,
+            resuming: false,
+            agent,
+            skills: Vec::new(),
+            copy_cwd: false,
+            user_cwd: user_cwd.into(),
+            cwd_credentials: Vec::new(),
+            remote_control: false,
+            allow_unimplemented: false,
+            capabilities: Capabilities::none(),
+        }
+    }
+
     /// The features this bottle asks for that its backend does not implement.
     pub fn unimplemented(&self) -> Vec<Feature> {
         self.capabilities.missing_for(self)
@@ -117,6 +148,13 @@ pub struct PlanSummary {
     pub resuming: bool,
     /// The agent.
     pub agent: String,
+    /// Where the agent's file comes from (`repository`: its prompt was written by whoever
+    /// wrote the working directory).
+    pub agent_origin: Origin,
+    /// The agent's file, `None` for a built-in agent.
+    pub agent_file: Option<PathBuf>,
+    /// The start of the agent's system prompt.
+    pub prompt: PromptPreview,
     /// The bottle.
     pub bottle: String,
     /// The bottle's `extends` chain, parents first.
@@ -141,6 +179,12 @@ pub struct PlanSummary {
     pub networks: Vec<String>,
     /// Whether the working directory is copied in, and which.
     pub copy_cwd: Option<PathBuf>,
+    /// Credentials in the copied tree's git config (names and places, never values).
+    pub cwd_credentials: Vec<GitCredential>,
+    /// The host variable whose credential the egress injects for Claude Code (the
+    /// `api.anthropic.com` route's `token_ref`); `None` when that route injects nothing, so
+    /// Claude Code in the bottle would have no credential but one it logs in for itself.
+    pub claude_credential: Option<String>,
     /// Whether Claude Code runs with `--remote-control`.
     pub remote_control: bool,
     /// The isolation runtime (`runc`, `runsc`, `vm`...).
@@ -161,6 +205,9 @@ impl PlanSummary {
             identity: prepared.identity.clone(),
             resuming: prepared.resuming,
             agent: prepared.agent.name.clone(),
+            agent_origin: prepared.agent.origin,
+            agent_file: prepared.agent.file.clone(),
+            prompt: PromptPreview::of(&prepared.agent.prompt),
             bottle: bottle.name.clone(),
             extends: bottle.extends.clone(),
             env: bottle
@@ -197,10 +244,55 @@ impl PlanSummary {
             allow_unimplemented: prepared.allow_unimplemented,
             networks: bottle.egress.networks.clone(),
             copy_cwd: prepared.copy_cwd.then(|| prepared.user_cwd.clone()),
+            cwd_credentials: prepared.cwd_credentials.clone(),
+            claude_credential: bottle_manifest::claude_route_auth(&bottle.egress.routes)
+                .map(|auth| auth.token_ref().to_owned()),
             remote_control: prepared.remote_control,
             runtime: String::new(),
             image: String::new(),
             details: Vec::new(),
+        }
+    }
+}
+
+/// The first lines of a system prompt, for the preflight: enough to see what the agent is told,
+/// with the size of the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromptPreview {
+    /// Up to [`PromptPreview::LINES`] first non-blank lines, each cut at
+    /// [`PromptPreview::WIDTH`] characters (`…` marks a cut). Raw text: escape it to show it.
+    pub head: Vec<String>,
+    /// How many lines the prompt has.
+    pub lines: usize,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+impl PromptPreview {
+    /// How many lines `head` holds at most.
+    pub const LINES: usize = 3;
+    /// How many characters of each line `head` keeps.
+    pub const WIDTH: usize = 100;
+
+    /// The preview of `prompt`.
+    pub fn of(prompt: &str) -> Self {
+        let head = prompt
+            .lines()
+            .map(str::trim_end)
+            .filter(|line| !line.trim().is_empty())
+            .take(Self::LINES)
+            .map(|line| {
+                let mut cut: String = line.chars().take(Self::WIDTH).collect();
+                if cut.len() < line.len() {
+                    cut.push('…');
+                }
+                cut
+            })
+            .collect();
+        PromptPreview {
+            head,
+            lines: prompt.lines().count(),
+            bytes: prompt.len(),
         }
     }
 }

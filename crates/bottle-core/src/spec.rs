@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
-use bottle_manifest::{AgentImage, GitUpstream, LogMode, Route};
+use bottle_manifest::{AgentImage, GitUpstream, LogMode, Origin, Route};
 
 use crate::error::BoxError;
 use crate::identity::Identity;
@@ -118,6 +118,12 @@ impl ManifestSource for StaticManifest {
 pub struct AgentSpec {
     /// The agent's name (`[a-z][a-z0-9-]*`).
     pub name: String,
+    /// Where the agent's file comes from. A repository agent's prompt was written by whoever
+    /// wrote the repository, so the preflight says so.
+    pub origin: Origin,
+    /// The agent's file, `None` for agents built in (claude-bottle's `default`, or an agent an
+    /// embedding tool builds in code).
+    pub file: Option<PathBuf>,
     /// The system prompt (the agent file's body); empty means none.
     pub prompt: String,
     /// Names of folders under the host's skills folder (`~/.claude/skills/`).
@@ -127,10 +133,12 @@ pub struct AgentSpec {
 }
 
 impl AgentSpec {
-    /// An agent with no prompt and no skills in `bottle`.
+    /// An agent built in code, with no prompt and no skills, in `bottle`.
     pub fn new(name: impl Into<String>, bottle: BottleDef) -> Self {
         AgentSpec {
             name: name.into(),
+            origin: Origin::BuiltIn,
+            file: None,
             prompt: String::new(),
             skills: Vec::new(),
             bottle,

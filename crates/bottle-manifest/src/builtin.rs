@@ -94,6 +94,18 @@ pub fn claude_code_routes(auth: Option<ClaudeAuth>) -> Vec<Route> {
         .collect()
 }
 
+/// The credential the `api.anthropic.com` route of a route table injects, if any: what Claude
+/// Code in the bottle authenticates with. `None` means Claude Code would have no credential
+/// but the one it logs in for inside the bottle. The one lookup the manifest, the plan and
+/// the CLI share.
+pub fn claude_route_auth<'a>(routes: impl IntoIterator<Item = &'a Route>) -> Option<&'a RouteAuth> {
+    routes
+        .into_iter()
+        .find(|r| r.host == ANTHROPIC_API_HOST)?
+        .auth
+        .as_ref()
+}
+
 /// The built-in `default` agent's system prompt.
 pub(crate) const DEFAULT_PROMPT: &str = "You are running inside a claude-bottle: a disposable, \
 isolated container. Network access goes through an egress proxy that allows only the hosts \

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::escape::{escape, escape_path, push_char};
+
 /// One problem at one place in one manifest file.
 ///
 /// Rendered (with `Display`) like a compiler message:
@@ -65,7 +67,7 @@ impl Diagnostic {
 }
 
 /// Keep control characters (a hostile file's escape sequences) out of the terminal, and very
-/// long lines short.
+/// long lines short. Tabs stay, so that the caret lines up under the offending character.
 fn sanitize_line(line: &str) -> String {
     const MAX: usize = 200;
     let mut out = String::new();
@@ -74,24 +76,26 @@ fn sanitize_line(line: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() && c != '\t' {
-            out.extend(c.escape_debug());
-        } else {
+        if c == '\t' {
             out.push(c);
+        } else {
+            push_char(&mut out, c);
         }
     }
     out
 }
 
+/// Every part is escaped: the path is a file name a repository chose, and messages quote
+/// values from the file.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}:{}:{}: {}",
-            self.path.display(),
+            escape_path(&self.path),
             self.line,
             self.column,
-            self.message
+            escape(&self.message)
         )?;
         if let Some(source) = &self.source_line {
             let number = self.line.to_string();
@@ -105,13 +109,14 @@ impl fmt::Display for Diagnostic {
             write!(f, "\n {number} | {source}\n {pad} | {caret_pad}^")?;
         }
         if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
+            write!(f, "\n  hint: {}", escape(hint))?;
         }
         Ok(())
     }
 }
 
-/// Something that does not stop anything but that the user should know.
+/// Something that does not stop anything but that the user should know. `Display` escapes
+/// every path ([`escape_path`]): these are shown before the launch question.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Warning {
@@ -125,14 +130,15 @@ pub enum Warning {
         /// The file.
         path: PathBuf,
     },
-    /// A repository agent hides a home (or the built-in) agent of the same name.
-    Shadowed {
+    /// A repository agent with the name of a home agent or of the built-in `default`: it is
+    /// ignored, so that a name the user knows always means the user's own agent.
+    RepoAgentIgnored {
         /// The agent name.
         name: String,
-        /// The repository file that wins.
-        by: PathBuf,
-        /// The hidden file, `None` for the built-in agent.
-        hidden: Option<PathBuf>,
+        /// The ignored repository file.
+        path: PathBuf,
+        /// The home file that keeps the name, `None` for the built-in agent.
+        kept: Option<PathBuf>,
     },
 }
 
@@ -143,27 +149,29 @@ impl fmt::Display for Warning {
                 f,
                 "{}: ignored: bottles are read only from the claude-bottle home, never from a \
                  working directory (move them to $CLAUDE_BOTTLE_HOME/bottles/ if you trust them)",
-                dir.display()
+                escape_path(dir)
             ),
             Warning::NotAManifest { path } => write!(
                 f,
                 "{}: skipped: manifest files are named `<name>.md` with a name matching \
                  [a-z][a-z0-9-]*",
-                path.display()
+                escape_path(path)
             ),
-            Warning::Shadowed { name, by, hidden } => match hidden {
-                Some(hidden) => write!(
-                    f,
-                    "{}: agent `{name}` shadows the home agent {}",
-                    by.display(),
-                    hidden.display()
-                ),
-                None => write!(
-                    f,
-                    "{}: agent `{name}` shadows the built-in agent `{name}`",
-                    by.display()
-                ),
-            },
+            Warning::RepoAgentIgnored { name, path, kept } => {
+                write!(f, "{}: ignored: ", escape_path(path))?;
+                match kept {
+                    Some(kept) => write!(
+                        f,
+                        "a repository agent cannot replace your agent `{name}` ({})",
+                        escape_path(kept)
+                    )?,
+                    None => write!(
+                        f,
+                        "a repository agent cannot replace the built-in agent `{name}`"
+                    )?,
+                }
+                f.write_str("; rename the file to start it by its own name")
+            }
         }
     }
 }
@@ -175,8 +183,21 @@ pub enum ManifestError {
     /// Neither `CLAUDE_BOTTLE_HOME` nor `HOME` is set, so there is no place to read bottles from.
     #[error("cannot find the claude-bottle home: neither CLAUDE_BOTTLE_HOME nor HOME is set")]
     NoHome,
+    /// `CLAUDE_BOTTLE_HOME` (or the `HOME` it defaults under) is a relative path: resolved
+    /// against the working directory, it would make a repository's own `.claude-bottle/bottles`
+    /// the trusted home.
+    #[error(
+        "{var} is a relative path (`{}`), which would make the working directory's files trusted",
+        escape_path(value)
+    )]
+    RelativeHome {
+        /// `CLAUDE_BOTTLE_HOME` or `HOME`.
+        var: &'static str,
+        /// Its value.
+        value: PathBuf,
+    },
     /// The agent asked for does not exist.
-    #[error("there is no agent named `{name}`")]
+    #[error("there is no agent named `{}`", escape(name))]
     UnknownAgent {
         /// The name asked for.
         name: String,
@@ -213,6 +234,13 @@ impl ManifestError {
             ManifestError::NoHome => {
                 Some("set CLAUDE_BOTTLE_HOME to the folder holding bottles/ and agents/".to_owned())
             }
+            ManifestError::RelativeHome { var, .. } => Some(if *var == "HOME" {
+                "set HOME to the absolute path of your home folder, or set CLAUDE_BOTTLE_HOME \
+                 to an absolute path"
+                    .to_owned()
+            } else {
+                format!("set {var} to an absolute path, such as \"$HOME/.claude-bottle\"")
+            }),
             ManifestError::UnknownAgent { name, known } => {
                 let suggestion = crate::yaml::did_you_mean(name, known.iter().map(String::as_str));
                 Some(match suggestion {

@@ -11,8 +11,11 @@ use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
 
 use crate::error::Diagnostic;
+use crate::escape::escape;
 use crate::layout::Layout;
-use crate::model::{AgentImage, EnvValue, EnvVar, GitEntry, GitUpstream, Literal};
+use crate::model::{
+    AgentImage, EnvValue, EnvVar, GitEntry, GitUpstream, Literal, RepositoryAgents,
+};
 use crate::route::{self, LogMode, Route, RouteAuth};
 use crate::yaml::{self, YamlError, YamlErrorKind};
 
@@ -106,6 +109,7 @@ pub(crate) struct BottleFile {
     pub(crate) networks: Vec<String>,
     pub(crate) supervise: Option<bool>,
     pub(crate) image: AgentImage,
+    pub(crate) repository_agents: RepositoryAgents,
 }
 
 /// Whether `name` is a valid agent or bottle name: `[a-z][a-z0-9-]*`.
@@ -196,11 +200,7 @@ fn yaml_diag(src: &Source, first_line: usize, e: YamlError) -> Diagnostic {
             if let Some(best) = yaml::did_you_mean(key, allowed.iter().map(String::as_str)) {
                 hint.push_str(&format!("; did you mean `{best}`?"));
             }
-            src.diag(
-                pos,
-                format!("unknown key `{}`", key.escape_debug()),
-                Some(hint),
-            )
+            src.diag(pos, format!("unknown key `{}`", escape(key)), Some(hint))
         }
         YamlErrorKind::Limit => src.diag(
             pos,
@@ -316,7 +316,7 @@ pub(crate) fn parse_agent(src: &Source) -> Result<AgentFile, Vec<Diagnostic>> {
             if !is_valid_name(&b.value) {
                 diags.push(src.diag(
                     pos,
-                    format!("`{}` is not a valid bottle name", b.value.escape_debug()),
+                    format!("`{}` is not a valid bottle name", escape(&b.value)),
                     Some("bottle names match [a-z][a-z0-9-]* (the file stem of $CLAUDE_BOTTLE_HOME/bottles/<name>.md)".to_owned()),
                 ));
             }
@@ -342,10 +342,7 @@ pub(crate) fn parse_agent(src: &Source) -> Result<AgentFile, Vec<Diagnostic>> {
         if !is_safe_component(&skill.value) {
             diags.push(src.diag(
                 pos,
-                format!(
-                    "`{}` is not a skill folder name",
-                    skill.value.escape_debug()
-                ),
+                format!("`{}` is not a skill folder name", escape(&skill.value)),
                 Some("give the name of a folder under ~/.claude/skills/, without `/`".to_owned()),
             ));
         } else if !seen.insert(skill.value.clone()) {
@@ -383,6 +380,7 @@ struct RawBottle {
     egress: Option<RawEgress>,
     supervise: Option<bool>,
     image: Option<RawImage>,
+    repository_agents: Option<RepositoryAgents>,
 }
 
 /// `image:`: the agent image's base or a whole replacement Dockerfile.
@@ -495,6 +493,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
     let mut diags = Vec::new();
     let mut out = BottleFile {
         supervise: raw.supervise,
+        repository_agents: raw.repository_agents.unwrap_or_default(),
         ..BottleFile::default()
     };
 
@@ -506,7 +505,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
             } else {
                 diags.push(src.diag(
                     pos,
-                    format!("`{}` is not a valid bottle name", name.escape_debug()),
+                    format!("`{}` is not a valid bottle name", escape(&name)),
                     Some("bottle names match [a-z][a-z0-9-]*".to_owned()),
                 ));
             }
@@ -520,7 +519,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
                 name_pos,
                 format!(
                     "`{}` is not an environment variable name",
-                    name.value.escape_debug()
+                    escape(&name.value)
                 ),
                 Some("use letters, digits and `_`, not starting with a digit".to_owned()),
             ));
@@ -575,7 +574,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
         if !is_safe_component(&name) {
             fail(
                 at(pos_of(&g.name)),
-                format!("`{}` is not a valid git entry name", name.escape_debug()),
+                format!("`{}` is not a valid git entry name", escape(&name)),
                 Some("use letters, digits, `.`, `_` and `-`".to_owned()),
             );
         } else if !git_names.insert(name.clone()) {
@@ -629,7 +628,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
             if route::validate_host(&host.value).is_err() || host.value.starts_with("*.") {
                 fail(
                     at(pos_of(&host)),
-                    format!("`{}` is not a host name", host.value.escape_debug()),
+                    format!("`{}` is not a host name", escape(&host.value)),
                     None,
                 );
                 continue;
@@ -649,7 +648,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
                 }
                 Err(_) => fail(
                     at(pos_of(&ip)),
-                    format!("`{}` is not an IP address", ip.value.escape_debug()),
+                    format!("`{}` is not an IP address", escape(&ip.value)),
                     None,
                 ),
             }
@@ -732,7 +731,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
             } else {
                 diags.push(src.diag(
                     at(pos_of(&n)),
-                    format!("`{}` is not a Docker network name", n.value.escape_debug()),
+                    format!("`{}` is not a Docker network name", escape(&n.value)),
                     Some("use the name shown by `docker network ls`".to_owned()),
                 ));
             }
@@ -746,7 +745,7 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
             } else {
                 diags.push(src.diag(
                     at(pos_of(&base)),
-                    format!("`{}` is not an image reference", base.value.escape_debug()),
+                    format!("`{}` is not an image reference", escape(&base.value)),
                     Some("write it as `name[:tag]` or `name@sha256:…`, e.g. `debian:bookworm-slim`".to_owned()),
                 ));
             }
@@ -781,20 +780,20 @@ fn is_image_reference(raw: &str) -> bool {
 fn absolute_path(layout: &Layout, raw: &str) -> Result<PathBuf, String> {
     let expanded = layout
         .expand_tilde(raw)
-        .ok_or_else(|| format!("cannot expand `{}`: HOME is not set", raw.escape_debug()))?;
+        .ok_or_else(|| format!("cannot expand `{}`: HOME is not set", escape(raw)))?;
     if expanded.is_absolute() && !raw.contains('\0') {
         Ok(expanded)
     } else {
         Err(format!(
             "`{}` is not an absolute path; write `/…` or `~/…`",
-            raw.escape_debug()
+            escape(raw)
         ))
     }
 }
 
 /// Parse `ssh://user@host[:port]/path`.
 pub(crate) fn parse_upstream(raw: &str) -> Result<GitUpstream, String> {
-    let bad = |why: &str| format!("`{}` is not an SSH upstream: {why}", raw.escape_debug());
+    let bad = |why: &str| format!("`{}` is not an SSH upstream: {why}", escape(raw));
     let rest = raw
         .strip_prefix("ssh://")
         .ok_or_else(|| bad("it must start with `ssh://`"))?;

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use crate::builtin::{self, ClaudeAuth, DEFAULT_NAME};
 use crate::error::{Diagnostic, ManifestError, Warning};
+use crate::escape::escape_path;
 use crate::file::{self, AgentFile, BottleFile, Source};
 use crate::layout::Layout;
 use crate::model::{
     Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvVar, GitEntry, Manifest, Origin,
-    RouteSource,
+    RepositoryAgents, RouteSource,
 };
 use crate::route::{LogMode, Route};
 use crate::yaml::MAX_INPUT_BYTES;
@@ -30,8 +31,6 @@ pub struct Entry {
     pub uses: Vec<String>,
     /// Errors in the file itself (resolution errors such as a missing bottle are not counted).
     pub errors: usize,
-    /// For a repository agent that hides a home one: the hidden file.
-    pub shadows: Option<PathBuf>,
 }
 
 /// What `check` found.
@@ -73,7 +72,9 @@ pub struct ManifestIndex {
     claude_auth: Option<ClaudeAuth>,
     agents: BTreeMap<String, Slot<AgentFile>>,
     bottles: BTreeMap<String, Slot<BottleFile>>,
-    shadowed: BTreeMap<String, Slot<AgentFile>>,
+    /// Repository agents named like a home or the built-in agent: never selectable, still
+    /// checked.
+    ignored_repo_agents: Vec<Slot<AgentFile>>,
     /// Problems not tied to one agent or bottle (unreadable folders, refused files with bad names).
     other_errors: Vec<Diagnostic>,
     warnings: Vec<Warning>,
@@ -89,16 +90,17 @@ enum Kind {
 
 impl ManifestIndex {
     /// Read every manifest file under `layout`: bottles from the claude-bottle home only, agents
-    /// from the home and then the working directory (a repository agent shadows a home agent
-    /// of the same name, with a [`Warning::Shadowed`]). `claude_auth` is the host credential
-    /// the built-in `api.anthropic.com` route injects (see [`ClaudeAuth::detect`]).
+    /// from the home and then the working directory. A repository agent never replaces a home
+    /// agent or the built-in `default`: it is ignored, with a [`Warning::RepoAgentIgnored`], so
+    /// that a name the user knows always starts the user's own agent. `claude_auth` is the host
+    /// credential the built-in `api.anthropic.com` route injects (see [`ClaudeAuth::detect`]).
     pub fn load(layout: &Layout, claude_auth: Option<ClaudeAuth>) -> Self {
         let mut index = ManifestIndex {
             layout: layout.clone(),
             claude_auth,
             agents: BTreeMap::new(),
             bottles: BTreeMap::new(),
-            shadowed: BTreeMap::new(),
+            ignored_repo_agents: Vec::new(),
             other_errors: Vec::new(),
             warnings: Vec::new(),
             files: 0,
@@ -176,7 +178,6 @@ impl ManifestIndex {
                     .map(|a| vec![a.bottle.clone()])
                     .unwrap_or_default(),
                 errors: slot.parsed.as_ref().err().map_or(0, Vec::len),
-                shadows: self.shadowed.get(name).and_then(Slot::path),
             })
             .collect()
     }
@@ -195,7 +196,6 @@ impl ManifestIndex {
                     .map(|b| b.extends.iter().map(|(n, _)| n.clone()).collect())
                     .unwrap_or_default(),
                 errors: slot.parsed.as_ref().err().map_or(0, Vec::len),
-                shadows: None,
             })
             .collect()
     }
@@ -208,7 +208,7 @@ impl ManifestIndex {
     /// Every problem of every file, and of resolving every agent and bottle.
     pub fn check(&self) -> CheckReport {
         let mut errors: Vec<Diagnostic> = self.other_errors.clone();
-        for slot in self.agents.values().chain(self.shadowed.values()) {
+        for slot in self.agents.values().chain(&self.ignored_repo_agents) {
             if let Err(d) = &slot.parsed {
                 errors.extend(d.iter().cloned());
             }
@@ -220,7 +220,7 @@ impl ManifestIndex {
         }
         for (name, slot) in &self.agents {
             if let (Ok(agent), Some(source)) = (&slot.parsed, &slot.source)
-                && let Err(d) = self.agent_bottle(name, agent, source)
+                && let Err(d) = self.agent_bottle(name, slot.origin, agent, source)
             {
                 errors.push(d);
             }
@@ -258,7 +258,7 @@ impl ManifestIndex {
         };
         let file = slot.parsed.as_ref().map_err(|d| invalid(d.clone()))?;
         if let Some(source) = &slot.source {
-            self.agent_bottle(agent, file, source)
+            self.agent_bottle(agent, slot.origin, file, source)
                 .map_err(|d| invalid(vec![d]))?;
         }
         let folded = self.fold(&file.bottle).map_err(invalid)?;
@@ -306,26 +306,54 @@ impl ManifestIndex {
                 },
                 supervise: folded.supervise.unwrap_or(true),
                 image: folded.image,
+                repository_agents: bottle_slot
+                    .parsed
+                    .as_ref()
+                    .map_or(RepositoryAgents::Deny, |b| b.repository_agents),
             },
         })
     }
 
-    /// The agent's `bottle` must name a visible bottle.
+    /// The agent's `bottle` must name a visible bottle, and a repository agent's a bottle that
+    /// takes repository agents: the built-in one, or a home one with `repository_agents: allow`.
     fn agent_bottle(
         &self,
         name: &str,
+        origin: Origin,
         agent: &AgentFile,
         source: &Source,
     ) -> Result<(), Diagnostic> {
-        if self.bottles.contains_key(&agent.bottle) {
-            return Ok(());
+        if let Some(bottle) = self.bottles.get(&agent.bottle) {
+            // A broken bottle's own errors are reported for the bottle.
+            let allowed = origin != Origin::Repo
+                || bottle.origin == Origin::BuiltIn
+                || !matches!(&bottle.parsed, Ok(b) if b.repository_agents == RepositoryAgents::Deny);
+            if allowed {
+                return Ok(());
+            }
+            let bottle_file = bottle.path().unwrap_or_default();
+            return Err(source.diag(
+                agent.bottle_pos,
+                format!(
+                    "repository agent `{name}` cannot use bottle `{}`, which does not allow \
+                     repository agents",
+                    agent.bottle
+                ),
+                Some(format!(
+                    "once you have read the agent, copy it into {}/ to make it yours; or add \
+                     `repository_agents: allow` to {} to let every repository's agents use what \
+                     that bottle grants",
+                    escape_path(&self.layout.home_agents_dir()),
+                    escape_path(&bottle_file)
+                )),
+            ));
         }
         let hint = if self.ignored_repo_bottles.contains(&agent.bottle) {
             format!(
                 "a bottle `{}` exists under {}, but bottles are read only from {}; move it there if you trust it",
                 agent.bottle,
-                self.layout.repo_bottles_dir().display(),
-                self.layout.bottles_dir().display()
+                escape_path(&self.layout.repo_bottles_dir()),
+                escape_path(&self.layout.bottles_dir())
             )
         } else {
             let known: Vec<&str> = self.bottles.keys().map(String::as_str).collect();
@@ -336,7 +364,7 @@ impl ManifestIndex {
                 ),
                 None => format!(
                     "create {}/{}.md, or use one of: {}",
-                    self.layout.bottles_dir().display(),
+                    escape_path(&self.layout.bottles_dir()),
                     agent.bottle,
                     known.join(", ")
                 ),
@@ -508,16 +536,15 @@ impl ManifestIndex {
 
     fn add_agent(&mut self, name: String, slot: Slot<AgentFile>) {
         if slot.origin == Origin::Repo
-            && let Some(hidden) = self.agents.remove(&name)
+            && let Some(kept) = self.agents.get(&name)
         {
-            self.warnings.push(Warning::Shadowed {
-                name: name.clone(),
-                by: slot.path().unwrap_or_default(),
-                hidden: hidden.path(),
+            self.warnings.push(Warning::RepoAgentIgnored {
+                name,
+                path: slot.path().unwrap_or_default(),
+                kept: kept.path(),
             });
-            if hidden.origin == Origin::Home {
-                self.shadowed.insert(name.clone(), hidden);
-            }
+            self.ignored_repo_agents.push(slot);
+            return;
         }
         self.agents.insert(name, slot);
     }
@@ -561,7 +588,7 @@ fn read_file(path: &Path, root: &Path) -> Result<Source, Diagnostic> {
             "refused: the file is a symlink to a place outside its folder",
             Some(format!(
                 "copy the file into {} instead of linking to it",
-                root.display()
+                escape_path(root)
             )),
         ));
     }

@@ -31,34 +31,47 @@ impl Layout {
     }
 
     /// Resolve from the values of `CLAUDE_BOTTLE_HOME` and `HOME` (pass
-    /// `std::env::var_os(..)`): `$CLAUDE_BOTTLE_HOME` when set and not empty (relative to `cwd`
-    /// if relative), else `$HOME/.claude-bottle`.
+    /// `std::env::var_os(..)`): `$CLAUDE_BOTTLE_HOME` when set and not empty, else
+    /// `$HOME/.claude-bottle`.
+    ///
+    /// The home must be an absolute path. Bottles are trusted because they live in the home; a
+    /// relative home would resolve against the working directory, so a repository shipping
+    /// `.claude-bottle/bottles/` would grant itself whatever its files say.
     ///
     /// ```
     /// use std::ffi::OsStr;
-    /// use bottle_manifest::Layout;
+    /// use bottle_manifest::{Layout, ManifestError};
     ///
     /// let layout = Layout::from_env(None, Some(OsStr::new("/home/me")), "/src/app".as_ref())?;
     /// assert_eq!(layout.home(), std::path::Path::new("/home/me/.claude-bottle"));
     /// assert_eq!(layout.repo_agents_dir(), std::path::Path::new("/src/app/.claude-bottle/agents"));
+    ///
+    /// let relative = Layout::from_env(Some(OsStr::new(".claude-bottle")), None, "/src/app".as_ref());
+    /// assert!(matches!(relative, Err(ManifestError::RelativeHome { .. })));
     /// # Ok::<(), bottle_manifest::ManifestError>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`ManifestError::NoHome`] when neither is set.
+    /// [`ManifestError::NoHome`] when neither is set, [`ManifestError::RelativeHome`] when the
+    /// one that decides the home is relative.
     pub fn from_env(
         claude_bottle_home: Option<&OsStr>,
         home: Option<&OsStr>,
         cwd: &Path,
     ) -> Result<Self, ManifestError> {
+        let absolute = |var: &'static str, value: PathBuf| {
+            if value.is_absolute() {
+                Ok(value)
+            } else {
+                Err(ManifestError::RelativeHome { var, value })
+            }
+        };
         let user_home = home.filter(|h| !h.is_empty()).map(PathBuf::from);
         let bottle_home = match claude_bottle_home.filter(|h| !h.is_empty()) {
-            Some(dir) => cwd.join(dir),
-            None => user_home
-                .as_ref()
-                .map(|h| h.join(".claude-bottle"))
-                .ok_or(ManifestError::NoHome)?,
+            Some(dir) => absolute("CLAUDE_BOTTLE_HOME", PathBuf::from(dir))?,
+            None => absolute("HOME", user_home.clone().ok_or(ManifestError::NoHome)?)?
+                .join(".claude-bottle"),
         };
         Ok(Layout::new(bottle_home, user_home, cwd))
     }

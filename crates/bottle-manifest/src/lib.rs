@@ -3,12 +3,14 @@
 //! A user says what an agent may do in Markdown files with a YAML front matter:
 //! `$CLAUDE_BOTTLE_HOME/bottles/<name>.md` grant env, git remotes and egress routes (only from
 //! the home: a cloned repository must never define one), and `agents/<name>.md` (home or
-//! `<cwd>/.claude-bottle/agents/`) name a bottle, skills and a system prompt. This crate reads
+//! `<cwd>/.claude-bottle/agents/`) name a bottle, skills and a system prompt. A repository's
+//! agent is written by whoever wrote the repository: it never replaces one of the user's agents
+//! and runs only in the built-in bottle or one that says `repository_agents: allow`. This crate reads
 //! them — it does no network or Docker I/O — and gives the rest of claude-bottle one
 //! validated [`Manifest`] per agent, with every error pointing at file, line and column.
 //!
 //! ```
-//! use bottle_manifest::{ClaudeAuth, EnvMode, Layout, ManifestIndex};
+//! use bottle_manifest::{ClaudeAuth, EnvMode, Layout, ManifestIndex, Origin, RepositoryAgents};
 //!
 //! let home = tempfile::tempdir()?;
 //! let cwd = tempfile::tempdir()?;
@@ -16,7 +18,7 @@
 //! std::fs::create_dir_all(cwd.path().join(".claude-bottle/agents"))?;
 //! std::fs::write(
 //!     home.path().join("bottles/work.md"),
-//!     "---\nenv:\n  GH_TOKEN: \"${GH_PAT}\"\negress:\n  routes:\n    - host: api.github.com\n---\nNotes.\n",
+//!     "---\nrepository_agents: allow\nenv:\n  GH_TOKEN: \"${GH_PAT}\"\negress:\n  routes:\n    - host: api.github.com\n---\nNotes.\n",
 //! )?;
 //! std::fs::write(
 //!     cwd.path().join(".claude-bottle/agents/reviewer.md"),
@@ -27,6 +29,8 @@
 //! let index = ManifestIndex::load(&layout, ClaudeAuth::detect(|_| false));
 //! let manifest = index.manifest("reviewer")?;
 //!
+//! assert_eq!(manifest.agent.origin, Origin::Repo); // written by the repository...
+//! assert_eq!(manifest.bottle.repository_agents, RepositoryAgents::Allow); // ...and let in
 //! assert_eq!(manifest.bottle.chain, ["work"]);
 //! assert_eq!(manifest.bottle.env[0].name, "GH_TOKEN");
 //! assert_eq!(manifest.bottle.env[0].value.mode(), EnvMode::Host);
@@ -41,6 +45,7 @@
 pub mod agent_env;
 mod builtin;
 mod error;
+mod escape;
 mod file;
 mod index;
 mod layout;
@@ -50,14 +55,15 @@ pub mod yaml;
 
 pub use builtin::{
     ANTHROPIC_API_HOST, CLAUDE_CODE_HOSTS, ClaudeAuth, DEFAULT_NAME, PLACEHOLDER,
-    claude_code_routes,
+    claude_code_routes, claude_route_auth,
 };
 pub use error::{Diagnostic, ManifestError, Warning};
+pub use escape::{escape, escape_path};
 pub use file::is_valid_name;
 pub use index::{CheckReport, Entry, ManifestIndex};
 pub use layout::Layout;
 pub use model::{
     Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvMode, EnvValue, EnvVar, GitEntry,
-    GitUpstream, Literal, Manifest, Origin, RouteSource,
+    GitUpstream, Literal, Manifest, Origin, RepositoryAgents, RouteSource,
 };
 pub use route::{AuthScheme, InvalidRoute, LogMode, Route, RouteAuth};

@@ -50,23 +50,27 @@ impl Manifest {
 }
 
 /// Where a manifest entry comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Origin {
-    /// Built into claude-bottle (the `default` agent and bottle).
+    /// Built into claude-bottle (the `default` agent and bottle), or built in code by a tool
+    /// embedding it.
+    #[serde(rename = "built-in")]
     BuiltIn,
-    /// `$CLAUDE_BOTTLE_HOME/agents/` or `$CLAUDE_BOTTLE_HOME/bottles/`.
+    /// `$CLAUDE_BOTTLE_HOME/agents/` or `$CLAUDE_BOTTLE_HOME/bottles/`: the user's own files.
+    #[serde(rename = "home")]
     Home,
-    /// `<cwd>/.claude-bottle/agents/`.
+    /// `<cwd>/.claude-bottle/agents/`: written by whoever wrote the repository.
+    #[serde(rename = "repository")]
     Repo,
 }
 
 impl Origin {
-    /// `built-in`, `home` or `repo`.
+    /// `built-in`, `home` or `repository`.
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::BuiltIn => "built-in",
             Origin::Home => "home",
-            Origin::Repo => "repo",
+            Origin::Repo => "repository",
         }
     }
 }
@@ -116,6 +120,36 @@ pub struct Bottle {
     pub supervise: bool,
     /// Overrides of the agent image (each field last-wins along the chain).
     pub image: AgentImage,
+    /// Whether repository agents may run in this bottle: this bottle's own
+    /// `repository_agents` key, never inherited through `extends` (a bottle built on an
+    /// allowing one grants more, and must say so itself).
+    pub repository_agents: RepositoryAgents,
+}
+
+/// `repository_agents:` in a bottle: may an agent from a working directory's
+/// `.claude-bottle/agents/` run in this bottle? Such an agent's prompt is written by whoever
+/// wrote the repository, and runs with everything the bottle grants.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RepositoryAgents {
+    /// Only the user's own agents (the default). The built-in `default` bottle, which grants
+    /// nothing but Claude Code's own hosts, takes repository agents regardless.
+    #[default]
+    Deny,
+    /// Repository agents too.
+    Allow,
+}
+
+impl RepositoryAgents {
+    /// `deny` or `allow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepositoryAgents::Deny => "deny",
+            RepositoryAgents::Allow => "allow",
+        }
+    }
 }
 
 /// `image:` in a bottle: how the agent image is built, for people with their own base. Unset
@@ -315,12 +349,7 @@ impl RouteSource {
 /// egress swaps in the real one): `(name, value)`, derived from the effective
 /// `api.anthropic.com` route's auth.
 pub(crate) fn placeholder_for(routes: &[EffectiveRoute]) -> Option<(&'static str, &'static str)> {
-    let auth = routes
-        .iter()
-        .find(|r| r.route.host == crate::builtin::ANTHROPIC_API_HOST)?
-        .route
-        .auth
-        .as_ref()?;
+    let auth = crate::builtin::claude_route_auth(routes.iter().map(|r| &r.route))?;
     Some(match auth {
         RouteAuth::Scheme { .. } => ClaudeAuth::OAuthToken.placeholder_env(),
         RouteAuth::Header { .. } => ClaudeAuth::ApiKey.placeholder_env(),

@@ -301,22 +301,11 @@ fn plain_message(err: &SaphyrError) -> String {
     let text: Cow<'_, str> = UserMessageFormatter.format_message(original(err));
     // The formatter's text is not sanitised (only the renderer does that); a message can quote
     // input, so keep control characters out of the terminal.
-    text.chars()
-        .flat_map(|c| {
-            let escape = c.is_control();
-            let mut buf = String::new();
-            if escape {
-                buf.extend(c.escape_debug());
-            } else {
-                buf.push(c);
-            }
-            buf.chars().collect::<Vec<_>>()
-        })
-        .collect()
+    crate::escape::escape(&text).into_owned()
 }
 
 fn unknown_key_message(key: &str, expected: &[&str]) -> String {
-    let key_shown: String = key.escape_debug().collect();
+    let key_shown = crate::escape::escape(key);
     let mut message = format!("unknown key `{key_shown}`");
     if expected.is_empty() {
         message.push_str("; no keys are allowed here");

@@ -8,23 +8,17 @@
 //! never builds an egress config or mints a CA itself, so a second backend copies nothing.
 //!
 //! ```
-//! use bottle_core::{AgentSpec, BottleDef, Capabilities, FileContents, FileOwner, Identity,
-//!                   PreparedSpec, Readiness, Role};
+//! use bottle_core::{AgentSpec, BottleDef, FileContents, FileOwner, Identity, PreparedSpec,
+//!                   Readiness, Role};
 //! use bottle_recipe::{LaunchMaterial, sidecars};
 //!
 //! # fn main() -> Result<(), bottle_recipe::RecipeError> {
-//! let prepared = PreparedSpec {
-//!     backend: "example".to_owned(),
-//!     identity: Identity::parse("researcher-m3hxd").unwrap(),
-//!     resuming: false,
-//!     agent: AgentSpec::new("researcher", BottleDef::new("default")),
-//!     skills: vec![],
-//!     copy_cwd: false,
-//!     user_cwd: "/tmp".into(),
-//!     remote_control: false,
-//!     allow_unimplemented: false,
-//!     capabilities: Capabilities::none(),
-//! };
+//! let prepared = PreparedSpec::new(
+//!     "example",
+//!     Identity::parse("researcher-m3hxd").unwrap(),
+//!     AgentSpec::new("researcher", BottleDef::new("default")),
+//!     "/tmp",
+//! );
 //! let specs = sidecars(&prepared);
 //! assert_eq!(specs[0].role, Role::Egress);
 //! assert!(matches!(specs[0].readiness, Readiness::Exec(_)));

@@ -41,7 +41,8 @@ pub(crate) struct AllowUnimplemented {
 /// `start`.
 #[derive(Debug, Args)]
 pub(crate) struct StartArgs {
-    /// The agent [default: the only one you defined, else `default`, else a picker]
+    /// The agent [default: the only one in your home, else `default`, else a picker];
+    /// repository agents start only when named
     #[arg(value_name = "AGENT")]
     pub(crate) agent: Option<String>,
     /// Launch without asking `launch this agent? [y/N]` (needed without a terminal)
@@ -62,6 +63,10 @@ pub(crate) struct StartArgs {
     /// Pass --remote-control to Claude Code
     #[arg(long)]
     pub(crate) remote_control: bool,
+    /// With no Claude credential on the host, let Claude Code log in inside the bottle (the
+    /// agent then holds that login itself)
+    #[arg(long, conflicts_with = "exec")]
+    pub(crate) login_in_bottle: bool,
     #[command(flatten)]
     pub(crate) unimplemented: AllowUnimplemented,
     #[command(flatten)]
@@ -83,6 +88,10 @@ pub(crate) struct ResumeArgs {
     /// Run CMD with `sh -c` in the bottle instead of Claude Code, and exit with its code
     #[arg(long, value_name = "CMD", conflicts_with = "claude_args")]
     pub(crate) exec: Option<String>,
+    /// With no Claude credential on the host, let Claude Code log in inside the bottle (the
+    /// agent then holds that login itself)
+    #[arg(long, conflicts_with = "exec")]
+    pub(crate) login_in_bottle: bool,
     #[command(flatten)]
     pub(crate) unimplemented: AllowUnimplemented,
     /// Arguments for Claude Code, after `--`
@@ -116,15 +125,26 @@ pub(crate) struct CompletionsArgs {
 
 pub(crate) const START_AFTER_HELP: &str = "\
 Examples:
-  claude-bottle start                       the only agent, or `default`
+  claude-bottle start                       the only agent in your home, or `default`
   claude-bottle start reviewer --cwd        with the working directory copied in
   claude-bottle start reviewer --dry-run    show the plan; create nothing
   claude-bottle start reviewer --yes -- -p \"summarise the repo\"
   claude-bottle start reviewer --yes --exec 'curl -sI https://api.github.com'
 
-Shows the preflight (what the bottle is granted), asks `launch this agent? [y/N]` on the
-terminal, launches, attaches Claude Code, and removes everything when it exits. If the
-session fails or is interrupted, the bottle's state is kept: `claude-bottle resume IDENTITY`.
+Shows the preflight (what the bottle is granted, where the agent comes from and how its
+prompt starts), asks `launch this agent? [y/N]` on the terminal, launches, attaches Claude
+Code, and removes everything when it exits. If the session fails or is interrupted, the
+bottle's state is kept: `claude-bottle resume IDENTITY`.
+
+Claude Code needs CLAUDE_CODE_OAUTH_TOKEN (from `claude setup-token`) or ANTHROPIC_API_KEY on
+the host: the egress injects it, and the agent holds only a placeholder. Without one, start
+refuses; --login-in-bottle logs in inside the bottle instead, and the agent holds that login.
+
+Agents from ./.claude-bottle/agents/ were written by the repository: they start only when
+named, never replace your own agents, and run only in the built-in bottle or in one of yours
+that says `repository_agents: allow`. --cwd refuses a folder holding your home, ~/.ssh,
+~/.claude or $CLAUDE_BOTTLE_HOME, and the preflight warns about tokens in the copied
+.git/config.
 
 A grant the backend does not implement yet (the preflight marks it) is refused unless you
 pass --allow-unimplemented; a missing convenience (supervise) is only shown.";
@@ -135,7 +155,8 @@ Examples:
   claude-bottle resume reviewer-m3hxd --yes -- --continue
 
 Starts the bottle again with the identity, agent, working directory and backend recorded
-when it was started; `claude-bottle list active` shows the bottles that can be resumed.";
+when it was started; `claude-bottle list active` shows the bottles that can be resumed. Like
+start, it needs a Claude credential on the host unless --exec or --login-in-bottle.";
 
 pub(crate) const CLEANUP_AFTER_HELP: &str = "\
 Examples:

@@ -128,6 +128,7 @@ pub(crate) fn core_error(err: bottle_core::Error, stage: Stage) -> CliError {
             );
         }
         E::Prompt { .. }
+        | E::CwdHoldsSecrets { .. }
         | E::InvalidIdentity { .. }
         | E::InvalidAgentName { .. }
         | E::StateNotFound { .. }

@@ -70,6 +70,13 @@ fn text(ctx: &Context, m: &Manifest) -> String {
         },
     );
     row(
+        "repository agents",
+        match bottle.repository_agents {
+            bottle_manifest::RepositoryAgents::Allow => "allowed in this bottle".into(),
+            bottle_manifest::RepositoryAgents::Deny => "not allowed".into(),
+        },
+    );
+    row(
         "claude auth",
         match bottle.claude_placeholder_env() {
             Some((var, _)) => format!(

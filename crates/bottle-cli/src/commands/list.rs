@@ -17,8 +17,6 @@ struct EntryJson {
     /// Agents: the bottle; bottles: the bottles extended.
     uses: Vec<String>,
     errors: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shadows: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,7 +40,6 @@ pub(crate) fn run(ctx: &Context, args: &ListArgs) -> Result<Output, CliError> {
                 .into_iter()
                 .map(|e| EntryJson {
                     path: e.path.as_ref().map(|p| ctx.show_path(p)),
-                    shadows: e.shadows.as_ref().map(|p| ctx.show_path(p)),
                     name: e.name,
                     origin: e.origin.as_str(),
                     uses: e.uses,
@@ -107,9 +104,6 @@ pub(crate) fn run(ctx: &Context, args: &ListArgs) -> Result<Output, CliError> {
 
 fn file_cell(ctx: &Context, e: &Entry) -> String {
     let mut cell = ctx.show_opt_path(e.path.as_ref());
-    if let Some(hidden) = &e.shadows {
-        cell.push_str(&format!(" (shadows {})", ctx.show_path(hidden)));
-    }
     if e.errors > 0 {
         cell.push_str(&format!(
             " ({} error{}: run `claude-bottle check`)",

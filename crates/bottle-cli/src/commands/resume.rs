@@ -9,7 +9,7 @@ use bottle_manifest::{Layout, ManifestIndex};
 use crate::backends;
 use crate::cli::ResumeArgs;
 use crate::commands::bottle::{Stage, core_error, host, show_warnings};
-use crate::commands::start::{asking_terminal, launch, session};
+use crate::commands::start::{Run, asking_terminal, claude_login, launch, session};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
@@ -65,13 +65,14 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: ResumeArgs) -> Result<u8, 
         .await
         .map_err(|err| core_error(err, Stage::Engine))?;
     let session = session(args.exec, args.claude_args);
+    let login = claude_login(ctx, &plan.summary(), &session, args.login_in_bottle)?;
     launch(
         ctx,
         ui,
         backend.as_ref(),
         plan.as_ref(),
         &host,
-        session,
+        Run { session, login },
         confirm_on,
     )
     .await

@@ -6,11 +6,11 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use bottle_core::{
-    AnyPlan, BoxError, DynBackend, Ended, HostContext, RunOptions, SecretPrompt, Secrets, Session,
-    ShutdownSignal, StateStore,
+    AnyPlan, BoxError, DynBackend, Ended, HostContext, PlanSummary, RunOptions, SecretPrompt,
+    Secrets, Session, ShutdownSignal, StateStore,
 };
 use bottle_core::{BottleSpec, ManifestSource};
-use bottle_manifest::{DEFAULT_NAME, Entry, Origin};
+use bottle_manifest::{ANTHROPIC_API_HOST, DEFAULT_NAME, Entry, Origin, escape};
 
 use crate::backends;
 use crate::cli::StartArgs;
@@ -18,6 +18,7 @@ use crate::commands::bottle::{Stage, core_error, host, no_terminal, show_path, s
 use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::ui::preflight::ClaudeLogin;
 use crate::ui::progress::Progress;
 use crate::ui::tty::Tty;
 use crate::ui::{Paint, Ui, preflight};
@@ -52,6 +53,8 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: StartArgs) -> Result<u8, C
         .prepare(spec, &host)
         .await
         .map_err(|err| core_error(err, Stage::Engine))?;
+    let session = session(args.exec, args.claude_args);
+    let login = claude_login(ctx, &plan.summary(), &session, args.login_in_bottle)?;
 
     if args.dry_run {
         let summary = plan.summary();
@@ -61,6 +64,7 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: StartArgs) -> Result<u8, C
         } else {
             preflight::render(
                 &summary,
+                &login,
                 Paint::for_stream(&std::io::stdout()),
                 &show_path(ctx),
             )
@@ -71,17 +75,24 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: StartArgs) -> Result<u8, C
         return Ok(Exit::Ok.code());
     }
 
-    let session = session(args.exec, args.claude_args);
     launch(
         ctx,
         ui,
         backend.as_ref(),
         plan.as_ref(),
         &host,
-        session,
+        Run { session, login },
         confirm_on,
     )
     .await
+}
+
+/// What a bottle runs, decided before the preflight shows it.
+pub(crate) struct Run {
+    /// Claude Code, or an `--exec` command.
+    pub(crate) session: Session,
+    /// How Claude Code in it gets a Claude credential.
+    pub(crate) login: ClaudeLogin,
 }
 
 /// The terminal to ask `launch this agent? [y/N]` on, or the refusal.
@@ -102,20 +113,20 @@ pub(crate) fn session(exec: Option<String>, claude_args: Vec<String>) -> Session
     }
 }
 
-/// No AGENT: the only agent the user defined, else `default` (theirs, or the built-in one when
-/// they defined none), else a picker on the terminal over every agent.
+/// No AGENT: the only agent in the user's home, else `default` (theirs, or the built-in one
+/// when they defined none), else a picker on the terminal over the home and built-in agents.
+/// A repository agent is never chosen for the user: its prompt was written by the repository,
+/// so it starts only when named.
 fn choose_agent(agents: &[Entry]) -> Result<String, CliError> {
-    let defined: Vec<&Entry> = agents
-        .iter()
-        .filter(|a| a.origin != Origin::BuiltIn)
-        .collect();
+    let mine: Vec<&Entry> = agents.iter().filter(|a| a.origin != Origin::Repo).collect();
+    let defined: Vec<&&Entry> = mine.iter().filter(|a| a.origin == Origin::Home).collect();
     match defined.as_slice() {
         [] => return Ok(DEFAULT_NAME.to_owned()),
         [only] => return Ok(only.name.clone()),
         _ if defined.iter().any(|a| a.name == DEFAULT_NAME) => return Ok(DEFAULT_NAME.to_owned()),
         _ => {}
     }
-    let names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
+    let names: Vec<String> = mine.iter().map(|a| a.name.clone()).collect();
     let Some(mut tty) = Tty::open() else {
         return Err(CliError::new(
             Exit::Usage,
@@ -132,6 +143,68 @@ fn choose_agent(agents: &[Entry]) -> Result<String, CliError> {
     }
 }
 
+/// How Claude Code in the bottle gets a Claude credential — or the refusal, before anything is
+/// created. The credential is the host's, injected by the egress; without one, Claude Code
+/// would ask to log in inside the bottle and the agent would hold the user's login itself,
+/// which happens only when asked for with `--login-in-bottle`. An `--exec` session runs no
+/// Claude Code and needs none.
+pub(crate) fn claude_login(
+    ctx: &Context,
+    summary: &PlanSummary,
+    session: &Session,
+    login_in_bottle: bool,
+) -> Result<ClaudeLogin, CliError> {
+    if let Some(var) = &summary.claude_credential {
+        if login_in_bottle {
+            // Claude Code would use the injected credential and never log in.
+            return Err(CliError::new(
+                Exit::Usage,
+                format!(
+                    "--login-in-bottle is for a host without a Claude credential, and the \
+                     egress injects {var} for this bottle"
+                ),
+            )
+            .with_hint(format!(
+                "leave out --login-in-bottle, or unset {var} to log in inside the bottle"
+            )));
+        }
+        return Ok(ClaudeLogin::Injected { var: var.clone() });
+    }
+    if matches!(session, Session::Script { .. }) {
+        return Ok(ClaudeLogin::NotRun);
+    }
+    if login_in_bottle {
+        return Ok(ClaudeLogin::InBottle);
+    }
+    let opt_in = "--login-in-bottle logs in inside the bottle instead, and the agent then holds \
+                  that login";
+    Err(match ctx.claude_auth {
+        None => CliError::new(
+            Exit::Manifest,
+            "Claude Code needs a Claude credential on the host, and neither \
+             CLAUDE_CODE_OAUTH_TOKEN nor ANTHROPIC_API_KEY is set",
+        )
+        .with_hint(format!(
+            "run `claude setup-token` and export the token it prints as \
+             CLAUDE_CODE_OAUTH_TOKEN (or export ANTHROPIC_API_KEY): the egress injects it and the \
+             agent never holds it; {opt_in}"
+        )),
+        Some(auth) => CliError::new(
+            Exit::Manifest,
+            format!(
+                "bottle `{}` replaces the {ANTHROPIC_API_HOST} route with one that injects no \
+                 credential, so Claude Code would have none",
+                summary.bottle
+            ),
+        )
+        .with_hint(format!(
+            "give that route `auth` with `token_ref: {}`, or remove it to use the built-in \
+             route; {opt_in}",
+            auth.host_var()
+        )),
+    })
+}
+
 /// Preflight, the question (on `confirm_on`; `None` with --yes), secrets, run, report.
 /// Returns the exit code.
 pub(crate) async fn launch(
@@ -140,11 +213,12 @@ pub(crate) async fn launch(
     backend: &dyn DynBackend,
     plan: &dyn AnyPlan,
     host: &HostContext,
-    session: Session,
+    Run { session, login }: Run,
     confirm_on: Option<Tty>,
 ) -> Result<u8, CliError> {
     ui.say(&preflight::render(
         &plan.summary(),
+        &login,
         ui.paint,
         &show_path(ctx),
     ));
@@ -231,8 +305,9 @@ pub(crate) async fn launch(
     for error in &outcome.teardown_errors {
         let _ = writeln!(
             std::io::stderr().lock(),
-            "{} teardown incomplete: {error}\nhint: `claude-bottle cleanup` removes what is left",
-            paint.warn("warning:")
+            "{} teardown incomplete: {}\nhint: `claude-bottle cleanup` removes what is left",
+            paint.warn("warning:"),
+            escape(&error.to_string())
         );
     }
     if let Some(identity) = outcome.resume_identity() {

@@ -28,6 +28,11 @@ impl Paint {
         }
     }
 
+    /// Whether colour is on.
+    pub(crate) fn enabled(self) -> bool {
+        self.enabled
+    }
+
     fn paint(self, style: Style, text: &str) -> String {
         if self.enabled {
             format!("{}{text}{}", style.render(), style.render_reset())

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bottle_core::{Event, EventSink, Step};
+use bottle_manifest::escape;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::ui::{Paint, Ui};
@@ -127,7 +128,12 @@ impl Progress {
         }
         let text = match failure {
             None => format!("{} {}{elapsed}", self.paint.good("✓"), done(step)),
-            Some(message) => format!("{} {} failed: {message}", self.paint.bad("✗"), doing(step)),
+            Some(message) => format!(
+                "{} {} failed: {}",
+                self.paint.bad("✗"),
+                doing(step),
+                escape(message)
+            ),
         };
         self.line(state, &text);
     }
@@ -166,14 +172,14 @@ impl EventSink for Progress {
                                 .progress_chars("=> "),
                             );
                         }
-                        bar.set_message(message);
+                        bar.set_message(escape(&message).into_owned());
                     }
                     _ => {
                         let count = match (current, total) {
                             (Some(c), Some(t)) => format!(" ({c}/{t})"),
                             _ => String::new(),
                         };
-                        self.line(&state, &format!("  {message}{count}"));
+                        self.line(&state, &format!("  {}{count}", escape(&message)));
                     }
                 }
             }
@@ -191,12 +197,12 @@ impl EventSink for Progress {
                 );
             }
             Event::Removed { kind, name } if !state.attached => {
-                self.line(&state, &format!("  removed {kind} {name}"));
+                self.line(&state, &format!("  removed {kind} {}", escape(&name)));
             }
             Event::Warning { message } => {
                 self.line(
                     &state,
-                    &format!("{} {message}", self.paint.warn("warning:")),
+                    &format!("{} {}", self.paint.warn("warning:"), escape(&message)),
                 );
             }
             // State paths are for `-v`; the resume command is printed at the end.

@@ -132,7 +132,7 @@ fn the_exec_exit_code_is_the_exit_code_and_state_is_kept() {
 
 #[test]
 fn claude_args_follow_the_double_dash() {
-    let ctx = fake_context();
+    let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
     ctx.agent("writer", "---\nbottle: default\n---\nWrite well.\n");
     let run = ctx.run(&[
         "start",
@@ -407,7 +407,7 @@ fn quiet_shows_only_what_the_command_prints() {
 #[test]
 fn colour_only_when_asked_and_never_with_no_color() {
     const ESC: char = '\u{1b}';
-    let ctx = fake_context();
+    let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
     let plain = ctx.run(&["start", "--dry-run"]);
     assert!(!plain.all().contains(ESC), "not a terminal: no colour");
 

@@ -8,7 +8,9 @@ use crate::bottle_support::{fake_context, kept_states, record, redact_identity};
 /// A bottle with a git remote, an egress network and supervise (the default), implemented by
 /// the fake only as far as `capabilities` says.
 fn asking_for_everything(capabilities: &str) -> TestContext {
-    let ctx = fake_context().env("CLAUDE_BOTTLE_FAKE_CAPABILITIES", capabilities);
+    let ctx = fake_context()
+        .env("CLAUDE_BOTTLE_FAKE_CAPABILITIES", capabilities)
+        .env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
     ctx.bottle(
         "wide",
         "---\ngit:\n  - Name: app\n    Upstream: ssh://git@gitea.example.com:30009/me/app.git\n    IdentityFile: ~/.ssh/id_app\n    KnownHostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\negress:\n  networks: [corp-services]\n---\n",

@@ -371,3 +371,60 @@ fn cwd_is_copied_in_and_a_prompted_secret_reaches_only_the_bottle() {
         resources_of(agent)
     );
 }
+
+/// `-vv` and `RUST_LOG=trace` on a real launch: the create-container bodies the Docker client
+/// sends hold the Claude credential (for the egress) and the bottle's env values (for the
+/// agent), and no log line shows any of them.
+#[test]
+#[cfg_attr(
+    not(docker_tests),
+    ignore = "needs Docker: build with CLAUDE_BOTTLE_DOCKER_TESTS=1"
+)]
+fn verbose_logs_never_show_a_credential_or_an_env_value() {
+    let agent = "cli-logs";
+    let _guard = Leftovers::new(agent);
+    const TOKEN: &str = "sk-ant-oat01-cli-logs-token-never-shown";
+    const LITERAL: &str = "literal-env-value-never-shown";
+    const FROM_HOST: &str = "host-env-value-never-shown";
+    let ctx = docker_context(agent)
+        .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN)
+        .env("BOTTLE_SECRET_ON_HOST", FROM_HOST);
+    ctx.bottle(
+        "secrets",
+        &format!(
+            "---\nenv:\n  LITERAL_SECRET: {LITERAL}\n  HOST_SECRET: \"${{BOTTLE_SECRET_ON_HOST}}\"\n---\n"
+        ),
+    )
+    .agent(agent, "---\nbottle: secrets\n---\nA test agent.\n");
+
+    for (args, rust_log) in [
+        (
+            &["-vv", "start", agent, "--yes", "--exec", "true"][..],
+            None,
+        ),
+        (&["start", agent, "--yes", "--exec", "true"], Some("trace")),
+    ] {
+        let mut cmd = ctx.command(args);
+        if let Some(directives) = rust_log {
+            cmd.env("RUST_LOG", directives);
+        }
+        let out = cmd.output().expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}:\n{stderr}");
+        assert!(
+            stderr.contains("DEBUG"),
+            "{args:?}: the logs were on:\n{stderr}"
+        );
+        for secret in [TOKEN, LITERAL, FROM_HOST] {
+            assert!(
+                !stderr.contains(secret),
+                "{args:?} RUST_LOG={rust_log:?} logs `{secret}`"
+            );
+        }
+        assert!(
+            resources_of(agent).is_empty(),
+            "left: {:?}",
+            resources_of(agent)
+        );
+    }
+}

@@ -7,9 +7,11 @@ mod capabilities;
 mod docker;
 mod e2e;
 mod help;
+mod logs;
 mod manifest_commands;
 mod preflight;
 mod pty;
+mod tidy;
 
 use std::fs;
 use std::path::{Path, PathBuf};

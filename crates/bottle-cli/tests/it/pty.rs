@@ -102,7 +102,7 @@ fn without_an_agent_name_a_picker_offers_them() {
 
 #[test]
 fn without_an_agent_name_the_only_one_defined_starts() {
-    let ctx = fake_context();
+    let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
     ctx.agent("solo", "---\nbottle: default\n---\n");
     let run = ctx.run(&["start", "--dry-run"]);
     assert_eq!(run.code, 0, "{}", run.all());

@@ -17,6 +17,7 @@ async fn run(
     events: &EventLog,
 ) -> bottle_core::Result<bottle_core::Outcome> {
     let mut spec = support::spec(host);
+    spec.copy_cwd = true;
     spec.allow_unimplemented = allow;
     let plan = bottle_core::BottleBackend::prepare(fake, spec, &host.ctx)
         .await

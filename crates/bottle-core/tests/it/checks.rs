@@ -99,6 +99,19 @@ async fn missing_skill() {
 }
 
 #[tokio::test]
+async fn names_and_paths_in_messages_are_escaped() {
+    // A skill name is one folder name, which may hold any byte but `/`.
+    let host = Host::new();
+    let mut agent = support::agent();
+    agent.skills = vec!["x\u{1b}]52;c;aGk=\u{7}".to_owned()];
+    let err = prepare_error(&host, spec_with(&host, agent)).await;
+    assert!(matches!(err, Error::SkillNotFound { .. }), "{err}");
+    let shown = err.to_string();
+    assert!(!shown.contains(char::is_control), "{shown:?}");
+    assert!(shown.contains("x\\u{1b}]52;c;aGk=\\u{7}"), "{shown}");
+}
+
+#[tokio::test]
 async fn skill_that_is_a_file_not_a_folder() {
     let host = Host::new();
     std::fs::write(host.home().join(".claude/skills/notes"), "").unwrap();

@@ -18,7 +18,7 @@ fn claude() -> Session {
 }
 
 async fn run(fake: &FakeBackend, host: &Host, session: Session) -> bottle_core::Outcome {
-    let plan = support::prepare(fake, host).await;
+    let plan = support::prepare_copying(fake, host).await;
     let secrets = support::secrets(&plan, host);
     run_bottle(
         fake,
@@ -145,7 +145,7 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
 async fn events_report_each_step() {
     let host = Host::new();
     let fake = FakeBackend::new();
-    let plan = support::prepare(&fake, &host).await;
+    let plan = support::prepare_copying(&fake, &host).await;
     let secrets = support::secrets(&plan, &host);
     let events = EventLog::new();
     run_bottle(

@@ -4,6 +4,7 @@
 mod capabilities;
 mod checks;
 mod cleanup;
+mod cwd;
 mod identity;
 mod lifecycle;
 mod manifest;

@@ -26,7 +26,7 @@ fn files() -> Files {
     );
     write(
         home.path().join("bottles/work.md"),
-        "---\nextends: base\nenv:\n  GH_TOKEN: \"${GH_PAT}\"\n  DB_PASS: \"?database password\"\n\
+        "---\nextends: base\nrepository_agents: allow\nenv:\n  GH_TOKEN: \"${GH_PAT}\"\n  DB_PASS: \"?database password\"\n\
          egress:\n  routes:\n    - host: api.github.com\n      auth: {scheme: Bearer, token_ref: GH_PAT}\n---\n",
     );
     write(
@@ -54,6 +54,17 @@ fn an_effective_manifest_becomes_an_agent_spec() {
     let index = index(&files);
     let agent = index.agent("reviewer").unwrap().expect("reviewer exists");
     assert_eq!(agent.name, "reviewer");
+    assert_eq!(agent.origin, bottle_manifest::Origin::Repo);
+    assert_eq!(
+        agent.file.as_deref(),
+        Some(
+            files
+                .cwd
+                .path()
+                .join(".claude-bottle/agents/reviewer.md")
+                .as_path()
+        )
+    );
     assert_eq!(agent.prompt.trim(), "Review the diff.");
     assert_eq!(agent.bottle.name, "work");
     assert_eq!(agent.bottle.extends, ["base"]);

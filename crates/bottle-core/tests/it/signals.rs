@@ -13,7 +13,7 @@ use crate::support::{self, Host};
 async fn signal_tears_down(step: Step, signal: Signal) {
     let host = Host::new();
     let fake = FakeBackend::new().hang_at(step);
-    let plan = support::prepare(&fake, &host).await;
+    let plan = support::prepare_copying(&fake, &host).await;
     let secrets = support::secrets(&plan, &host);
     let events = EventLog::new();
     // The signal fires exactly when the fake has entered the step.

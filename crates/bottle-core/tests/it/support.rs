@@ -56,7 +56,7 @@ impl Host {
 }
 
 /// An agent granted a skill, a git upstream, literal/host/prompt env entries and two routes,
-/// one with an injected credential (and, through [`spec`], the working tree).
+/// one with an injected credential.
 pub(crate) fn agent() -> AgentSpec {
     let mut bottle = BottleDef::new("dev");
     bottle.extends = vec!["base".to_owned()];
@@ -115,7 +115,6 @@ pub(crate) fn manifest_with(agent: AgentSpec) -> Arc<StaticManifest> {
 pub(crate) fn spec(host: &Host) -> BottleSpec {
     let mut spec = BottleSpec::new(manifest_with(agent()), AGENT, host.home().join("project"));
     spec.remote_control = true;
-    spec.copy_cwd = true;
     spec
 }
 
@@ -124,6 +123,16 @@ pub(crate) async fn prepare(fake: &FakeBackend, host: &Host) -> FakePlan {
     fake.prepare(spec(host), &host.ctx)
         .await
         .expect("prepare the fixture agent")
+}
+
+/// Prepares the fixture agent on `fake` with `--cwd` too (its project folder), so that every
+/// provisioning step has work to do.
+pub(crate) async fn prepare_copying(fake: &FakeBackend, host: &Host) -> FakePlan {
+    let mut spec = spec(host);
+    spec.copy_cwd = true;
+    fake.prepare(spec, &host.ctx)
+        .await
+        .expect("prepare the fixture agent with --cwd")
 }
 
 /// Secrets for the fixture agent, answering its one `?` entry.

@@ -113,6 +113,7 @@ fn spec(identity: &Identity) -> PreparedSpec {
         agent: bottle_core::AgentSpec::new(identity.agent(), bottle),
         skills: Vec::new(),
         copy_cwd: false,
+        cwd_credentials: Vec::new(),
         user_cwd: PathBuf::from("/nonexistent"),
         remote_control: false,
         allow_unimplemented: false,

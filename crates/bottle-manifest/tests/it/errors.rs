@@ -57,6 +57,8 @@ fn unclosed_front_matter() {
 bottle_case!(yaml_syntax, "extends: [a, b\nsupervise: true\n");
 bottle_case!(yaml_bad_indentation, "env:\n  A: x\n B: y\n");
 bottle_case!(duplicate_key, "supervise: true\nsupervise: false\n");
+bottle_case!(repository_agents_misspelt, "repository_agent: allow\n");
+bottle_case!(repository_agents_not_a_choice, "repository_agents: yes\n");
 bottle_case!(front_matter_not_a_mapping, "- a\n- b\n");
 bottle_case!(yaml_1_1_boolean, "supervise: yes\n");
 bottle_case!(supervise_not_bool, "supervise: sometimes\n");

@@ -160,3 +160,39 @@ fn directory_named_like_a_manifest_is_refused() {
     std::fs::create_dir_all(f.home().join("agents/dir.md")).expect("mkdir");
     insta::assert_snapshot!(f.check_errors());
 }
+
+/// A cloned repository names its files: a name with ESC, CR, LF or BEL would, printed raw,
+/// forge lines above the launch question or hide the real ones. Every warning and diagnostic
+/// shows them escaped.
+#[cfg(unix)]
+#[test]
+fn control_characters_in_file_and_folder_names_are_escaped() {
+    let f = Fixture::new();
+    let cwd = f.root().join("clone\u{1b}]52;c;aGk=\u{7}");
+    let agents = cwd.join(".claude-bottle/agents");
+    let forged = "x\n  agent      default\n  bottle     default\r\u{1b}[1;1r\u{9b}8m.md";
+    f.write(agents.join(forged), "");
+    f.write(agents.join("broken.md"), md("bottle: default\nbogus: 1\n"));
+    f.write(agents.join("default.md"), md("bottle: default\n"));
+    f.write(cwd.join(".claude-bottle/bottles/b.md"), md(""));
+    let layout = bottle_manifest::Layout::new(f.home(), Some(f.user_home()), &cwd);
+    let index = bottle_manifest::ManifestIndex::load(&layout, None);
+
+    let mut shown: Vec<String> = index.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 3, "{shown:#?}");
+    for warning in &shown {
+        assert!(!warning.contains(char::is_control), "{warning:?}");
+    }
+    let errors = index.check().errors;
+    assert_eq!(errors.len(), 1);
+    let diagnostic = errors[0].to_string();
+    assert!(
+        diagnostic
+            .lines()
+            .all(|line| !line.contains(|c: char| c.is_control() && c != '\t')),
+        "{diagnostic:?}"
+    );
+    assert_eq!(diagnostic.lines().count(), 4, "{diagnostic}");
+    shown.push(diagnostic);
+    insta::assert_snapshot!(f.redact(&shown.join("\n")));
+}

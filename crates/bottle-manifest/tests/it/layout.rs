@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use bottle_manifest::{Layout, ManifestError, Origin, Warning};
+use bottle_manifest::{Layout, ManifestError, Origin, RepositoryAgents, Warning};
 
 use crate::{Fixture, md};
 
@@ -20,8 +20,6 @@ fn home_resolution() {
     )
     .expect("home");
     assert_eq!(l.home(), Path::new("/etc/cb"));
-    let l = Layout::from_env(Some(OsStr::new("rel")), None, cwd).expect("relative");
-    assert_eq!(l.home(), Path::new("/work/repo/rel"));
     let l = Layout::from_env(Some(OsStr::new("")), Some(OsStr::new("/h")), cwd)
         .expect("empty is unset");
     assert_eq!(l.home(), Path::new("/h/.claude-bottle"));
@@ -41,6 +39,29 @@ fn home_resolution() {
 }
 
 #[test]
+fn a_relative_home_is_refused() {
+    // Resolved against the working directory, it would trust a repository's own bottles.
+    let cwd = Path::new("/work/repo");
+    let mut shown = Vec::new();
+    for (bottle_home, home) in [
+        (Some(".claude-bottle"), Some("/home/me")),
+        (Some("./cfg"), None),
+        (None, Some("home/me")),
+        (None, Some(".")),
+    ] {
+        let err = Layout::from_env(bottle_home.map(OsStr::new), home.map(OsStr::new), cwd)
+            .expect_err("relative");
+        assert!(matches!(err, ManifestError::RelativeHome { .. }), "{err:?}");
+        shown.push(format!("{err}\nhint: {}", err.hint().unwrap_or_default()));
+    }
+    // An absolute CLAUDE_BOTTLE_HOME makes a relative HOME harmless for the home itself.
+    let l = Layout::from_env(Some(OsStr::new("/etc/cb")), Some(OsStr::new("rel")), cwd)
+        .expect("absolute home");
+    assert_eq!(l.home(), Path::new("/etc/cb"));
+    insta::assert_snapshot!(shown.join("\n\n"));
+}
+
+#[test]
 fn bottles_only_from_home() {
     let f = Fixture::new();
     f.write(
@@ -57,40 +78,92 @@ fn bottles_only_from_home() {
 }
 
 #[test]
-fn repo_agent_shadows_home_agent_and_it_is_reported() {
+fn a_repo_agent_never_replaces_a_home_agent() {
     let f = Fixture::new();
-    f.bottle("work", &md(""));
+    f.bottle("work", &md("repository_agents: allow\n"));
     let home = f.agent("dev", &md("bottle: default\n"));
-    let repo = f.repo_agent("dev", &md("bottle: work\n"));
+    f.repo_agent("dev", &md("bottle: work\n"));
     let index = f.load();
     let m = index.manifest("dev").expect("valid");
-    assert_eq!(m.agent.origin, Origin::Repo);
-    assert_eq!(m.agent.bottle, "work");
+    assert_eq!(
+        m.agent.origin,
+        Origin::Home,
+        "the user's own agent keeps its name"
+    );
+    assert_eq!(m.agent.bottle, "default");
     let entry = index
         .agents()
         .into_iter()
         .find(|a| a.name == "dev")
         .expect("listed");
-    assert_eq!(entry.path.as_deref(), Some(repo.as_path()));
-    assert_eq!(entry.shadows.as_deref(), Some(home.as_path()));
-    let warnings: Vec<String> = index
-        .warnings()
-        .iter()
-        .map(|w| f.redact(&w.to_string()))
-        .collect();
-    insta::assert_snapshot!(warnings.join("\n"));
+    assert_eq!(entry.path.as_deref(), Some(home.as_path()));
+    assert!(matches!(
+        index.warnings(),
+        [Warning::RepoAgentIgnored { kept: Some(_), .. }]
+    ));
+    insta::assert_snapshot!(f.redact(&index.warnings()[0].to_string()));
 }
 
 #[test]
-fn repo_agent_shadowing_the_builtin_default_is_reported() {
+fn a_repo_agent_never_replaces_the_builtin_default() {
     let f = Fixture::new();
     f.repo_agent("default", &md("bottle: default\n"));
     let index = f.load();
-    assert_eq!(
-        index.manifest("default").expect("valid").agent.origin,
-        Origin::Repo
-    );
+    let m = index.manifest("default").expect("valid");
+    assert_eq!(m.agent.origin, Origin::BuiltIn);
+    assert!(m.agent.path.is_none());
     insta::assert_snapshot!(f.redact(&index.warnings()[0].to_string()));
+}
+
+#[test]
+fn a_repo_agent_runs_in_the_builtin_bottle() {
+    let f = Fixture::new();
+    let path = f.repo_agent("helper", &md("bottle: default\n"));
+    let m = f
+        .load()
+        .manifest("helper")
+        .expect("the built-in bottle takes repository agents");
+    assert_eq!((m.agent.origin, m.agent.path), (Origin::Repo, Some(path)));
+    assert_eq!(m.bottle.origin, Origin::BuiltIn);
+}
+
+#[test]
+fn a_repo_agent_runs_only_in_a_home_bottle_that_allows_it() {
+    let f = Fixture::new();
+    f.bottle("work", &md("env: {GH_TOKEN: \"${GH_PAT}\"}\n"));
+    f.bottle("open", &md("repository_agents: allow\n"));
+    f.bottle("child", &md("extends: open\n"));
+    f.repo_agent("thief", &md("bottle: work\n"));
+    f.repo_agent("guest", &md("bottle: open\n"));
+    f.repo_agent("heir", &md("bottle: child\n"));
+    f.agent("mine", &md("bottle: work\n"));
+    let index = f.load();
+
+    assert!(index.manifest("mine").is_ok(), "home agents use any bottle");
+    let guest = index
+        .manifest("guest")
+        .expect("`open` allows repository agents");
+    assert_eq!(guest.bottle.repository_agents, RepositoryAgents::Allow);
+    let err = f.select_error("thief");
+    assert!(err.contains("does not allow repository agents"), "{err}");
+    let err = f.select_error("heir");
+    assert!(
+        err.contains("bottle `child`"),
+        "the opt-in is not inherited through `extends`: {err}"
+    );
+    // `check` reports the refusals too.
+    insta::assert_snapshot!(f.check_errors());
+}
+
+#[test]
+fn a_home_default_bottle_needs_the_opt_in_too() {
+    let f = Fixture::new();
+    f.bottle("default", &md("env: {GH_TOKEN: \"${GH_PAT}\"}\n"));
+    f.repo_agent("helper", &md("bottle: default\n"));
+    assert!(
+        f.select_error("helper")
+            .contains("cannot use bottle `default`")
+    );
 }
 
 #[test]
@@ -169,10 +242,10 @@ fn broken_file_fails_only_when_selected_but_check_reports_all() {
 }
 
 #[test]
-fn shadowed_broken_home_agent_is_still_checked() {
+fn an_ignored_repo_agent_is_still_checked() {
     let f = Fixture::new();
-    f.agent("dev", &md("bottle: default\nbogus: 1\n"));
-    f.repo_agent("dev", &md("bottle: default\n"));
+    f.agent("dev", &md("bottle: default\n"));
+    f.repo_agent("dev", &md("bottle: default\nbogus: 1\n"));
     let index = f.load();
     assert!(index.manifest("dev").is_ok());
     assert_eq!(index.check().errors.len(), 1);

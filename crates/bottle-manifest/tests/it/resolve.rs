@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bottle_manifest::{
     AuthScheme, CLAUDE_CODE_HOSTS, ClaudeAuth, EnvMode, EnvValue, LogMode, Origin, PLACEHOLDER,
-    RouteAuth, RouteSource,
+    RepositoryAgents, RouteAuth, RouteSource,
 };
 
 use crate::{Fixture, md};
@@ -43,6 +43,7 @@ egress:
       allow_private: true
       auth: {header: X-Api-Key, token_ref: SVC_KEY}
 supervise: false
+repository_agents: allow
 image:
   base: registry.example.com/debian:bookworm-slim
   dockerfile: ~/bottle/agent.Dockerfile
@@ -136,6 +137,7 @@ fn every_key() {
     );
     assert_eq!(m.bottle.egress.networks, ["corp-services"]);
     assert!(!m.bottle.supervise);
+    assert_eq!(m.bottle.repository_agents, RepositoryAgents::Allow);
     assert_eq!(
         m.bottle.image.base.as_deref(),
         Some("registry.example.com/debian:bookworm-slim")

@@ -6,8 +6,7 @@ mod tidy;
 use std::path::PathBuf;
 
 use bottle_core::{
-    AgentSpec, BottleDef, Capabilities, FileContents, FileOwner, Identity, PreparedSpec, Role,
-    SidecarEnvValue,
+    AgentSpec, BottleDef, FileContents, FileOwner, Identity, PreparedSpec, Role, SidecarEnvValue,
 };
 use bottle_egress::Cidr;
 use bottle_manifest::{AuthScheme, LogMode, Route, RouteAuth};
@@ -38,18 +37,12 @@ fn prepared(trust: Vec<PathBuf>) -> PreparedSpec {
     bottle.egress.trust = trust;
     bottle.egress.networks = vec!["corp-services".to_owned()];
     bottle.egress.log = LogMode::Full;
-    PreparedSpec {
-        backend: "test".to_owned(),
-        identity: Identity::parse("researcher-m3hxd").unwrap(),
-        resuming: false,
-        agent: AgentSpec::new("researcher", bottle),
-        skills: Vec::new(),
-        copy_cwd: false,
-        user_cwd: "/home/user/project".into(),
-        remote_control: false,
-        allow_unimplemented: false,
-        capabilities: Capabilities::none(),
-    }
+    PreparedSpec::new(
+        "test",
+        Identity::parse("researcher-m3hxd").unwrap(),
+        AgentSpec::new("researcher", bottle),
+        "/home/user/project",
+    )
 }
 
 fn network() -> Cidr {
