@@ -10,15 +10,15 @@ use bottle_core::{
 
 use crate::support::{self, Host};
 
-async fn run(
+/// Prepares the fixture agent's spec as `adjust` leaves it, then runs a script session.
+async fn run_with(
     fake: &FakeBackend,
     host: &Host,
-    allow: bool,
     events: &EventLog,
+    adjust: impl FnOnce(&mut bottle_core::BottleSpec),
 ) -> bottle_core::Result<bottle_core::Outcome> {
     let mut spec = support::spec(host);
-    spec.copy_cwd = true;
-    spec.allow_unimplemented = allow;
+    adjust(&mut spec);
     let plan = bottle_core::BottleBackend::prepare(fake, spec, &host.ctx)
         .await
         .expect("prepare shows what is missing instead of failing");
@@ -37,6 +37,21 @@ async fn run(
             shutdown: ShutdownSignal::never(),
         },
     )
+    .await
+}
+
+/// The fixture agent with `--cwd` (so that every step has work) and `allow` as its
+/// `--allow-unimplemented`.
+async fn run(
+    fake: &FakeBackend,
+    host: &Host,
+    allow: bool,
+    events: &EventLog,
+) -> bottle_core::Result<bottle_core::Outcome> {
+    run_with(fake, host, events, |spec| {
+        spec.copy_cwd = true;
+        spec.allow_unimplemented = allow;
+    })
     .await
 }
 
@@ -147,27 +162,9 @@ async fn steps_with_nothing_to_do_are_skipped_and_not_reported() {
     let fake = FakeBackend::new();
     let events = EventLog::new();
     // The `writer` agent: no prompt, no skills, no --cwd.
-    let mut spec = support::spec(&host);
-    spec.agent_name = "writer".to_owned();
-    spec.copy_cwd = false;
-    let plan = bottle_core::BottleBackend::prepare(&fake, spec, &host.ctx)
-        .await
-        .unwrap();
-    let secrets = support::secrets(&plan, &host);
-    run_bottle(
-        &fake,
-        &plan,
-        &secrets,
-        Session::Script {
-            script: "true".to_owned(),
-            tty: false,
-        },
-        RunOptions {
-            state: &host.state(),
-            events: &events,
-            shutdown: ShutdownSignal::never(),
-        },
-    )
+    run_with(&fake, &host, &events, |spec| {
+        spec.agent_name = "writer".to_owned();
+    })
     .await
     .unwrap();
     let started = steps_started(&events);
