@@ -1,6 +1,7 @@
 //! The checks every backend's `prepare` runs before its own resolution. Pure functions of the
 //! spec and the [`HostContext`]: they read the host filesystem and create nothing.
 
+use crate::capability::Capabilities;
 use crate::cwd;
 use crate::error::{Error, Result};
 use crate::host::HostContext;
@@ -124,6 +125,8 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
             Vec::new()
         },
         remote_control: spec.remote_control,
+        allow_unimplemented: spec.allow_unimplemented,
+        capabilities: Capabilities::none(),
     })
 }
 

@@ -52,7 +52,7 @@ impl ClaudeAuth {
 
     /// The host variable holding the credential (also the variable the agent gets, holding
     /// only [`PLACEHOLDER`]).
-    pub fn host_var(self) -> &'static str {
+    pub const fn host_var(self) -> &'static str {
         match self {
             ClaudeAuth::OAuthToken => "CLAUDE_CODE_OAUTH_TOKEN",
             ClaudeAuth::ApiKey => "ANTHROPIC_API_KEY",

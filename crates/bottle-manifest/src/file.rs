@@ -472,25 +472,6 @@ struct RawEgress {
     networks: Option<Vec<Spanned<String>>>,
 }
 
-/// Variables claude-bottle sets in the agent itself; a manifest value would break the egress
-/// routing or the CA trust, or (for the Claude credentials) put a real token into the bottle.
-const RESERVED_ENV: &[&str] = &[
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "NODE_USE_ENV_PROXY",
-    "NODE_EXTRA_CA_CERTS",
-    "SSL_CERT_FILE",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "GIT_SSL_CAINFO",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "ANTHROPIC_API_KEY",
-];
-
 pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, Vec<Diagnostic>> {
     let text = src.text.strip_prefix('\u{feff}').unwrap_or(&src.text);
     let split = split_front_matter(src, text).map_err(|d| vec![d])?;
@@ -531,12 +512,12 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
             ));
             continue;
         }
-        if RESERVED_ENV.contains(&name.value.as_str()) {
+        if crate::agent_env::is_reserved(&name.value) {
             diags.push(src.diag(
                 name_pos,
                 format!("`{}` is set by claude-bottle and cannot be set in a manifest", name.value),
                 Some(
-                    "the agent's proxy, CA and Claude credential variables are managed for it; \
+                    "the agent's proxy, CA, home and Claude credential variables are managed for it; \
                      to give a credential to a host, use an `egress.routes` entry with `auth`"
                         .to_owned(),
                 ),

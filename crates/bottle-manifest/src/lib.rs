@@ -42,6 +42,7 @@
 //!
 //! All YAML goes through [`yaml::parse`], which the egress proxy's config uses too.
 
+pub mod agent_env;
 mod builtin;
 mod error;
 mod escape;

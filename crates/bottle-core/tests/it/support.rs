@@ -125,6 +125,16 @@ pub(crate) async fn prepare(fake: &FakeBackend, host: &Host) -> FakePlan {
         .expect("prepare the fixture agent")
 }
 
+/// Prepares the fixture agent on `fake` with `--cwd` too (its project folder), so that every
+/// provisioning step has work to do.
+pub(crate) async fn prepare_copying(fake: &FakeBackend, host: &Host) -> FakePlan {
+    let mut spec = spec(host);
+    spec.copy_cwd = true;
+    fake.prepare(spec, &host.ctx)
+        .await
+        .expect("prepare the fixture agent with --cwd")
+}
+
 /// Secrets for the fixture agent, answering its one `?` entry.
 pub(crate) fn secrets(plan: &FakePlan, host: &Host) -> Secrets {
     Secrets::resolve(&plan.prepared, &host.ctx, |_| {

@@ -140,6 +140,8 @@ bottle_case!(
     env_reserved_claude_token,
     "env:\n  CLAUDE_CODE_OAUTH_TOKEN: \"${CLAUDE_CODE_OAUTH_TOKEN}\"\n"
 );
+// Set by every backend: a manifest value would be silently replaced.
+bottle_case!(env_reserved_home, "env:\n  HOME: /tmp\n");
 bottle_case!(env_not_a_mapping, "env: [A, B]\n");
 bottle_case!(env_null_value, "env:\n  A:\n");
 
