@@ -312,7 +312,7 @@ impl FromStr for AuthScheme {
             "Bearer" => Ok(AuthScheme::Bearer),
             "token" => Ok(AuthScheme::Token),
             _ => Err(RouteError::AuthSchemeUnknown {
-                scheme: crate::escape::escape(&s).into_owned(),
+                scheme: crate::escape::escape(s).into_owned(),
             }),
         }
     }

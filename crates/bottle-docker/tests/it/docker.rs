@@ -101,10 +101,9 @@ fn backend(engine: &Engine, guard: &Guard) -> DockerBackend<Engine> {
     if let Some(image) = std::env::var("CLAUDE_BOTTLE_EGRESS_IMAGE")
         .ok()
         .filter(|v| !v.trim().is_empty())
+        && let Some(egress) = options.sidecar_images.get_mut(&bottle_core::Role::Egress)
     {
-        if let Some(egress) = options.sidecar_images.get_mut(&bottle_core::Role::Egress) {
-            egress.reference = image;
-        }
+        egress.reference = image;
     }
     DockerBackend::new(engine.clone(), options, ImageSettings::from_env())
 }

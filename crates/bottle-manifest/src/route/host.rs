@@ -79,7 +79,7 @@ impl FromStr for HostPattern {
     type Err = RouteError;
 
     fn from_str(host: &str) -> Result<Self, RouteError> {
-        let shown = || crate::escape::escape(&host).into_owned();
+        let shown = || crate::escape::escape(host).into_owned();
         if host.is_empty() {
             return Err(RouteError::HostEmpty);
         }
@@ -109,7 +109,7 @@ impl FromStr for HostPattern {
         if host.len() > 1 && host.ends_with('.') {
             return Err(RouteError::HostTrailingDot {
                 host: shown(),
-                without: crate::escape::escape(&host.trim_end_matches('.')).into_owned(),
+                without: crate::escape::escape(host.trim_end_matches('.')).into_owned(),
             });
         }
         let name = match host.strip_prefix("*.") {
@@ -156,7 +156,7 @@ fn check_name(name: &str, host: &str) -> Result<(), RouteError> {
     };
     if name.len() > 253 || !name.split('.').all(valid_label) {
         return Err(RouteError::HostInvalid {
-            host: crate::escape::escape(&host).into_owned(),
+            host: crate::escape::escape(host).into_owned(),
         });
     }
     if name
@@ -165,7 +165,7 @@ fn check_name(name: &str, host: &str) -> Result<(), RouteError> {
         .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(RouteError::HostNumeric {
-            host: crate::escape::escape(&host).into_owned(),
+            host: crate::escape::escape(host).into_owned(),
         });
     }
     Ok(())

@@ -86,7 +86,7 @@ impl FromStr for PathPrefix {
     type Err = RouteError;
 
     fn from_str(path: &str) -> Result<Self, RouteError> {
-        let shown = || crate::escape::escape(&path).into_owned();
+        let shown = || crate::escape::escape(path).into_owned();
         if !path.starts_with('/') {
             return Err(RouteError::PathNotAbsolute { path: shown() });
         }
@@ -215,7 +215,7 @@ impl FromStr for Method {
     fn from_str(method: &str) -> Result<Self, RouteError> {
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(RouteError::MethodInvalid {
-                method: crate::escape::escape(&method).into_owned(),
+                method: crate::escape::escape(method).into_owned(),
             });
         }
         if WEBDAV_METHODS.contains(&method) {
@@ -325,7 +325,7 @@ impl FromStr for AuthHeader {
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token {
             return Err(RouteError::HeaderInvalid {
-                header: crate::escape::escape(&header).into_owned(),
+                header: crate::escape::escape(header).into_owned(),
             });
         }
         let lower = header.to_ascii_lowercase();
@@ -356,7 +356,7 @@ impl FromStr for TokenRef {
             Ok(TokenRef(name.to_owned()))
         } else {
             Err(RouteError::TokenRefInvalid {
-                name: crate::escape::escape(&name).into_owned(),
+                name: crate::escape::escape(name).into_owned(),
             })
         }
     }
