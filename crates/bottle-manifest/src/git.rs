@@ -378,6 +378,7 @@ pub fn validate_user_value(what: &str, value: &str) -> Result<(), String> {
 
 /// Which part of a git entry a [`GitProblem`] is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GitField {
     /// `Name`.
     Name,
