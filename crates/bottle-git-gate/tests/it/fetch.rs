@@ -8,9 +8,7 @@ fn a_clone_of_the_declared_url_goes_through_the_gate_and_reflects_upstream() {
     let ctx = TestContext::new();
     let upstream = Upstream::start(&ctx);
     let bare = upstream.repo(&ctx, "app");
-    let entry = upstream.entry("app", &bare, "");
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("app", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[entry]);
+    let gate = GateProcess::serving(&ctx, &upstream, "app", &bare, "");
 
     // The agent names the upstream; its git rewrites that to the gate (nothing else could
     // resolve `upstream.test`, and every proxy variable points at a closed port).
@@ -75,8 +73,7 @@ fn the_upstream_default_branch_is_what_a_clone_checks_out() {
     // The upstream's default is `trunk`, not the gate's own initial `master`.
     let out = crate::support::plain_git(&bare, &["branch", "-m", "main", "trunk"]);
     assert!(out.status.success(), "{out:?}");
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("app", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[upstream.entry("app", &bare, "")]);
+    let _gate = GateProcess::serving(&ctx, &upstream, "app", &bare, "");
     let work = ctx.clone(&upstream.url(&bare), "work");
     assert_eq!(
         ctx.git_ok(&work, &["rev-parse", "--abbrev-ref", "HEAD"])
@@ -90,8 +87,7 @@ fn an_unreachable_upstream_fails_clone_and_push_with_one_clear_sentence() {
     let ctx = TestContext::new();
     let upstream = Upstream::start(&ctx);
     let bare = upstream.repo(&ctx, "app");
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("app", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[upstream.entry("app", &bare, "")]);
+    let gate = GateProcess::serving(&ctx, &upstream, "app", &bare, "");
     let declared = upstream.url(&bare);
     let work = ctx.clone(&declared, "work");
     let before = rev(&gate.repo("app"), "refs/heads/main");
@@ -125,8 +121,7 @@ fn concurrent_clones_all_get_the_upstream() {
     let ctx = TestContext::new();
     let upstream = Upstream::start(&ctx);
     let bare = upstream.repo(&ctx, "app");
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("app", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[upstream.entry("app", &bare, "")]);
+    let _gate = GateProcess::serving(&ctx, &upstream, "app", &bare, "");
     let declared = upstream.url(&bare);
     let head = rev(&bare, "main").unwrap();
     std::thread::scope(|s| {
@@ -148,8 +143,7 @@ fn a_fetch_whose_request_git_gzips_is_served() {
     let ctx = TestContext::new();
     let upstream = Upstream::start(&ctx);
     let bare = upstream.repo(&ctx, "app");
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("app", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[upstream.entry("app", &bare, "")]);
+    let _gate = GateProcess::serving(&ctx, &upstream, "app", &bare, "");
     let work = ctx.clone(&upstream.url(&bare), "work");
     // Many local commits the upstream lacks: the fetch's `have` lines pass 1 KiB, and git
     // sends them with `Content-Encoding: gzip`.
@@ -184,8 +178,7 @@ fn an_empty_upstream_can_be_cloned_and_gets_its_first_branch_by_push() {
     let ctx = TestContext::new();
     let upstream = Upstream::start(&ctx);
     let bare = upstream.empty_repo("fresh");
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("fresh", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[upstream.entry("fresh", &bare, "")]);
+    let _gate = GateProcess::serving(&ctx, &upstream, "fresh", &bare, "");
     let out = ctx.git(ctx.dir.path(), &["clone", &upstream.url(&bare), "work"]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty repository"));

@@ -70,8 +70,7 @@ fn the_right_key_under_the_declared_name_is_accepted_whatever_address_is_dialled
     let ctx = TestContext::new();
     let upstream = Upstream::start(&ctx);
     let bare = upstream.repo(&ctx, "app");
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("app", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[upstream.entry("app", &bare, "")]);
+    let _gate = GateProcess::serving(&ctx, &upstream, "app", &bare, "");
     ctx.clone(&upstream.url(&bare), "work");
     let log = upstream.log();
     assert!(log.contains("Accepted publickey"), "{log}");
@@ -87,8 +86,7 @@ fn a_key_the_upstream_does_not_know_is_named_as_the_cause() {
     let upstream = Upstream::start(&ctx);
     let bare = upstream.repo(&ctx, "app");
     std::fs::write(upstream.dir.join("authorized_keys"), "").unwrap();
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("app", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[upstream.entry("app", &bare, "")]);
+    let _gate = GateProcess::serving(&ctx, &upstream, "app", &bare, "");
     let stderr = ctx.git_fails(ctx.dir.path(), &["clone", &upstream.url(&bare), "work"]);
     assert!(
         stderr.contains("the upstream refused the entry's key (IdentityFile)"),

@@ -26,8 +26,7 @@ fn the_key_is_never_copied_into_the_state_nor_served() {
     let ctx = TestContext::new();
     let upstream = Upstream::start(&ctx);
     let bare = upstream.repo(&ctx, "app");
-    let gate = GateProcess::start(&ctx, &[upstream.entry_yaml("app", &bare, "")], "", &[]);
-    ctx.install_agent_gitconfig(&gate, &[upstream.entry("app", &bare, "")]);
+    let gate = GateProcess::serving(&ctx, &upstream, "app", &bare, "");
     let work = ctx.clone(&upstream.url(&bare), "work");
     commit(&ctx, &work, &[("a.txt", "a\n")], "a");
     ctx.git_ok(&work, &["push", "--quiet", "origin", "HEAD:main"]);

@@ -501,6 +501,20 @@ impl GateProcess {
         gate
     }
 
+    /// A gate serving one entry `name` for `bare` (with `extra` entry keys), and the agent's
+    /// git config for it installed in `ctx`.
+    pub(crate) fn serving(
+        ctx: &TestContext,
+        upstream: &Upstream,
+        name: &str,
+        bare: &Path,
+        extra: &str,
+    ) -> GateProcess {
+        let gate = GateProcess::start(ctx, &[upstream.entry_yaml(name, bare, extra)], "", &[]);
+        ctx.install_agent_gitconfig(&gate, &[upstream.entry(name, bare, extra)]);
+        gate
+    }
+
     fn wait_for_address(&mut self) -> SocketAddr {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
