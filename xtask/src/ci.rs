@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 pub(crate) const PUBLISH_ORDER: &[&str] = &[
     "bottle-manifest",
     "bottle-secrets",
+    "bottle-git-gate",
     "bottle-core",
     "bottle-egress",
     "bottle-recipe",
