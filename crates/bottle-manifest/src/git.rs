@@ -490,6 +490,13 @@ pub fn check_entries(entries: &[GitEntry]) -> Vec<GitProblem> {
     problems
 }
 
+/// A host name or IP literal, as a route's `host` would accept it, but no wildcard: the one
+/// host grammar, shared with the routes.
+fn is_plain_host(host: &str) -> bool {
+    host.parse::<route::HostPattern>()
+        .is_ok_and(|h| !h.is_wildcard())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,11 +585,4 @@ mod tests {
         assert!(validate_user_value("name", "a\nb").is_err());
         assert!(validate_user_value("email", "<ada@example.com>").is_err());
     }
-}
-
-/// A host name or IP literal, as a route's `host` would accept it, but no wildcard: the one
-/// host grammar, shared with the routes.
-fn is_plain_host(host: &str) -> bool {
-    host.parse::<route::HostPattern>()
-        .is_ok_and(|h| !h.is_wildcard())
 }
