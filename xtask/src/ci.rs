@@ -14,10 +14,13 @@ use anyhow::{Context, Result, bail};
 /// The publishable crates, in publish order: each only depends on those before it.
 pub(crate) const PUBLISH_ORDER: &[&str] = &[
     "bottle-manifest",
+    "bottle-secrets",
+    "bottle-git-gate",
     "bottle-core",
     "bottle-egress",
+    "bottle-recipe",
     "bottle-docker",
-    "claude-bottle",
+    "bottle-cli",
 ];
 
 /// Whether `program` is on `PATH`.
@@ -97,6 +100,7 @@ pub(crate) fn package(args: &[String]) -> Result<()> {
 /// each other before any of them is on crates.io; the order above is the order to publish in.
 fn package_command() -> Command {
     forget_stale_package_sources();
+    forget_stale_package_builds();
     let mut args = vec!["package", "--locked", "--allow-dirty"];
     for krate in PUBLISH_ORDER {
         args.extend(["--package", krate]);
@@ -139,6 +143,49 @@ fn forget_stale_package_sources() {
                     "xtask: removed a stale extracted copy: {}",
                     extracted.path().display()
                 );
+            }
+        }
+    }
+}
+
+/// Removes what cargo compiled from those extracted copies, for the same reason: it takes a
+/// registry package of a given name and version as never changing, so it links the build of
+/// the first run again instead of compiling the new tarball (the verification then fails on
+/// code that is only in the workspace, or passes on code that is gone). The builds are found by
+/// their dep-info, which names the registry folder they were compiled from.
+fn forget_stale_package_builds() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        });
+    let registry_marker = format!("registry{}src", std::path::MAIN_SEPARATOR);
+    for profile in ["debug", "release"] {
+        let dir = target.join(profile);
+        let Ok(deps) = std::fs::read_dir(dir.join("deps")) else {
+            continue;
+        };
+        for dep in deps.flatten() {
+            let file = dep.file_name().to_string_lossy().into_owned();
+            let Some(stem) = file.strip_suffix(".d") else {
+                continue;
+            };
+            let Some((krate, hash)) = stem.rsplit_once('-') else {
+                continue;
+            };
+            let ours = PUBLISH_ORDER.iter().any(|k| k.replace('-', "_") == krate);
+            let from_registry = std::fs::read_to_string(dep.path())
+                .is_ok_and(|text| text.contains(&registry_marker));
+            if ours && from_registry {
+                let fingerprint = dir
+                    .join(".fingerprint")
+                    .join(format!("{}-{hash}", krate.replace('_', "-")));
+                if std::fs::remove_dir_all(&fingerprint).is_ok() {
+                    eprintln!("xtask: forgot a stale build: {}", fingerprint.display());
+                }
+                let _ = std::fs::remove_file(dep.path());
             }
         }
     }

@@ -45,7 +45,7 @@ cargo xtask <task>
 Tasks:
   ci         fmt check, clippy -D warnings, the whole test suite, package checks
   package    cargo package for each publishable crate, in publish order
-  images     build the images the tests need from local parts (debootstrap base, agent, egress)
+  images     build the images the tests need from local parts (debootstrap base, egress, git-gate, agent)
   bench      benchmarks: `bench egress`, `bench bottle`, `bench guard`; `bench --help` for all
 ";
 

@@ -107,6 +107,29 @@ fn publish_order_puts_every_crate_after_its_local_dependencies() {
 }
 
 #[test]
+fn cargo_install_bottle_cli_installs_the_claude_bottle_command() {
+    // The README promises `cargo install bottle-cli`: the package must carry that name and
+    // build the `claude-bottle` binary.
+    let packages = packages();
+    let cli = packages
+        .iter()
+        .find(|p| p["name"] == "bottle-cli")
+        .expect("a package named bottle-cli (crates/bottle-cli)");
+    let binaries: Vec<&str> = cli["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(binaries, ["claude-bottle"]);
+    assert!(
+        PUBLISH_ORDER.contains(&"bottle-cli"),
+        "bottle-cli is published"
+    );
+}
+
+#[test]
 fn every_crate_inherits_the_workspace_lints() {
     for package in packages() {
         let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());

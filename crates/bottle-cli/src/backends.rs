@@ -34,8 +34,10 @@ pub(crate) fn finish() {
 /// talks to it through a separate process:
 ///
 /// - `CLAUDE_BOTTLE_FAKE_FAIL_AT=<step>` / `CLAUDE_BOTTLE_FAKE_HANG_AT=<step>`: make a step fail
-///   or hang (`launch`, `provision-ca`, `provision-prompt`, `provision-skills`, `provision-git`,
+///   or hang (`launch`, `provision-ca`, `provision-prompt`, `provision-skills`, `copy-workdir`,
 ///   `provision-supervise`, `session`, `teardown`);
+/// - `CLAUDE_BOTTLE_FAKE_CAPABILITIES=<feature>,…`: the only optional features it implements
+///   (`git-gate`, `egress-networks`, `supervise`; empty: none; unset: all);
 /// - `CLAUDE_BOTTLE_FAKE_EXIT_CODE=<n>`: what sessions return;
 /// - `CLAUDE_BOTTLE_FAKE_LEFTOVERS=<identity>,…`: resources a killed launch left behind;
 /// - `CLAUDE_BOTTLE_FAKE_RECORD=<file>`: at exit, the calls received and the resources left,
@@ -45,32 +47,16 @@ mod fake {
     use std::sync::{Arc, OnceLock};
 
     use bottle_core::testing::{FAKE_BACKEND, FakeBackend};
-    use bottle_core::{DynBackend, Identity, Registry, Step};
+    use bottle_core::{Capabilities, DynBackend, Feature, Identity, Registry, Step};
 
     static FAKE: OnceLock<FakeBackend> = OnceLock::new();
 
-    const STEPS: [Step; 9] = [
-        Step::Launch,
-        Step::ProvisionCa,
-        Step::ProvisionPrompt,
-        Step::ProvisionSkills,
-        Step::ProvisionGit,
-        Step::ProvisionSupervise,
-        Step::Provision,
-        Step::Session,
-        Step::Teardown,
-    ];
-
     fn step(var: &str) -> Option<Step> {
-        let name = std::env::var(var).ok().filter(|v| !v.is_empty())?;
-        let found = STEPS.into_iter().find(|step| {
-            serde_json::to_value(step)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                == Some(name.clone())
-        });
-        assert!(found.is_some(), "{var}={name} names no step");
-        found
+        let id = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+        Some(
+            id.parse()
+                .unwrap_or_else(|e| panic!("{var}={id} names no step: {e}")),
+        )
     }
 
     fn build() -> FakeBackend {
@@ -80,6 +66,17 @@ mod fake {
         }
         if let Some(step) = step("CLAUDE_BOTTLE_FAKE_HANG_AT") {
             fake = fake.hang_at(step);
+        }
+        if let Ok(list) = std::env::var("CLAUDE_BOTTLE_FAKE_CAPABILITIES") {
+            let capabilities: Capabilities = list
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|id| {
+                    id.parse::<Feature>()
+                        .unwrap_or_else(|e| panic!("CLAUDE_BOTTLE_FAKE_CAPABILITIES: {e}"))
+                })
+                .collect();
+            fake = fake.with_capabilities(capabilities);
         }
         if let Some(code) = std::env::var("CLAUDE_BOTTLE_FAKE_EXIT_CODE")
             .ok()

@@ -32,7 +32,7 @@ impl Exit {
         (Exit::Failure, "unexpected failure"),
         (
             Exit::Usage,
-            "usage error: bad command line, or no terminal to confirm on (use --yes)",
+            "usage error: bad command line, no terminal to confirm on (--yes), an unimplemented grant",
         ),
         (
             Exit::Manifest,

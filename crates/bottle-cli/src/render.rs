@@ -190,9 +190,14 @@ pub(crate) fn info_json(ctx: &Context, m: &Manifest) -> InfoJson {
                     .routes
                     .iter()
                     .map(|r| RouteJson {
-                        host: r.route.host.clone(),
-                        path_allowlist: r.route.path_allowlist.clone(),
-                        methods: r.route.methods.clone(),
+                        host: r.route.host.to_string(),
+                        path_allowlist: r
+                            .route
+                            .path_allowlist
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
+                        methods: r.route.methods.iter().map(ToString::to_string).collect(),
                         auth: r.route.auth.as_ref().map(|a| a.mark()),
                         token_ref: r.route.auth.as_ref().map(|a| a.token_ref().to_owned()),
                         allow_private: r.route.allow_private,

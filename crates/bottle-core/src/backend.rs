@@ -1,22 +1,32 @@
 //! The backend contract: [`BottleBackend`] and the [`Bottle`] handle it launches.
 //!
+//! A backend implements *transport*: creating and removing what runs a bottle, and the
+//! [`Bottle`] handle's few primitives (run a command as the agent or as root, write in-memory
+//! files, copy a host tree in, attach a session). What happens inside the bottle is the same on
+//! every backend and is provided: [`prepare`](BottleBackend::prepare) runs the common checks and
+//! [`provision`](BottleBackend::provision) runs the recipe of [`crate::provision`] over the
+//! handle's primitives.
+//!
 //! Methods are `async` through return-position `impl Future + Send` (no `async-trait`, no boxing):
 //! implementors simply write `async fn`. The cost is that the trait is not object safe; the
 //! [`registry`](crate::registry) erases it behind [`DynBackend`](crate::registry::DynBackend)
 //! where a backend is chosen at run time.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::future::Future;
 use std::path::Path;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::capability::Capabilities;
 use crate::checks;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink, Step};
 use crate::host::HostContext;
 use crate::plan::{ActiveBottle, BottleCleanupPlan, BottlePlan, PreparedSpec};
+use crate::provision;
 use crate::secret::Secrets;
 use crate::spec::BottleSpec;
 
@@ -38,7 +48,116 @@ impl ExecResult {
     }
 }
 
-/// A running bottle.
+/// Who a command runs as in the bottle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecUser {
+    /// The agent user ([`agent::USER`](crate::agent::USER)), in the working directory.
+    Agent,
+    /// root, in `/`: only provisioning steps that change root-owned files (the trust store).
+    /// The agent's container grants root no capabilities, so this is root on root's files and
+    /// nothing more.
+    Root,
+}
+
+/// The numeric owner of a file placed in the bottle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct FileOwner {
+    /// The uid.
+    pub uid: u32,
+    /// The gid.
+    pub gid: u32,
+}
+
+impl FileOwner {
+    /// root:root.
+    pub const ROOT: FileOwner = FileOwner { uid: 0, gid: 0 };
+    /// The agent user ([`agent::USER`](crate::agent::USER), 1000:1000 in the agent image).
+    pub const AGENT: FileOwner = FileOwner {
+        uid: 1000,
+        gid: 1000,
+    };
+}
+
+impl fmt::Display for FileOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
+
+/// What a [`BottleFile`] is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum FileContents {
+    /// A directory.
+    Dir,
+    /// A regular file with these bytes (which may be a secret, such as a sidecar's key).
+    File(Vec<u8>),
+}
+
+/// A file or directory to place in a bottle (or a sidecar), made in memory: its absolute path,
+/// mode and owner are decided by the writer, so nothing needs `chown` inside (the agent has no
+/// `CAP_CHOWN`). Its `Debug` never shows the contents.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BottleFile {
+    /// The absolute path inside.
+    pub path: String,
+    /// The permission bits (`0o644`).
+    pub mode: u32,
+    /// Its owner.
+    pub owner: FileOwner,
+    /// A directory or a file's bytes.
+    pub contents: FileContents,
+}
+
+impl BottleFile {
+    /// A regular file.
+    pub fn file(
+        path: impl Into<String>,
+        contents: impl Into<Vec<u8>>,
+        mode: u32,
+        owner: FileOwner,
+    ) -> Self {
+        BottleFile {
+            path: path.into(),
+            mode,
+            owner,
+            contents: FileContents::File(contents.into()),
+        }
+    }
+
+    /// A directory.
+    pub fn dir(path: impl Into<String>, mode: u32, owner: FileOwner) -> Self {
+        BottleFile {
+            path: path.into(),
+            mode,
+            owner,
+            contents: FileContents::Dir,
+        }
+    }
+}
+
+impl fmt::Debug for FileContents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileContents::Dir => f.write_str("Dir"),
+            FileContents::File(bytes) => write!(f, "File(<{} bytes>)", bytes.len()),
+        }
+    }
+}
+
+impl fmt::Debug for BottleFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.contents {
+            FileContents::Dir => "dir".to_owned(),
+            FileContents::File(bytes) => format!("{} bytes", bytes.len()),
+        };
+        write!(f, "{} ({what}, {:o}, {})", self.path, self.mode, self.owner)
+    }
+}
+
+/// A running bottle: the transport a backend provides, over which the provisioning recipe
+/// ([`crate::provision`]) and the session run.
 pub trait Bottle: Send + Sync + 'static {
     /// The bottle's main resource name (the agent container's name, a VM id, ...).
     fn name(&self) -> &str;
@@ -51,14 +170,28 @@ pub trait Bottle: Send + Sync + 'static {
     /// `--exec 'CMD'` does), returning its exit code.
     fn exec_attached(&self, script: &str, tty: bool) -> impl Future<Output = Result<i32>> + Send;
 
-    /// Runs `script` as a POSIX shell script in the bottle with the bottle's environment and
-    /// captures its output. A non-zero exit is returned in [`ExecResult`], not as an error.
-    fn exec(&self, script: &str) -> impl Future<Output = Result<ExecResult>> + Send;
+    /// Runs `script` as a POSIX shell script in the bottle as `user`, with the bottle's
+    /// environment, and captures its output. A non-zero exit is returned in [`ExecResult`], not
+    /// as an error.
+    fn exec(&self, user: ExecUser, script: &str)
+    -> impl Future<Output = Result<ExecResult>> + Send;
+
+    /// Places `files` in the bottle, in order (a directory before what it holds), each with its
+    /// mode and owner. Missing parent directories are created owned by root.
+    fn write_files(&self, files: &[BottleFile]) -> impl Future<Output = Result<()>> + Send;
 
     /// Copies the host file or folder `host_path` to `bottle_path` in the bottle (a folder is
-    /// copied with its contents to `bottle_path`).
+    /// copied with its contents to `bottle_path`), owned by the agent user. Symbolic links are
+    /// copied as links, never followed.
     fn cp_in(&self, host_path: &Path, bottle_path: &str)
     -> impl Future<Output = Result<()>> + Send;
+
+    /// The certificate (PEM) of the per-bottle CA the bottle's egress signs with, which the
+    /// agent must trust; `None` for a bottle whose egress does not intercept TLS (the CA step
+    /// is then skipped).
+    fn ca_pem(&self) -> Option<&str> {
+        None
+    }
 
     /// Removes what this handle owns. Idempotent: a second call does nothing and succeeds.
     fn close(&self) -> impl Future<Output = Result<()>> + Send;
@@ -106,16 +239,26 @@ pub trait BottleBackend: Send + Sync + 'static {
     /// The backend's registry name (`docker`).
     fn name(&self) -> &str;
 
+    /// The optional features this backend implements ([`crate::capability`]). Default: none,
+    /// so a backend claims only what it does; a bottle asking for more is shown what is
+    /// missing, and its missing grants are refused at launch.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+    }
+
     /// Checks and resolves `spec` into a plan. Provided: runs [`check`](BottleBackend::check),
-    /// then [`resolve_plan`](BottleBackend::resolve_plan). Creates nothing on the machine; safe
-    /// before the y/N question and for `--dry-run`.
+    /// records the backend's [`capabilities`](BottleBackend::capabilities) in the prepared spec,
+    /// then runs [`resolve_plan`](BottleBackend::resolve_plan). Creates nothing on the machine;
+    /// safe before the y/N question and for `--dry-run`. A grant the backend does not implement
+    /// does not fail `prepare` (the preflight shows it); `run_bottle` refuses it.
     fn prepare(
         &self,
         spec: BottleSpec,
         host: &HostContext,
     ) -> impl Future<Output = Result<Self::Plan>> + Send {
         async move {
-            let prepared = self.check(&spec, host)?;
+            let mut prepared = self.check(&spec, host)?;
+            prepared.capabilities = self.capabilities();
             self.resolve_plan(prepared, host).await
         }
     }
@@ -141,8 +284,11 @@ pub trait BottleBackend: Send + Sync + 'static {
         ctx: &LaunchContext<'_>,
     ) -> impl Future<Output = Result<Self::Bottle>> + Send;
 
-    /// Provisions the running bottle. Provided: CA → prompt → skills → git → supervise, each
-    /// reported as a step; an error is wrapped in [`Error::Step`] naming the failing step.
+    /// Provisions the running bottle. Provided: CA → prompt → skills → working tree →
+    /// supervise, each reported as a step; a step with nothing to do for this bottle is
+    /// skipped and not reported ([`PreparedSpec::needs`]; the CA step when the bottle has no
+    /// [`ca_pem`](Bottle::ca_pem)). An error is wrapped in [`Error::Step`] naming the failing
+    /// step.
     fn provision(
         &self,
         plan: &Self::Plan,
@@ -152,6 +298,13 @@ pub trait BottleBackend: Send + Sync + 'static {
         async move {
             let mut provisioned = Provisioned::default();
             for step in Step::PROVISION {
+                let needed = match step {
+                    Step::ProvisionCa => bottle.ca_pem().is_some(),
+                    _ => plan.prepared().needs(step),
+                };
+                if !needed {
+                    continue;
+                }
                 ctx.events.emit(Event::StepStarted { step });
                 let result = match step {
                     Step::ProvisionCa => self.provision_ca(plan, bottle, ctx).await,
@@ -160,7 +313,7 @@ pub trait BottleBackend: Send + Sync + 'static {
                         .await
                         .map(|path| provisioned.prompt_path = path),
                     Step::ProvisionSkills => self.provision_skills(plan, bottle, ctx).await,
-                    Step::ProvisionGit => self.provision_git(plan, bottle, ctx).await,
+                    Step::CopyWorkdir => self.copy_workdir(plan, bottle, ctx).await,
                     _ => self.provision_supervise(plan, bottle, ctx).await,
                 };
                 if let Err(error) = result {
@@ -179,43 +332,62 @@ pub trait BottleBackend: Send + Sync + 'static {
         }
     }
 
-    /// Installs the per-bottle CA so the agent trusts the egress. Default: nothing (a backend
-    /// without TLS interception).
+    /// Makes the agent trust the per-bottle CA ([`Bottle::ca_pem`]). Default:
+    /// [`provision::install_ca`].
     fn provision_ca(
         &self,
         plan: &Self::Plan,
         bottle: &Self::Bottle,
         ctx: &LaunchContext<'_>,
     ) -> impl Future<Output = Result<()>> + Send {
-        let _ = (plan, bottle, ctx);
-        async { Ok(()) }
+        let _ = (plan, ctx);
+        async move {
+            match bottle.ca_pem() {
+                Some(pem) => provision::install_ca(bottle, pem).await,
+                None => Ok(()),
+            }
+        }
     }
 
     /// Copies the prompt in; returns its path in the bottle when the agent has a prompt.
+    /// Default: [`provision::copy_prompt`].
     fn provision_prompt(
         &self,
         plan: &Self::Plan,
         bottle: &Self::Bottle,
         ctx: &LaunchContext<'_>,
-    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    ) -> impl Future<Output = Result<Option<String>>> + Send {
+        let _ = ctx;
+        provision::copy_prompt(bottle, &plan.prepared().agent.prompt)
+    }
 
-    /// Copies each skill folder in. Nothing when the agent has none.
+    /// Copies each skill folder in. Default: [`provision::copy_skills`].
     fn provision_skills(
         &self,
         plan: &Self::Plan,
         bottle: &Self::Bottle,
         ctx: &LaunchContext<'_>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = ctx;
+        provision::copy_skills(bottle, &plan.prepared().skills)
+    }
 
-    /// Copies the working tree's `.git` in when `copy_cwd`. Nothing otherwise.
-    fn provision_git(
+    /// Copies the user's working tree (with its `.git`) in, with `--cwd`. Default:
+    /// [`provision::copy_workdir`].
+    fn copy_workdir(
         &self,
         plan: &Self::Plan,
         bottle: &Self::Bottle,
         ctx: &LaunchContext<'_>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = ctx;
+        provision::copy_workdir(bottle, &plan.prepared().user_cwd)
+    }
 
-    /// Registers the supervise sidecar with Claude Code. Default: nothing.
+    /// Registers the supervise sidecar with Claude Code. Runs only for a backend whose
+    /// [`capabilities`](BottleBackend::capabilities) include
+    /// [`Feature::Supervise`](crate::Feature::Supervise), which then overrides it. Default:
+    /// nothing.
     fn provision_supervise(
         &self,
         plan: &Self::Plan,

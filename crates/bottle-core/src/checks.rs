@@ -1,6 +1,7 @@
 //! The checks every backend's `prepare` runs before its own resolution. Pure functions of the
 //! spec and the [`HostContext`]: they read the host filesystem and create nothing.
 
+use crate::capability::Capabilities;
 use crate::cwd;
 use crate::error::{Error, Result};
 use crate::host::HostContext;
@@ -16,7 +17,8 @@ use crate::state::StateStore;
 ///    `$CLAUDE_BOTTLE_HOME`, `~/.ssh` or `~/.claude` (the agent reads all it is given);
 /// 3. each skill is a plain name and a folder under `host.skills_dir`;
 /// 4. each git entry's `IdentityFile` (after `~` expansion) is a file;
-/// 5. each egress `trust` certificate (after `~` expansion) is a file;
+/// 5. each egress `trust` certificate, bottle-wide or of a route (after `~` expansion), is a
+///    file;
 /// 6. each `${VAR}` env entry names a set host variable;
 /// 7. each egress route's `token_ref` names a set host variable.
 ///
@@ -72,7 +74,9 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
         entry.identity_file = path;
     }
 
-    for path in &mut agent.bottle.egress.trust {
+    let egress = &mut agent.bottle.egress;
+    let route_trust = egress.routes.iter_mut().flat_map(|r| r.trust.iter_mut());
+    for path in egress.trust.iter_mut().chain(route_trust) {
         let expanded = host.expand_tilde(path);
         if !expanded.is_file() {
             return Err(Error::TrustFileMissing { path: expanded });
@@ -96,7 +100,7 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
             && host.var(auth.token_ref()).is_none()
         {
             return Err(Error::TokenRefMissing {
-                host: route.host.clone(),
+                host: route.host.to_string(),
                 token_ref: auth.token_ref().to_owned(),
             });
         }
@@ -121,6 +125,8 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
             Vec::new()
         },
         remote_control: spec.remote_control,
+        allow_unimplemented: spec.allow_unimplemented,
+        capabilities: Capabilities::none(),
     })
 }
 

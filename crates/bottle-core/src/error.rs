@@ -236,6 +236,31 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The bottle grants something its backend does not implement (see
+    /// [`crate::capability`]), and the user did not accept launching without it.
+    #[error(
+        "the {backend} backend does not implement {}, which this bottle grants; nothing was \
+         launched",
+        list_features(features)
+    )]
+    Unimplemented {
+        /// The backend.
+        backend: String,
+        /// The grants it lacks.
+        features: Vec<crate::capability::Feature>,
+    },
+
+    /// A provisioning command inside the bottle failed.
+    #[error("could not {action} (exit code {exit_code} inside the bottle): {detail}")]
+    InBottle {
+        /// What was being done, as a verb phrase.
+        action: String,
+        /// The command's exit code.
+        exit_code: i32,
+        /// Its standard error, trimmed.
+        detail: String,
+    },
+
     /// A step of the lifecycle failed; `source` says why.
     #[error("{step} failed: {source}")]
     Step {
@@ -278,6 +303,11 @@ impl Error {
             _ => None,
         }
     }
+}
+
+fn list_features(features: &[crate::capability::Feature]) -> String {
+    let names: Vec<&str> = features.iter().map(|f| f.as_str()).collect();
+    names.join(" and ")
 }
 
 fn list_or_none(names: &[String]) -> String {

@@ -11,9 +11,8 @@ use serde::Serialize;
 use crate::identity::Identity;
 use crate::lifecycle::Signal;
 
-/// A step of a bottle's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// A step of a bottle's life. Serialised as its [`id`](Step::id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
     /// Build or fetch images, create networks and containers (or a VM), start them.
     Launch,
@@ -23,8 +22,8 @@ pub enum Step {
     ProvisionPrompt,
     /// Copy the agent's skills in.
     ProvisionSkills,
-    /// Copy the working tree's `.git` in (with `--cwd`).
-    ProvisionGit,
+    /// Copy the user's working tree (with its `.git`) in, with `--cwd`.
+    CopyWorkdir,
     /// Register the supervise sidecar with Claude Code.
     ProvisionSupervise,
     /// Provisioning as a whole (a backend that overrides `provision` entirely).
@@ -41,9 +40,38 @@ impl Step {
         Step::ProvisionCa,
         Step::ProvisionPrompt,
         Step::ProvisionSkills,
-        Step::ProvisionGit,
+        Step::CopyWorkdir,
         Step::ProvisionSupervise,
     ];
+
+    /// Every step, in the order of a bottle's life.
+    pub const ALL: [Step; 9] = [
+        Step::Launch,
+        Step::ProvisionCa,
+        Step::ProvisionPrompt,
+        Step::ProvisionSkills,
+        Step::CopyWorkdir,
+        Step::ProvisionSupervise,
+        Step::Provision,
+        Step::Session,
+        Step::Teardown,
+    ];
+
+    /// The step's stable identifier, as serialised (`provision-ca`, `copy-workdir`); the
+    /// inverse of [`FromStr`](std::str::FromStr).
+    pub fn id(self) -> &'static str {
+        match self {
+            Step::Launch => "launch",
+            Step::ProvisionCa => "provision-ca",
+            Step::ProvisionPrompt => "provision-prompt",
+            Step::ProvisionSkills => "provision-skills",
+            Step::CopyWorkdir => "copy-workdir",
+            Step::ProvisionSupervise => "provision-supervise",
+            Step::Provision => "provision",
+            Step::Session => "session",
+            Step::Teardown => "teardown",
+        }
+    }
 
     /// A short human name: `launch`, `install CA`, ...
     pub fn as_str(self) -> &'static str {
@@ -52,13 +80,38 @@ impl Step {
             Step::ProvisionCa => "install CA",
             Step::ProvisionPrompt => "copy prompt",
             Step::ProvisionSkills => "copy skills",
-            Step::ProvisionGit => "copy git",
+            Step::CopyWorkdir => "copy working tree",
             Step::ProvisionSupervise => "register supervise",
             Step::Provision => "provision",
             Step::Session => "session",
             Step::Teardown => "teardown",
         }
     }
+}
+
+impl Serialize for Step {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.id())
+    }
+}
+
+impl std::str::FromStr for Step {
+    type Err = UnknownStep;
+
+    fn from_str(id: &str) -> Result<Self, Self::Err> {
+        Step::ALL
+            .into_iter()
+            .find(|step| step.id() == id)
+            .ok_or_else(|| UnknownStep { id: id.to_owned() })
+    }
+}
+
+/// A string that is no [`Step::id`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{id}` is not a step; steps are {}", Step::ALL.map(Step::id).join(", "))]
+pub struct UnknownStep {
+    /// The rejected string.
+    pub id: String,
 }
 
 impl fmt::Display for Step {
@@ -181,5 +234,20 @@ impl EventSink for EventLog {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ids_parse_back_and_are_what_serde_writes() {
+        for step in Step::ALL {
+            assert_eq!(step.id().parse::<Step>(), Ok(step));
+            assert_eq!(serde_json::to_value(step).unwrap(), step.id());
+        }
+        let err = "provision-git".parse::<Step>().unwrap_err();
+        assert!(err.to_string().contains("copy-workdir"), "{err}");
     }
 }

@@ -59,10 +59,17 @@
 //!   and `resume`.
 //! - [`Registry`] picks a backend by name at run time through the object-safe [`DynBackend`].
 //! - Progress is reported as [`Event`]s to an [`EventSink`]; nothing here writes to a terminal.
+//! - What every backend does the same way is here once: the agent contract ([`agent`]: fixed
+//!   environment, paths, Claude Code's flags), the provisioning recipe ([`provision`]) over the
+//!   [`Bottle`] handle's transport, the optional [`capability`] model, and the [`labels`] and
+//!   roles every resource carries.
 //!
-//! bottle-core has no Docker, TLS or terminal types; a test checks its dependency graph.
+//! bottle-core has no Docker, TLS or terminal library; a test checks its dependency graph. A
+//! terminal is a trait, [`TerminalHost`], that the embedder implements.
 
+pub mod agent;
 pub mod backend;
+pub mod capability;
 pub mod checks;
 pub mod cwd;
 pub mod error;
@@ -73,22 +80,30 @@ pub mod labels;
 pub mod lifecycle;
 mod manifest;
 pub mod plan;
+pub mod provision;
 pub mod registry;
 pub mod secret;
+pub mod sidecar;
 pub mod spec;
 pub mod state;
+pub mod terminal;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use backend::{Bottle, BottleBackend, ExecResult, LaunchContext, Provisioned};
+pub use agent::claude_argv;
+pub use backend::{
+    Bottle, BottleBackend, BottleFile, ExecResult, ExecUser, FileContents, FileOwner,
+    LaunchContext, Provisioned,
+};
+pub use capability::{Capabilities, Feature, FeatureKind};
 pub use cwd::{GitCredential, GitCredentialKind};
 pub use error::{BoxError, Error, Result};
-pub use events::{Event, EventLog, EventSink, NoEvents, Step};
+pub use events::{Event, EventLog, EventSink, NoEvents, Step, UnknownStep};
 pub use host::{ENV_BACKEND, ENV_HOME, HostContext};
 pub use identity::Identity;
+pub use labels::Role;
 pub use lifecycle::{
-    Ended, Outcome, RunOptions, Session, ShutdownSignal, Signal, StateDisposition, claude_argv,
-    run_bottle,
+    Ended, Outcome, RunOptions, Session, ShutdownSignal, Signal, StateDisposition, run_bottle,
 };
 pub use plan::{
     ActiveBottle, ActiveState, BottleCleanupPlan, BottlePlan, CleanupItem, CleanupSummary, Detail,
@@ -98,8 +113,10 @@ pub use registry::{
     AnyCleanupPlan, AnyPlan, BackendFactory, BoxFuture, DEFAULT_BACKEND, DynBackend, Registry,
 };
 pub use secret::{SecretPrompt, SecretString, Secrets};
+pub use sidecar::{Readiness, SidecarEnv, SidecarEnvValue, SidecarSpec};
 pub use spec::{
     AgentSpec, BottleDef, BottleSpec, EgressSpec, EnvEntry, EnvMode, EnvSource, GitEntry,
     ManifestSource, StaticManifest,
 };
 pub use state::{BottleState, StateStore};
+pub use terminal::{NoTerminal, TerminalHost};

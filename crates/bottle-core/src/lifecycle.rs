@@ -16,7 +16,8 @@ use std::pin::Pin;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::backend::{Bottle, BottleBackend, LaunchContext, Provisioned};
+use crate::agent;
+use crate::backend::{Bottle, BottleBackend, LaunchContext};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink, Step};
 use crate::identity::Identity;
@@ -24,11 +25,6 @@ use crate::labels;
 use crate::plan::BottlePlan;
 use crate::secret::Secrets;
 use crate::state::{BottleState, StateStore};
-
-/// Claude Code's flag for a prompt file.
-pub const APPEND_SYSTEM_PROMPT_FILE: &str = "--append-system-prompt-file";
-/// Claude Code's flag for remote control from claude.ai.
-pub const REMOTE_CONTROL: &str = "--remote-control";
 
 /// A signal that ends a session and triggers teardown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -229,26 +225,10 @@ impl Outcome {
     }
 }
 
-/// Claude Code's argv: the prompt file and remote-control flags, then the user's `args`.
-pub fn claude_argv(
-    provisioned: &Provisioned,
-    remote_control: bool,
-    args: &[String],
-) -> Vec<String> {
-    let mut argv = Vec::with_capacity(args.len() + 3);
-    if let Some(path) = &provisioned.prompt_path {
-        argv.push(APPEND_SYSTEM_PROMPT_FILE.to_owned());
-        argv.push(path.clone());
-    }
-    if remote_control {
-        argv.push(REMOTE_CONTROL.to_owned());
-    }
-    argv.extend(args.iter().cloned());
-    argv
-}
-
 /// Runs one bottle from a prepared plan to teardown.
 ///
+/// 0. Refuses a bottle whose backend lacks one of its grants, unless allowed
+///    ([`PreparedSpec::check_implemented`](crate::PreparedSpec::check_implemented)).
 /// 1. Writes resume state (an error here returns `Err` and nothing was created).
 /// 2. Launches, provisions and runs `session`, racing `opts.shutdown`.
 /// 3. Always: closes the bottle handle (if launch returned one) and calls
@@ -272,6 +252,7 @@ pub async fn run_bottle<B: BottleBackend>(
         mut shutdown,
     } = opts;
     let prepared = plan.prepared();
+    prepared.check_implemented()?;
     let identity = prepared.identity.clone();
     let started = OffsetDateTime::now_utc();
 
@@ -396,7 +377,7 @@ async fn drive<B: BottleBackend>(
     });
     let result = match session {
         Session::Claude { args, tty } => {
-            let argv = claude_argv(&provisioned, plan.prepared().remote_control, args);
+            let argv = agent::claude_argv(&provisioned, plan.prepared().remote_control, args);
             bottle.exec_claude(&argv, *tty).await
         }
         Session::Script { script, tty } => bottle.exec_attached(script, *tty).await,

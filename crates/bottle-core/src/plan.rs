@@ -10,7 +10,10 @@ use time::OffsetDateTime;
 
 use bottle_manifest::Origin;
 
+use crate::capability::{Capabilities, Feature, FeatureKind};
 use crate::cwd::GitCredential;
+use crate::error::{Error, Result};
+use crate::events::Step;
 use crate::identity::Identity;
 use crate::spec::{AgentSpec, EnvMode};
 
@@ -38,6 +41,77 @@ pub struct PreparedSpec {
     pub cwd_credentials: Vec<GitCredential>,
     /// Pass `--remote-control` to Claude Code.
     pub remote_control: bool,
+    /// Launch even if a grant is not implemented by the backend.
+    pub allow_unimplemented: bool,
+    /// What the preparing backend implements (set by [`BottleBackend::prepare`]).
+    ///
+    /// [`BottleBackend::prepare`]: crate::BottleBackend::prepare
+    pub capabilities: Capabilities,
+}
+
+impl PreparedSpec {
+    /// A prepared spec for a fresh bottle of `agent` under `identity`, as a backend's own
+    /// tests and tools build one: no skills, no `--cwd` (working directory `user_cwd`), no
+    /// remote control, and no optional capability. `prepare` builds the real one.
+    pub fn new(
+        backend: impl Into<String>,
+        identity: Identity,
+        agent: AgentSpec,
+        user_cwd: impl Into<PathBuf>,
+    ) -> Self {
+        PreparedSpec {
+            backend: backend.into(),
+            identity,
+            resuming: false,
+            agent,
+            skills: Vec::new(),
+            copy_cwd: false,
+            user_cwd: user_cwd.into(),
+            cwd_credentials: Vec::new(),
+            remote_control: false,
+            allow_unimplemented: false,
+            capabilities: Capabilities::none(),
+        }
+    }
+
+    /// The features this bottle asks for that its backend does not implement.
+    pub fn unimplemented(&self) -> Vec<Feature> {
+        self.capabilities.missing_for(self)
+    }
+
+    /// Refuses a bottle whose backend lacks one of its grants, unless the user allowed it
+    /// ([`allow_unimplemented`](PreparedSpec::allow_unimplemented)); a missing convenience is
+    /// never refused. [`run_bottle`](crate::run_bottle) calls it before anything is created.
+    pub fn check_implemented(&self) -> Result<()> {
+        let grants: Vec<Feature> = self
+            .unimplemented()
+            .into_iter()
+            .filter(|f| f.kind() == FeatureKind::Grant)
+            .collect();
+        if grants.is_empty() || self.allow_unimplemented {
+            return Ok(());
+        }
+        Err(Error::Unimplemented {
+            backend: self.backend.clone(),
+            features: grants,
+        })
+    }
+
+    /// Whether provisioning step `step` has work to do for this bottle: a step with nothing
+    /// to do is skipped, and so never reported as done. The CA step depends on the bottle
+    /// (whether its egress intercepts TLS) and is decided by the provided
+    /// [`provision`](crate::BottleBackend::provision).
+    pub fn needs(&self, step: Step) -> bool {
+        match step {
+            Step::ProvisionPrompt => !self.agent.prompt.trim().is_empty(),
+            Step::ProvisionSkills => !self.skills.is_empty(),
+            Step::CopyWorkdir => self.copy_cwd,
+            Step::ProvisionSupervise => {
+                self.agent.bottle.supervise && self.capabilities.has(Feature::Supervise)
+            }
+            _ => true,
+        }
+    }
 }
 
 /// A skill and the host folder it is copied from.
@@ -93,8 +167,16 @@ pub struct PlanSummary {
     pub git: Vec<GitLine>,
     /// Egress routes.
     pub egress: Vec<RouteLine>,
-    /// Whether the supervise sidecar runs.
+    /// Whether the bottle asks for the supervise sidecar (see `unimplemented` for whether the
+    /// backend runs one).
     pub supervise: bool,
+    /// What the bottle asks for that the backend does not implement: shown as such, and the
+    /// grants among them refused at launch unless `allow_unimplemented`.
+    pub unimplemented: Vec<Feature>,
+    /// The user accepts launching without the unimplemented grants.
+    pub allow_unimplemented: bool,
+    /// Existing networks the egress joins (`egress.networks`).
+    pub networks: Vec<String>,
     /// Whether the working directory is copied in, and which.
     pub copy_cwd: Option<PathBuf>,
     /// Credentials in the copied tree's git config (names and places, never values).
@@ -150,14 +232,19 @@ impl PlanSummary {
                 .routes
                 .iter()
                 .map(|r| RouteLine {
-                    host: r.host.clone(),
+                    host: r.host.to_string(),
+                    ports: r.ports.iter().map(|p| p.get()).collect(),
                     auth: r.auth.as_ref().map(|a| a.mark()),
-                    paths: r.path_allowlist.clone(),
-                    methods: r.methods.clone(),
+                    auth_every_subdomain: r.auth_every_subdomain,
+                    paths: r.path_allowlist.iter().map(ToString::to_string).collect(),
+                    methods: r.methods.iter().map(ToString::to_string).collect(),
                     allow_private: r.allow_private,
                 })
                 .collect(),
             supervise: bottle.supervise,
+            unimplemented: prepared.unimplemented(),
+            allow_unimplemented: prepared.allow_unimplemented,
+            networks: bottle.egress.networks.clone(),
             copy_cwd: prepared.copy_cwd.then(|| prepared.user_cwd.clone()),
             cwd_credentials: prepared.cwd_credentials.clone(),
             claude_credential: bottle_manifest::claude_route_auth(&bottle.egress.routes)
@@ -235,8 +322,14 @@ pub struct GitLine {
 pub struct RouteLine {
     /// The host pattern.
     pub host: String,
+    /// The allowed ports (empty: the defaults, 443 and 80 for plain HTTP).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     /// The injected credential's mark (`Bearer`, `token`, `x-api-key`), never its value.
     pub auth: Option<String>,
+    /// Whether a wildcard route sends its credential to every sub-domain.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub auth_every_subdomain: bool,
     /// Allowed path prefixes (empty: all).
     pub paths: Vec<String>,
     /// Allowed methods (empty: all).

@@ -113,7 +113,7 @@ impl Secrets {
                 continue;
             }
             let value = host.var(token_ref).ok_or_else(|| Error::TokenRefMissing {
-                host: route.host.clone(),
+                host: route.host.to_string(),
                 token_ref: token_ref.to_owned(),
             })?;
             tokens.push((token_ref.to_owned(), SecretString::new(value)));

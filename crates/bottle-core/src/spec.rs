@@ -34,6 +34,9 @@ pub struct BottleSpec {
     pub identity: Option<Identity>,
     /// Pass Claude Code's `--remote-control` flag.
     pub remote_control: bool,
+    /// Launch even when the backend does not implement a grant of the bottle (see
+    /// [`crate::capability`]): the user accepts a smaller bottle than the manifest describes.
+    pub allow_unimplemented: bool,
 }
 
 impl BottleSpec {
@@ -50,6 +53,7 @@ impl BottleSpec {
             user_cwd: user_cwd.into(),
             identity: None,
             remote_control: false,
+            allow_unimplemented: false,
         }
     }
 }
@@ -63,6 +67,7 @@ impl fmt::Debug for BottleSpec {
             .field("user_cwd", &self.user_cwd)
             .field("identity", &self.identity)
             .field("remote_control", &self.remote_control)
+            .field("allow_unimplemented", &self.allow_unimplemented)
             .finish()
     }
 }

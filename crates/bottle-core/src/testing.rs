@@ -22,7 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::backend::{Bottle, BottleBackend, ExecResult, LaunchContext};
+use crate::backend::{
+    Bottle, BottleBackend, BottleFile, ExecResult, ExecUser, FileContents, LaunchContext,
+};
+use crate::capability::Capabilities;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink, Step};
 use crate::host::HostContext;
@@ -32,13 +35,13 @@ use crate::plan::{
     ActiveBottle, ActiveState, BottleCleanupPlan, BottlePlan, CleanupItem, CleanupSummary,
     PlanSummary, PreparedSpec,
 };
+use crate::provision;
 
 /// The fake's registry name.
 pub const FAKE_BACKEND: &str = "fake";
-/// Where the fake says it put the prompt.
-pub const FAKE_PROMPT_PATH: &str = "/home/node/.claude-bottle/prompt.md";
-/// Where the fake copies skills.
-pub const FAKE_SKILLS_DIR: &str = "/home/node/.claude/skills";
+/// The per-bottle CA certificate the fake's bottles report ([`Bottle::ca_pem`]).
+pub const FAKE_CA_PEM: &str =
+    "-----BEGIN CERTIFICATE-----\nZmFrZSBib3R0bGUgQ0E=\n-----END CERTIFICATE-----\n";
 
 /// One call the fake received, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,8 +67,8 @@ pub enum Call {
     ProvisionPrompt,
     /// `provision_skills`.
     ProvisionSkills,
-    /// `provision_git`.
-    ProvisionGit,
+    /// `copy_workdir`.
+    CopyWorkdir,
     /// `provision_supervise`.
     ProvisionSupervise,
     /// `Bottle::exec_claude`.
@@ -84,8 +87,15 @@ pub enum Call {
     },
     /// `Bottle::exec`.
     Exec {
+        /// Who it ran as.
+        user: ExecUser,
         /// The script.
         script: String,
+    },
+    /// `Bottle::write_files`.
+    WriteFiles {
+        /// Each file as `path mode uid:gid` (directories end in `/`), never its contents.
+        files: Vec<String>,
     },
     /// `Bottle::cp_in`.
     CpIn {
@@ -117,12 +127,26 @@ pub enum Call {
     ListActive,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Config {
     fail_at: Option<Step>,
     hang_at: Option<Step>,
     pause_at: Option<Step>,
     exit_code: i32,
+    capabilities: Capabilities,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            fail_at: None,
+            hang_at: None,
+            pause_at: None,
+            exit_code: 0,
+            // A complete backend unless a test says otherwise.
+            capabilities: Capabilities::all(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +213,13 @@ impl FakeBackend {
     /// Lets a paused step go on.
     pub fn resume(&self) {
         self.inner.resume.notify_one();
+    }
+
+    /// Declares only `capabilities` as implemented (default: every optional feature), to test
+    /// how a bottle asking for more is shown and refused.
+    pub fn with_capabilities(self, capabilities: Capabilities) -> Self {
+        lock(&self.inner.config).capabilities = capabilities;
+        self
     }
 
     /// The exit code sessions return.
@@ -374,8 +405,9 @@ impl Bottle for FakeBottle {
         Ok(lock(&self.backend.inner.config).exit_code)
     }
 
-    async fn exec(&self, script: &str) -> Result<ExecResult> {
+    async fn exec(&self, user: ExecUser, script: &str) -> Result<ExecResult> {
         self.backend.record(Call::Exec {
+            user,
             script: script.to_owned(),
         });
         Ok(ExecResult {
@@ -383,6 +415,26 @@ impl Bottle for FakeBottle {
             stdout: String::new(),
             stderr: String::new(),
         })
+    }
+
+    async fn write_files(&self, files: &[BottleFile]) -> Result<()> {
+        let files = files
+            .iter()
+            .map(|f| {
+                let slash = if f.contents == FileContents::Dir {
+                    "/"
+                } else {
+                    ""
+                };
+                format!("{}{slash} {:o} {}", f.path, f.mode, f.owner)
+            })
+            .collect();
+        self.backend.record(Call::WriteFiles { files });
+        Ok(())
+    }
+
+    fn ca_pem(&self) -> Option<&str> {
+        Some(FAKE_CA_PEM)
     }
 
     async fn cp_in(&self, host_path: &Path, bottle_path: &str) -> Result<()> {
@@ -410,6 +462,10 @@ impl BottleBackend for FakeBackend {
 
     fn name(&self) -> &str {
         FAKE_BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        lock(&self.inner.config).capabilities.clone()
     }
 
     async fn resolve_plan(&self, prepared: PreparedSpec, _host: &HostContext) -> Result<FakePlan> {
@@ -445,24 +501,28 @@ impl BottleBackend for FakeBackend {
         })
     }
 
+    // The provisioning steps record themselves (and fail or hang on request), then run
+    // bottle-core's own recipe over the fake handle: the recipe is what is tested.
     async fn provision_ca(
         &self,
         _plan: &FakePlan,
-        _bottle: &FakeBottle,
+        bottle: &FakeBottle,
         _ctx: &LaunchContext<'_>,
     ) -> Result<()> {
-        self.step(Step::ProvisionCa, Some(Call::ProvisionCa)).await
+        self.step(Step::ProvisionCa, Some(Call::ProvisionCa))
+            .await?;
+        provision::install_ca(bottle, FAKE_CA_PEM).await
     }
 
     async fn provision_prompt(
         &self,
         plan: &FakePlan,
-        _bottle: &FakeBottle,
+        bottle: &FakeBottle,
         _ctx: &LaunchContext<'_>,
     ) -> Result<Option<String>> {
         self.step(Step::ProvisionPrompt, Some(Call::ProvisionPrompt))
             .await?;
-        Ok((!plan.prepared.agent.prompt.is_empty()).then(|| FAKE_PROMPT_PATH.to_owned()))
+        provision::copy_prompt(bottle, &plan.prepared.agent.prompt).await
     }
 
     async fn provision_skills(
@@ -473,21 +533,18 @@ impl BottleBackend for FakeBackend {
     ) -> Result<()> {
         self.step(Step::ProvisionSkills, Some(Call::ProvisionSkills))
             .await?;
-        for skill in &plan.prepared.skills {
-            let destination = format!("{FAKE_SKILLS_DIR}/{}", skill.name);
-            bottle.cp_in(&skill.host_dir, &destination).await?;
-        }
-        Ok(())
+        provision::copy_skills(bottle, &plan.prepared.skills).await
     }
 
-    async fn provision_git(
+    async fn copy_workdir(
         &self,
-        _plan: &FakePlan,
-        _bottle: &FakeBottle,
+        plan: &FakePlan,
+        bottle: &FakeBottle,
         _ctx: &LaunchContext<'_>,
     ) -> Result<()> {
-        self.step(Step::ProvisionGit, Some(Call::ProvisionGit))
-            .await
+        self.step(Step::CopyWorkdir, Some(Call::CopyWorkdir))
+            .await?;
+        provision::copy_workdir(bottle, &plan.prepared.user_cwd).await
     }
 
     async fn provision_supervise(

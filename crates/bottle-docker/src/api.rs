@@ -279,7 +279,7 @@ pub struct BuildRequest {
 
 /// Progress of a long operation (an image build), as data for the caller to render.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "progress", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Progress {
     /// The builder started Dockerfile step `step` of `total`: `text` is the instruction.
@@ -300,10 +300,17 @@ pub enum Progress {
         /// The line, without its newline.
         line: String,
     },
-    /// A launch step began.
-    Launch {
-        /// What is happening, e.g. `creating network claude-bottle-net-x`.
-        step: String,
+    /// What a launch is doing, e.g. `creating network claude-bottle-net-x`.
+    Note {
+        /// One line.
+        message: String,
+    },
+    /// An object was removed (by teardown or cleanup).
+    Removed {
+        /// `container`, `volume` or `network`.
+        kind: String,
+        /// Its name.
+        name: String,
     },
     /// Something the user should know that does not stop the bottle.
     Warning {
@@ -397,11 +404,4 @@ pub trait DockerApi: Send + Sync {
     ) -> impl Future<Output = Result<i64>> + Send;
     /// The last `lines` lines of a container's log (for error messages).
     fn logs_tail(&self, name: &str, lines: u32) -> impl Future<Output = Result<String>> + Send;
-    /// Asks the egress at `addr:port` for its health (`GET http://_egress.local/health` through
-    /// the proxy port) and returns the HTTP status, or `None` when nothing answers yet.
-    fn egress_health(
-        &self,
-        addr: IpAddr,
-        port: u16,
-    ) -> impl Future<Output = Result<Option<u16>>> + Send;
 }

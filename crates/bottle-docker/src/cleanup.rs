@@ -8,17 +8,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::api::{ContainerSummary, DockerApi, Filter, NetworkSummary, Progress, ProgressSink};
+use crate::api::{ContainerSummary, DockerApi, Filter, NetworkSummary, ProgressSink};
 use crate::error::Result;
-use crate::launch::Removed;
 use crate::liveness::Liveness;
 use crate::names::{NAME_PREFIX, label, parse_name};
+use crate::remove::{ObjectKind, Removed, remove_all};
 
 /// One object cleanup would remove.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Leftover {
-    /// `container`, `network` or `volume`.
-    pub kind: &'static str,
+    /// Its kind.
+    pub kind: ObjectKind,
     /// Its name.
     pub name: String,
     /// The bottle it belonged to, when known.
@@ -118,7 +118,7 @@ pub async fn plan_cleanup<D: DockerApi>(
         let identity = identity_of(&c.labels, &c.name, false);
         if !keep(&identity) {
             plan.containers.push(Leftover {
-                kind: "container",
+                kind: ObjectKind::Container,
                 name: c.name.clone(),
                 identity,
             });
@@ -128,7 +128,7 @@ pub async fn plan_cleanup<D: DockerApi>(
         let identity = v.labels.get(label::IDENTITY).cloned();
         if !keep(&identity) {
             plan.volumes.push(Leftover {
-                kind: "volume",
+                kind: ObjectKind::Volume,
                 name: v.name.clone(),
                 identity,
             });
@@ -138,7 +138,7 @@ pub async fn plan_cleanup<D: DockerApi>(
         let identity = identity_of(&n.labels, &n.name, true);
         if !keep(&identity) {
             plan.networks.push(Leftover {
-                kind: "network",
+                kind: ObjectKind::Network,
                 name: n.name.clone(),
                 identity,
             });
@@ -154,34 +154,9 @@ pub async fn cleanup<D: DockerApi>(
     plan: &CleanupPlan,
     progress: ProgressSink<'_>,
 ) -> Result<Vec<Removed>> {
-    let mut removed = Vec::new();
-    let mut first_error = None;
-    for item in plan.items() {
-        let result = match item.kind {
-            "container" => api.remove_container(&item.name).await,
-            "volume" => api.remove_volume(&item.name).await,
-            _ => api.remove_network(&item.name).await,
-        };
-        match result {
-            Ok(true) => {
-                progress(Progress::Launch {
-                    step: format!("removed {} {}", item.kind, item.name),
-                });
-                removed.push(Removed {
-                    kind: item.kind,
-                    name: item.name.clone(),
-                });
-            }
-            Ok(false) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(removed),
-    }
+    let objects: Vec<(ObjectKind, String)> =
+        plan.items().map(|l| (l.kind, l.name.clone())).collect();
+    remove_all(api, objects, progress).await
 }
 
 /// A running (or stopped) bottle as its agent container describes it.
@@ -204,7 +179,7 @@ pub async fn list_active<D: DockerApi>(api: &D) -> Result<Vec<ActiveAgent>> {
     let filter = Filter {
         labels: vec![
             format!("{}={}", label::MANAGED, label::MANAGED_VALUE),
-            format!("{}={}", label::ROLE, bottle_core::labels::role::AGENT),
+            format!("{}={}", label::ROLE, bottle_core::Role::Agent.as_str()),
         ],
         name: None,
     };

@@ -1,7 +1,6 @@
 //! [`DockerApi`] on a real engine, through bollard.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -764,10 +763,6 @@ impl DockerApi for Engine {
         text.push_str(&String::from_utf8_lossy(&err));
         Ok(text)
     }
-
-    async fn egress_health(&self, addr: IpAddr, port: u16) -> Result<Option<u16>> {
-        Ok(probe_health(addr, port).await)
-    }
 }
 
 impl Engine {
@@ -804,36 +799,6 @@ impl Engine {
             let _ = docker.resize_exec(id, options).await;
         }
     }
-}
-
-/// `GET http://_egress.local/health` sent to the proxy port, as a proxy client would. Returns the
-/// status code, or `None` when the port does not answer (yet).
-async fn probe_health(addr: IpAddr, port: u16) -> Option<u16> {
-    let connect = tokio::net::TcpStream::connect((addr, port));
-    let mut stream = tokio::time::timeout(Duration::from_secs(2), connect)
-        .await
-        .ok()?
-        .ok()?;
-    let request = "GET http://_egress.local/health HTTP/1.1\r\nHost: _egress.local\r\n\
-                   Connection: close\r\n\r\n";
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut head = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 256];
-        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
-            let n = stream.read(&mut buf).await.ok()?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Some(())
-    };
-    tokio::time::timeout(Duration::from_secs(2), read)
-        .await
-        .ok()??;
-    let line = String::from_utf8_lossy(&head);
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -69,10 +69,12 @@ pub enum DockerError {
         /// What is expected.
         hint: String,
     },
-    /// The egress sidecar did not become healthy.
-    #[error("the egress sidecar `{container}` did not become ready: {detail}")]
-    EgressNotReady {
-        /// The egress container.
+    /// A sidecar did not become ready, or stopped.
+    #[error("the {role} sidecar `{container}` did not become ready: {detail}")]
+    SidecarNotReady {
+        /// Which sidecar.
+        role: bottle_core::Role,
+        /// Its container.
         container: String,
         /// What was seen, including the tail of its log when it exited.
         detail: String,
@@ -83,6 +85,10 @@ pub enum DockerError {
         /// The variable name.
         name: String,
     },
+    /// The recipe could not make a sidecar's files (a trust root unreadable, the CA not
+    /// minted).
+    #[error(transparent)]
+    Recipe(#[from] bottle_recipe::RecipeError),
     /// Building a tar stream failed.
     #[error("cannot pack `{path}` for the bottle: {source}")]
     Pack {

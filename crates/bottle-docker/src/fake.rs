@@ -47,7 +47,6 @@ struct State {
     runtimes: Vec<String>,
     fail_on: Vec<String>,
     exits_on_start: BTreeSet<String>,
-    health: Option<u16>,
     exec_exit: i64,
     next_ip: u8,
     /// Each network's subnet, `10.<creation index>.0.0/16`.
@@ -107,12 +106,11 @@ impl Default for RecordingDocker {
 }
 
 impl RecordingDocker {
-    /// An empty engine with the `runc` runtime and a healthy egress.
+    /// An empty engine with the `runc` runtime; execs (readiness checks included) exit 0.
     pub fn new() -> Self {
         RecordingDocker {
             state: Arc::new(Mutex::new(State {
                 runtimes: vec!["runc".to_owned()],
-                health: Some(200),
                 next_ip: 2,
                 ..Default::default()
             })),
@@ -152,11 +150,6 @@ impl RecordingDocker {
     /// Registers an extra runtime (e.g. `runsc`).
     pub fn add_runtime(&self, name: &str) {
         self.lock().runtimes.push(name.to_owned());
-    }
-
-    /// The egress health status to report (`None`: nothing answers).
-    pub fn set_health(&self, status: Option<u16>) {
-        self.lock().health = status;
     }
 
     /// Stops container `name` as if its process had exited with `code`.
@@ -603,10 +596,5 @@ impl DockerApi for RecordingDocker {
     async fn logs_tail(&self, name: &str, _lines: u32) -> Result<String> {
         self.call(format!("logs {name}"))?;
         Ok("fake log line\n".to_owned())
-    }
-
-    async fn egress_health(&self, addr: IpAddr, port: u16) -> Result<Option<u16>> {
-        self.call(format!("health {addr}:{port}"))?;
-        Ok(self.lock().health)
     }
 }

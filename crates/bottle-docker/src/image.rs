@@ -14,13 +14,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use bottle_core::FileOwner;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::api::{BuildRequest, DockerApi, EnvVar, Progress, ProgressSink};
 use crate::error::{DockerError, Result};
 use crate::names::label;
-use crate::tarball::{Owner, TarBuilder};
+use crate::tarball::TarBuilder;
 
 /// The Dockerfile of the agent image.
 pub const AGENT_DOCKERFILE: &str = include_str!("assets/agent.Dockerfile");
@@ -223,14 +224,19 @@ impl AgentImageRecipe {
     /// The build context: `Dockerfile` and `build-cas/`.
     pub fn context(&self) -> Result<Bytes> {
         let mut tar = TarBuilder::new("agent image build context");
-        tar.file("Dockerfile", self.dockerfile.as_bytes(), 0o644, Owner::ROOT)?;
-        tar.dir("build-cas", 0o755, Owner::ROOT)?;
+        tar.file(
+            "Dockerfile",
+            self.dockerfile.as_bytes(),
+            0o644,
+            FileOwner::ROOT,
+        )?;
+        tar.dir("build-cas", 0o755, FileOwner::ROOT)?;
         for ca in &self.extra_cas {
             tar.file(
                 &format!("build-cas/{}", ca.file_name),
                 &ca.pem,
                 0o644,
-                Owner::ROOT,
+                FileOwner::ROOT,
             )?;
         }
         tar.finish()
@@ -362,9 +368,9 @@ pub fn egress_context(dockerfile: &str, binary: &[u8], binary_name: &str) -> Res
         "Dockerfile.egress",
         dockerfile.as_bytes(),
         0o644,
-        Owner::ROOT,
+        FileOwner::ROOT,
     )?;
-    tar.file(binary_name, binary, 0o755, Owner::ROOT)?;
+    tar.file(binary_name, binary, 0o755, FileOwner::ROOT)?;
     tar.finish()
 }
 

@@ -8,7 +8,6 @@
 //! ([`InFlight::settle`]) and only then lists and removes.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -168,8 +167,5 @@ impl<D: DockerApi + Clone + 'static> DockerApi for Tracked<'_, D> {
     }
     async fn logs_tail(&self, name: &str, lines: u32) -> Result<String> {
         self.api.logs_tail(name, lines).await
-    }
-    async fn egress_health(&self, addr: IpAddr, port: u16) -> Result<Option<u16>> {
-        self.api.egress_health(addr, port).await
     }
 }

@@ -1,54 +1,61 @@
 //! Bringing a planned bottle up, and taking it down, over the [`DockerApi`] seam.
 //!
-//! Order of launch: networks → egress (created on the internal network as `egress`, connected to
-//! its upstream networks, given its files, started) → wait until the egress answers its health
-//! check → agent (internal network only, DNS and `/etc/hosts` pointed at the egress) → start.
-//! Teardown finds objects by the identity label (and by name, for anything whose labels were
-//! lost), so it works whatever point a launch reached, even from another process.
+//! Order of launch: networks → each sidecar in order (created on the internal network under its
+//! alias, connected to its upstream networks, given its files, started, and waited for until
+//! its readiness check passes *inside* it) → the agent (internal network only, DNS and
+//! `/etc/hosts` pointed at the sidecars) → start. Nothing here knows which sidecars there are:
+//! the topology lists them. Teardown finds objects by the identity label (and by name, for
+//! anything whose labels were lost), so it works whatever point a launch reached, even from
+//! another process.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use bottle_core::{BottleFile, Readiness, Role};
 use bottle_egress::Cidr;
-use bytes::Bytes;
 
-use crate::api::{DockerApi, Filter, Progress, ProgressSink};
+use crate::api::{DockerApi, ExecSpec, Filter, Progress, ProgressSink};
 use crate::error::{DockerError, Result};
-use crate::names::{EGRESS_PORT, Names, label};
-use crate::plan::{EnvValue, Topology};
+use crate::names::{ObjectRole, label, parse_name};
+use crate::plan::{ContainerPlan, EnvValue, Topology};
+use crate::remove::{ObjectKind, Removed, remove_all};
+use crate::tarball;
+
+/// The files of sidecar `role`, given the subnets of the bottle's own internal network (which
+/// exist only once the networks are created).
+pub type SidecarFiles<'a> = dyn Fn(Role, &[Cidr]) -> Result<Vec<BottleFile>> + Send + Sync + 'a;
 
 /// Values the launch fills into the plan. Never logged.
 pub struct LaunchValues<'a> {
     /// A manifest env value or a credential, by name.
     pub value: &'a (dyn Fn(&str, &EnvValue) -> Option<String> + Send + Sync),
-    /// Packs the egress's files (config, CA, trust), a tar extracted in
-    /// [`EGRESS_FILES_PARENT`](crate::plan::EGRESS_FILES_PARENT) of the egress container,
-    /// given the networks it may serve: the bottle's own (see `egress_clients`), never the
-    /// `egress.networks` it joins to reach upstreams.
-    pub egress_files: &'a (dyn Fn(&[Cidr]) -> Result<Bytes> + Send + Sync),
-    /// How long to wait for the egress's health check.
-    pub egress_timeout: Duration,
+    /// Each sidecar's files (`bottle_recipe::LaunchMaterial::files`), extracted at `/` of its
+    /// container before it starts.
+    pub files: &'a SidecarFiles<'a>,
+    /// How long to wait for each sidecar's readiness check.
+    pub ready_timeout: Duration,
 }
 
 impl std::fmt::Debug for LaunchValues<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LaunchValues")
-            .field("egress_timeout", &self.egress_timeout)
+            .field("ready_timeout", &self.ready_timeout)
             .finish_non_exhaustive()
     }
 }
 
-/// A launched bottle's addresses.
+/// A launched bottle: its containers by role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launched {
     /// The agent container's name.
     pub agent: String,
-    /// The egress's address on the internal network.
-    pub egress_internal: IpAddr,
+    /// Each sidecar's container name, in start order.
+    pub sidecars: Vec<(Role, String)>,
 }
 
 fn step(progress: ProgressSink<'_>, text: String) {
-    progress(Progress::Launch { step: text });
+    progress(Progress::Note { message: text });
 }
 
 /// Creates and starts the bottle of `topology`. On error, what was created stays for
@@ -63,64 +70,55 @@ pub async fn launch<D: DockerApi>(
         step(progress, format!("creating network {}", network.name));
         api.create_network(network).await?;
     }
+    let internal = &topology.internal_network().name;
+    let bottle_networks = if topology.sidecars.is_empty() {
+        Vec::new()
+    } else {
+        subnets_of(api, internal).await?
+    };
 
-    let egress = &topology.egress;
-    let clients = egress_clients(api, topology).await?;
-    let egress_files = (values.egress_files)(&clients)?;
-    step(progress, format!("creating egress {}", egress.name));
-    api.create_container(&egress.resolve(values.value, None)?)
-        .await?;
-    for attachment in &egress.connect {
-        api.connect_network(&egress.name, attachment).await?;
+    let mut addresses = BTreeMap::new();
+    for sidecar in &topology.sidecars {
+        let files = (values.files)(sidecar.role, &bottle_networks)?;
+        step(
+            progress,
+            format!("creating {} {}", sidecar.role, sidecar.name),
+        );
+        api.create_container(&sidecar.resolve(values.value, &addresses)?)
+            .await?;
+        for attachment in &sidecar.connect {
+            api.connect_network(&sidecar.name, attachment).await?;
+        }
+        if !files.is_empty() {
+            let tar = tarball::archive(&format!("{} files", sidecar.role), &files)?;
+            api.upload(&sidecar.name, "/", tar).await?;
+        }
+        api.start_container(&sidecar.name).await?;
+        step(
+            progress,
+            format!("waiting for {} {}", sidecar.role, sidecar.name),
+        );
+        let address = wait_until_ready(api, sidecar, internal, values.ready_timeout).await?;
+        addresses.insert(sidecar.role, address);
     }
-    api.upload(&egress.name, crate::plan::EGRESS_FILES_PARENT, egress_files)
-        .await?;
-    api.start_container(&egress.name).await?;
-
-    step(progress, format!("waiting for egress {}", egress.name));
-    let upstream = egress
-        .connect
-        .first()
-        .map(|a| a.network.clone())
-        .unwrap_or_else(|| egress.network.network.clone());
-    let egress_internal = wait_for_egress(
-        api,
-        &egress.name,
-        &egress.network.network,
-        &upstream,
-        values.egress_timeout,
-    )
-    .await?;
 
     let agent = &topology.agent;
     step(progress, format!("creating agent {}", agent.name));
-    api.create_container(&agent.resolve(values.value, Some(egress_internal))?)
+    api.create_container(&agent.resolve(values.value, &addresses)?)
         .await?;
     api.start_container(&agent.name).await?;
     Ok(Launched {
         agent: agent.name.clone(),
-        egress_internal,
+        sidecars: topology
+            .sidecars
+            .iter()
+            .map(|s| (s.role, s.name.clone()))
+            .collect(),
     })
 }
 
-/// Who may use the egress: the internal network (the agent), the bottle's own upstream bridge
-/// (nothing else is attached to it; the host's health check arrives from its gateway) and the
-/// egress's loopback (the image's `HEALTHCHECK`). Not the `egress.networks`: other containers
-/// live there.
-async fn egress_clients<D: DockerApi>(api: &D, topology: &Topology) -> Result<Vec<Cidr>> {
-    let egress = &topology.egress;
-    let mut clients = subnets_of(api, &egress.network.network).await?;
-    if let Some(own_bridge) = egress.connect.first() {
-        clients.extend(subnets_of(api, &own_bridge.network).await?);
-    }
-    for loopback in ["127.0.0.0/8", "::1/128"] {
-        clients.extend(loopback.parse::<Cidr>().ok());
-    }
-    Ok(clients)
-}
-
 /// The subnets the engine gave `network`. None (or one that does not parse) is an error:
-/// without them the egress could not be limited to the bottle's own networks.
+/// without them a sidecar such as the egress could not be limited to the bottle's own network.
 async fn subnets_of<D: DockerApi>(api: &D, network: &str) -> Result<Vec<Cidr>> {
     let subnets = api.network_subnets(network).await?;
     let problem = |detail: String| DockerError::Engine {
@@ -144,148 +142,124 @@ async fn subnets_of<D: DockerApi>(api: &D, network: &str) -> Result<Vec<Cidr>> {
         .collect()
 }
 
-/// Polls until the egress answers `GET /health` with 200 on its upstream-side address (the
-/// host reaches an ordinary bridge network), failing fast with its log if it exits. Returns its
-/// internal address.
-async fn wait_for_egress<D: DockerApi>(
+/// Polls until `sidecar` is ready — its readiness command, run inside it through the engine,
+/// exits 0 — failing fast with its log if it exits. Returns its address on the internal
+/// network. The host never connects to the container: the engine may be remote.
+async fn wait_until_ready<D: DockerApi>(
     api: &D,
-    name: &str,
+    sidecar: &ContainerPlan,
     internal: &str,
-    upstream: &str,
     timeout: Duration,
 ) -> Result<IpAddr> {
+    let name = &sidecar.name;
+    let not_ready = |detail: String| DockerError::SidecarNotReady {
+        role: sidecar.role,
+        container: name.clone(),
+        detail,
+    };
     let deadline = Instant::now() + timeout;
     let mut last = "no answer yet".to_owned();
     loop {
-        let info =
-            api.inspect_container(name)
-                .await?
-                .ok_or_else(|| DockerError::EgressNotReady {
-                    container: name.to_owned(),
-                    detail: "the container disappeared".to_owned(),
-                })?;
+        let info = api
+            .inspect_container(name)
+            .await?
+            .ok_or_else(|| not_ready("the container disappeared".to_owned()))?;
         if !info.running {
             let log = api.logs_tail(name, 20).await.unwrap_or_default();
-            return Err(DockerError::EgressNotReady {
-                container: name.to_owned(),
-                detail: format!(
-                    "it exited with code {}; its log ends with:\n{}",
-                    info.exit_code.unwrap_or(-1),
-                    log.trim_end()
-                ),
-            });
+            return Err(not_ready(format!(
+                "it exited with code {}; its log ends with:\n{}",
+                info.exit_code.unwrap_or(-1),
+                log.trim_end()
+            )));
         }
-        if let (Some(probe), Some(inside)) =
-            (info.addresses.get(upstream), info.addresses.get(internal))
-        {
-            match api.egress_health(*probe, EGRESS_PORT).await? {
-                Some(200) => return Ok(*inside),
-                Some(status) => last = format!("health check answered {status}"),
-                None => last = "nothing answers on the proxy port yet".to_owned(),
+        if let Some(address) = info.addresses.get(internal) {
+            match &sidecar.readiness {
+                None | Some(Readiness::Started) => return Ok(*address),
+                Some(Readiness::Exec(cmd)) => {
+                    let check = ExecSpec {
+                        cmd: cmd.clone(),
+                        ..ExecSpec::default()
+                    };
+                    let out = api.exec(name, &check, None).await?;
+                    if out.exit_code == 0 {
+                        return Ok(*address);
+                    }
+                    let said = String::from_utf8_lossy(&out.stderr);
+                    last = format!(
+                        "`{}` exited with {}: {}",
+                        cmd.join(" "),
+                        out.exit_code,
+                        said.trim()
+                    );
+                }
             }
         }
         if Instant::now() >= deadline {
-            return Err(DockerError::EgressNotReady {
-                container: name.to_owned(),
-                detail: format!("no healthy answer within {}s ({last})", timeout.as_secs()),
-            });
+            return Err(not_ready(format!(
+                "not ready within {}s ({last})",
+                timeout.as_secs()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// What teardown or cleanup removed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Removed {
-    /// `container`, `network` or `volume`.
-    pub kind: &'static str,
-    /// Its name.
-    pub name: String,
+/// The role of a listed container: its label, else what its name says.
+fn role_of(name: &str, labels: &BTreeMap<String, String>) -> Role {
+    labels
+        .get(label::ROLE)
+        .and_then(|r| Role::parse(r))
+        .or_else(|| match parse_name(name, false) {
+            Some((ObjectRole::Container(role), _)) => Some(role),
+            _ => None,
+        })
+        .unwrap_or(Role::Probe)
 }
 
-/// Removes every container, volume and network of bottle `identity`: containers first (the
-/// engine refuses to remove a network with endpoints), agent before egress. Already-gone objects
-/// are skipped, so this is idempotent. Keeps going past failures and returns the first.
+/// Removes every container, volume and network of `topology`'s bottle: containers first (the
+/// engine refuses to remove a network with endpoints) in [`Role::removal_rank`] order — the
+/// agent, then the sidecars in reverse start order. Objects are found by the identity label,
+/// and by the topology's names for anything whose labels were lost. Already-gone objects are
+/// skipped, so this is idempotent. Keeps going past failures and returns the first (see
+/// [`remove_all`]).
 pub async fn teardown<D: DockerApi>(
     api: &D,
-    identity: &str,
+    topology: &Topology,
     progress: ProgressSink<'_>,
 ) -> Result<Vec<Removed>> {
-    let names = Names::new(identity)?;
-    let by_label = Filter::label(label::IDENTITY, identity);
-    let mut containers: Vec<String> = api
+    let by_label = Filter::label(label::IDENTITY, &topology.identity);
+    let mut containers: Vec<(Role, String)> = api
         .list_containers(&by_label)
         .await?
         .into_iter()
-        .map(|c| c.name)
+        .map(|c| (role_of(&c.name, &c.labels), c.name))
         .collect();
-    // Name fallback, agent first: what carries no label (or was listed too early) still goes.
-    for name in [names.egress_container(), names.agent_container()] {
-        if !containers.contains(&name) {
-            containers.push(name);
+    // Name fallback: what carries no label (or was listed too early) still goes.
+    for planned in topology.containers() {
+        if !containers.iter().any(|(_, name)| *name == planned.name) {
+            containers.push((planned.role, planned.name.clone()));
         }
     }
-    let agent = names.agent_container();
-    containers.sort_by_key(|n| (n != &agent, n.clone()));
+    containers.sort_by(|(a, a_name), (b, b_name)| {
+        (a.removal_rank(), a_name).cmp(&(b.removal_rank(), b_name))
+    });
     let mut networks: Vec<String> = api
         .list_networks(&by_label)
         .await?
         .into_iter()
         .map(|n| n.name)
         .collect();
-    for name in [names.internal_network(), names.egress_network()] {
-        if !networks.contains(&name) {
-            networks.push(name);
+    for planned in &topology.networks {
+        if !networks.contains(&planned.name) {
+            networks.push(planned.name.clone());
         }
     }
     let volumes = api.list_volumes(&by_label).await?;
 
-    let mut removed = Vec::new();
-    let mut first_error = None;
-    for name in containers {
-        match api.remove_container(&name).await {
-            Ok(true) => {
-                step(progress, format!("removed container {name}"));
-                removed.push(Removed {
-                    kind: "container",
-                    name,
-                });
-            }
-            Ok(false) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    for volume in volumes {
-        match api.remove_volume(&volume.name).await {
-            Ok(true) => removed.push(Removed {
-                kind: "volume",
-                name: volume.name,
-            }),
-            Ok(false) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    for name in networks {
-        match api.remove_network(&name).await {
-            Ok(true) => {
-                step(progress, format!("removed network {name}"));
-                removed.push(Removed {
-                    kind: "network",
-                    name,
-                });
-            }
-            Ok(false) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(removed),
-    }
+    let objects = containers
+        .into_iter()
+        .map(|(_, name)| (ObjectKind::Container, name))
+        .chain(volumes.into_iter().map(|v| (ObjectKind::Volume, v.name)))
+        .chain(networks.into_iter().map(|n| (ObjectKind::Network, n)));
+    remove_all(api, objects, progress).await
 }

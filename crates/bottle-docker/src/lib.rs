@@ -17,7 +17,7 @@
 //! // stands in for the engine here.
 //! let docker = RecordingDocker::new();
 //! let options = DockerOptions::default();
-//! docker.add_image(&options.egress_image, "65532:65532");
+//! docker.add_image(options.egress_image(), "65532:65532");
 //! let backend = DockerBackend::new(docker.clone(), options, ImageSettings::default());
 //!
 //! let home = tempfile::tempdir().unwrap();
@@ -49,37 +49,53 @@
 //!
 //! # One bottle on the engine
 //!
+//! The agent plus the sidecars of bottle-recipe's [`sidecars`](bottle_recipe::sidecars), all
+//! as data in a [`plan::Topology`]; names and labels derive from each object's
+//! [`Role`](bottle_core::Role).
+//!
 //! - `claude-bottle-net-<id>`: an `internal` network, no route out; the agent's only network.
-//! - `claude-bottle-egress-net-<id>`: a bridge for the egress's upstream side, plus the
-//!   manifest's `egress.networks`.
-//! - `claude-bottle-egress-<id>`: the bottle-egress sidecar, alias `egress` on the internal
-//!   network, with the routes, a per-bottle CA minted on the host at launch (its key lives only
-//!   in this container) and the `auth` credentials as environment.
+//! - `claude-bottle-<role>-net-<id>`: the upstream bridge of a sidecar that needs one (today
+//!   `claude-bottle-egress-net-<id>`), plus the existing networks it joins (`egress.networks`).
+//! - `claude-bottle-<role>-<id>`: each sidecar (today `claude-bottle-egress-<id>`, alias
+//!   `egress`, with the routes, a per-bottle CA minted on the host at launch whose key lives
+//!   only in that container, and the `auth` credentials as environment), started in order and
+//!   ready — its readiness command passes *inside* it, through an exec — before the next.
 //! - `claude-bottle-<id>`: the agent, as `node`, all capabilities dropped, no-new-privileges,
-//!   memory and process limits, proxy and CA environment, DNS pointed at nothing that forwards
-//!   (see [`plan`]), under gVisor when the engine can run it ([`runtime`]).
+//!   memory and process limits, proxy and CA environment, each sidecar's alias in its
+//!   `/etc/hosts`, DNS pointed at nothing that forwards (see [`plan`]), under gVisor when the
+//!   engine can run it ([`runtime`]).
 //!
 //! Everything carries bottle-core's labels, so teardown, `cleanup` and `list_active` find it.
-//! Teardown waits for creates in flight: a launch dropped mid-request does not stop the engine
-//! from finishing a `create`, so teardown first waits (bounded) for the creates the launch
+//! Teardown removes the agent, then the sidecars in reverse start order, then the networks,
+//! and waits first for creates in flight: a launch dropped mid-request does not stop the
+//! engine from finishing a `create`, so teardown waits (bounded) for the creates the launch
 //! issued, then lists and removes by label.
 //!
 //! # Map
 //!
-//! - [`plan`]: pure planning, prepared spec → [`plan::Topology`].
-//! - [`launch`]: the launch order and teardown; [`cleanup`]: leftovers and listing;
+//! - [`plan`]: pure planning, prepared spec + sidecar specs → [`plan::Topology`].
+//! - [`launch`]: the launch order (networks, each sidecar until ready, the agent) and
+//!   teardown; [`cleanup`]: leftovers and listing; [`names`]: names and labels by role;
 //!   [`liveness`]: whether a bottle's launcher still runs; [`runtime`]: runc or runsc.
 //! - [`image`]: the agent image (the embedded Dockerfile, content-hash tags, build CAs) and the
 //!   egress image's context.
 //! - [`api::DockerApi`]: the engine seam; [`engine::Engine`] on bollard, [`fake::RecordingDocker`]
 //!   for tests.
-//! - [`backend`]: bottle-core's [`BottleBackend`](bottle_core::BottleBackend) over all of it.
+//! - [`backend`]: bottle-core's [`BottleBackend`](bottle_core::BottleBackend) over all of it;
+//!   [`bottle`]: the [`Bottle`](bottle_core::Bottle) handle, the transport bottle-core's
+//!   provisioning recipe runs over (exec as agent or root, in-memory files, host trees,
+//!   sessions); [`summary`]: the plans as bottle-core sees them (the preflight's lines).
 //!
-//! Terminals stay out of this crate: TTY sessions take a [`TerminalHost`] from the caller for
-//! raw mode and window sizes.
+//! What is the same on every backend is not here: the agent's environment, paths and
+//! provisioning are bottle-core's ([`bottle_core::agent`], [`bottle_core::provision`]); the
+//! sidecars, the egress config and the CA are bottle-recipe's.
+//!
+//! Terminals stay out of this crate: TTY sessions take bottle-core's
+//! [`TerminalHost`](bottle_core::TerminalHost) from the caller for raw mode and window sizes.
 
 pub mod api;
 pub mod backend;
+pub mod bottle;
 pub mod cleanup;
 pub mod engine;
 pub mod error;
@@ -90,10 +106,12 @@ pub mod launch;
 pub mod liveness;
 pub mod names;
 pub mod plan;
+pub mod remove;
 pub mod runtime;
+pub mod summary;
 pub mod tarball;
 
-pub use backend::{
-    DockerBackend, DockerBottle, DockerCleanupPlan, DockerPlan, NoTerminal, TerminalHost,
-};
+pub use backend::DockerBackend;
+pub use bottle::DockerBottle;
 pub use error::{DockerError, Result};
+pub use summary::{DockerCleanupPlan, DockerPlan};

@@ -5,16 +5,12 @@
 //! after the launching process was killed. Names all start with [`NAME_PREFIX`], the fallback for
 //! objects whose labels were lost (created by hand, or by an older version).
 
+use bottle_core::{Identity, Role};
+
 use crate::error::{DockerError, Result};
 
 /// The prefix of every container and network name a bottle creates.
 pub const NAME_PREFIX: &str = "claude-bottle-";
-
-/// The port the egress listens on inside the bottle.
-pub const EGRESS_PORT: u16 = 9099;
-
-/// The DNS alias of the egress on the bottle's internal network.
-pub const EGRESS_ALIAS: &str = "egress";
 
 /// Label keys: bottle-core's shared ones plus this backend's own, all under `claude-bottle.`.
 pub mod label {
@@ -22,8 +18,8 @@ pub mod label {
         AGENT, BACKEND, IDENTITY, MANAGED, MANAGED_VALUE, ROLE, STARTED,
     };
 
-    /// Which of a bottle's networks this is: `internal` or `egress` (networks all have role
-    /// `network`).
+    /// Which of a bottle's networks this is: `internal`, or the role of the sidecar whose
+    /// upstream bridge it is (`egress`); networks all have role `network`.
     pub const NETWORK: &str = "claude-bottle.network";
     /// The runtime the agent runs under (`runc` or `runsc`), on the agent container.
     pub const RUNTIME: &str = "claude-bottle.runtime";
@@ -36,51 +32,42 @@ pub mod label {
     pub const CONTENT_HASH: &str = "claude-bottle.content-hash";
 }
 
-/// What an object is within its bottle; the value of [`label::ROLE`].
+/// What an engine object is to its bottle: bottle-core's [`Role`] for containers, and the
+/// network kinds this backend makes. Names and labels derive from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// The agent container.
-    Agent,
-    /// The egress sidecar.
-    Egress,
-    /// The internal network (agent and egress only, no route out).
+pub enum ObjectRole {
+    /// A container: the agent, a sidecar or a probe.
+    Container(Role),
+    /// The internal network: the agent and the sidecars, no route out.
     InternalNetwork,
-    /// The bridge network of the egress's upstream side.
-    EgressNetwork,
-    /// A short-lived probe (runtime detection).
-    Probe,
+    /// The bridge through which one sidecar (the egress) reaches upstream; the agent never
+    /// joins it.
+    UpstreamNetwork(Role),
+    /// A probe's throw-away network.
+    ProbeNetwork,
 }
 
-impl Role {
-    /// The labels that mark an object as this role: [`label::ROLE`], plus [`label::NETWORK`]
-    /// for networks.
+impl ObjectRole {
+    /// The labels that mark an object as this: [`label::ROLE`], plus [`label::NETWORK`] for
+    /// the bottle's networks (`internal`, or the role of the sidecar a bridge serves).
     pub fn labels(self) -> Vec<(&'static str, &'static str)> {
-        use bottle_core::labels::role;
         match self {
-            Role::Agent => vec![(label::ROLE, role::AGENT)],
-            Role::Egress => vec![(label::ROLE, role::EGRESS)],
-            Role::InternalNetwork => {
-                vec![(label::ROLE, role::NETWORK), (label::NETWORK, "internal")]
-            }
-            Role::EgressNetwork => vec![(label::ROLE, role::NETWORK), (label::NETWORK, "egress")],
-            Role::Probe => vec![(label::ROLE, "probe")],
-        }
-    }
-
-    /// A short name for summaries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Egress => "egress",
-            Role::InternalNetwork => "internal-network",
-            Role::EgressNetwork => "egress-network",
-            Role::Probe => "probe",
+            ObjectRole::Container(role) => vec![(label::ROLE, role.as_str())],
+            ObjectRole::InternalNetwork => vec![
+                (label::ROLE, Role::Network.as_str()),
+                (label::NETWORK, "internal"),
+            ],
+            ObjectRole::UpstreamNetwork(role) => vec![
+                (label::ROLE, Role::Network.as_str()),
+                (label::NETWORK, role.as_str()),
+            ],
+            ObjectRole::ProbeNetwork => vec![(label::ROLE, Role::Probe.as_str())],
         }
     }
 }
 
-/// The Docker object names of one bottle, derived from its identity.
+/// The Docker object names of one bottle, derived from its identity and each object's role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     identity: String,
@@ -113,14 +100,18 @@ impl Names {
         &self.identity
     }
 
-    /// `claude-bottle-<identity>`.
-    pub fn agent_container(&self) -> String {
-        format!("{NAME_PREFIX}{}", self.identity)
+    /// The container of `role`: `claude-bottle-<identity>` for the agent,
+    /// `claude-bottle-<role>-<identity>` for a sidecar (`claude-bottle-egress-<identity>`).
+    pub fn container(&self, role: Role) -> String {
+        match role {
+            Role::Agent => format!("{NAME_PREFIX}{}", self.identity),
+            other => format!("{NAME_PREFIX}{other}-{}", self.identity),
+        }
     }
 
-    /// `claude-bottle-egress-<identity>`.
-    pub fn egress_container(&self) -> String {
-        format!("{NAME_PREFIX}egress-{}", self.identity)
+    /// `claude-bottle-<identity>`.
+    pub fn agent_container(&self) -> String {
+        self.container(Role::Agent)
     }
 
     /// `claude-bottle-net-<identity>`: the internal network.
@@ -128,32 +119,44 @@ impl Names {
         format!("{NAME_PREFIX}net-{}", self.identity)
     }
 
-    /// `claude-bottle-egress-net-<identity>`: the egress's upstream bridge.
-    pub fn egress_network(&self) -> String {
-        format!("{NAME_PREFIX}egress-net-{}", self.identity)
+    /// `claude-bottle-<role>-net-<identity>`: the upstream bridge of sidecar `role`
+    /// (`claude-bottle-egress-net-<identity>`).
+    pub fn upstream_network(&self, role: Role) -> String {
+        format!("{NAME_PREFIX}{role}-net-{}", self.identity)
     }
 }
 
 /// The role and identity an unlabelled object's name implies, for the name-prefix fallback of
 /// cleanup. Networks and containers are told apart by the caller; `is_network` picks the table.
-/// Returns `None` for names without the prefix.
-pub fn parse_name(name: &str, is_network: bool) -> Option<(Role, String)> {
+/// Returns `None` for names without the prefix. A sidecar's name is recognised only when what
+/// follows its role is itself an identity, so the agent of a bottle whose agent is called
+/// `egress` is not taken for an egress.
+pub fn parse_name(name: &str, is_network: bool) -> Option<(ObjectRole, String)> {
     let name = name.strip_prefix('/').unwrap_or(name);
     let rest = name.strip_prefix(NAME_PREFIX)?;
+    let identity_after = |prefix: &str| {
+        rest.strip_prefix(prefix)
+            .filter(|id| Identity::parse(id).is_ok())
+    };
     let (role, identity) = if is_network {
-        if let Some(id) = rest.strip_prefix("egress-net-") {
-            (Role::EgressNetwork, id)
-        } else if let Some(id) = rest.strip_prefix("net-") {
-            (Role::InternalNetwork, id)
-        } else {
-            (Role::Probe, rest)
+        let upstream = Role::SIDECARS.into_iter().find_map(|role| {
+            identity_after(&format!("{role}-net-"))
+                .map(|id| (ObjectRole::UpstreamNetwork(role), id))
+        });
+        match (upstream, rest.strip_prefix("net-")) {
+            (Some(found), _) => found,
+            (None, Some(id)) => (ObjectRole::InternalNetwork, id),
+            (None, None) => (ObjectRole::ProbeNetwork, rest),
         }
-    } else if let Some(id) = rest.strip_prefix("egress-") {
-        (Role::Egress, id)
-    } else if let Some(id) = rest.strip_prefix("probe-") {
-        (Role::Probe, id)
     } else {
-        (Role::Agent, rest)
+        let sidecar = Role::SIDECARS.into_iter().find_map(|role| {
+            identity_after(&format!("{role}-")).map(|id| (ObjectRole::Container(role), id))
+        });
+        match (sidecar, rest.strip_prefix("probe-")) {
+            (Some(found), _) => found,
+            (None, Some(id)) => (ObjectRole::Container(Role::Probe), id),
+            (None, None) => (ObjectRole::Container(Role::Agent), rest),
+        }
     };
     (!identity.is_empty()).then(|| (role, identity.to_owned()))
 }
@@ -163,16 +166,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_derive_from_identity() {
+    fn names_derive_from_identity_and_role() {
         let n = Names::new("researcher-m3hxd").unwrap();
         assert_eq!(n.agent_container(), "claude-bottle-researcher-m3hxd");
         assert_eq!(
-            n.egress_container(),
+            n.container(Role::Egress),
             "claude-bottle-egress-researcher-m3hxd"
+        );
+        assert_eq!(
+            n.container(Role::GitGate),
+            "claude-bottle-git-gate-researcher-m3hxd"
         );
         assert_eq!(n.internal_network(), "claude-bottle-net-researcher-m3hxd");
         assert_eq!(
-            n.egress_network(),
+            n.upstream_network(Role::Egress),
             "claude-bottle-egress-net-researcher-m3hxd"
         );
     }
@@ -187,30 +194,52 @@ mod tests {
     #[test]
     fn names_parse_back_to_role_and_identity() {
         let n = Names::new("dev-ab12c").unwrap();
-        assert_eq!(
-            parse_name(&n.egress_network(), true),
-            Some((Role::EgressNetwork, "dev-ab12c".into()))
-        );
+        let id = || "dev-ab12c".to_owned();
+        for role in Role::SIDECARS {
+            assert_eq!(
+                parse_name(&n.upstream_network(role), true),
+                Some((ObjectRole::UpstreamNetwork(role), id()))
+            );
+            assert_eq!(
+                parse_name(&format!("/{}", n.container(role)), false),
+                Some((ObjectRole::Container(role), id()))
+            );
+        }
         assert_eq!(
             parse_name(&n.internal_network(), true),
-            Some((Role::InternalNetwork, "dev-ab12c".into()))
-        );
-        assert_eq!(
-            parse_name(&format!("/{}", n.egress_container()), false),
-            Some((Role::Egress, "dev-ab12c".into()))
+            Some((ObjectRole::InternalNetwork, id()))
         );
         assert_eq!(
             parse_name(&n.agent_container(), false),
-            Some((Role::Agent, "dev-ab12c".into()))
+            Some((ObjectRole::Container(Role::Agent), id()))
         );
         assert_eq!(parse_name("other-thing", false), None);
         assert_eq!(parse_name("claude-bottle-", false), None);
     }
 
     #[test]
+    fn an_agent_named_like_a_sidecar_is_still_an_agent() {
+        let n = Names::new("egress-ab12c").unwrap();
+        assert_eq!(
+            parse_name(&n.agent_container(), false),
+            Some((
+                ObjectRole::Container(Role::Agent),
+                "egress-ab12c".to_owned()
+            ))
+        );
+        assert_eq!(
+            parse_name(&n.container(Role::Egress), false),
+            Some((
+                ObjectRole::Container(Role::Egress),
+                "egress-ab12c".to_owned()
+            ))
+        );
+    }
+
+    #[test]
     fn networks_are_told_apart_by_their_network_label() {
-        let internal = Role::InternalNetwork.labels();
-        let egress = Role::EgressNetwork.labels();
+        let internal = ObjectRole::InternalNetwork.labels();
+        let egress = ObjectRole::UpstreamNetwork(Role::Egress).labels();
         assert!(internal.contains(&(label::ROLE, "network")));
         assert!(internal.contains(&(label::NETWORK, "internal")));
         assert!(egress.contains(&(label::NETWORK, "egress")));

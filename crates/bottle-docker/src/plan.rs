@@ -22,28 +22,13 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use bottle_core::PreparedSpec;
+use bottle_core::agent::{self, AgentEnvValue};
+use bottle_core::{PreparedSpec, Readiness, Role, SidecarEnvValue, SidecarSpec};
 use serde::Serialize;
 
 use crate::api::{Attachment, ContainerConfig, EnvVar, NetworkSpec};
 use crate::error::{DockerError, Result};
-use crate::names::{EGRESS_ALIAS, EGRESS_PORT, Names, Role, label};
-
-/// Where the egress's files go inside its container.
-pub const EGRESS_CONFIG_DIR: &str = "/etc/bottle-egress";
-/// The existing directory the egress's files are extracted into (an upload needs one; the
-/// engine creates `/etc` in every container, even on an empty base).
-pub const EGRESS_FILES_PARENT: &str = "/etc";
-/// The egress config file inside its container.
-pub const EGRESS_CONFIG_FILE: &str = "/etc/bottle-egress/config.json";
-/// The agent's home.
-pub const AGENT_HOME: &str = "/home/node";
-/// The agent's working directory (the `--cwd` tree lands here).
-pub const AGENT_WORKDIR: &str = "/home/node/workspace";
-/// The per-bottle CA certificate in the agent (trusted by itself, and added to the system store).
-pub const AGENT_CA_FILE: &str = "/etc/claude-bottle/ca.pem";
-/// The system CA bundle in the agent after the CA step.
-pub const AGENT_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+use crate::names::{Names, ObjectRole, label};
 
 /// The OCI runtime of the agent container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -65,14 +50,7 @@ impl Runtime {
     }
 }
 
-/// Resource limits of a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Limits {
-    /// Memory in bytes (swap is held to the same figure).
-    pub memory_bytes: i64,
-    /// Maximum number of processes.
-    pub pids: i64,
-}
+pub use bottle_core::agent::Limits;
 
 /// Environment variables that override the limits.
 pub mod env {
@@ -87,34 +65,53 @@ pub mod env {
 pub struct DockerOptions {
     /// The agent's limits.
     pub agent_limits: Limits,
-    /// The egress's limits.
-    pub egress_limits: Limits,
-    /// The egress image.
-    pub egress_image: String,
+    /// The image of each sidecar this backend runs, by role. A new sidecar is a new entry
+    /// here (and in the recipe); nothing else in this crate names it.
+    pub sidecar_images: BTreeMap<Role, SidecarImage>,
     /// Labels added to every object (tests put a per-test label here).
     pub extra_labels: BTreeMap<String, String>,
+}
+
+/// A sidecar's image, and how to get it when the engine lacks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarImage {
+    /// The image reference.
+    pub reference: String,
+    /// What to do when the engine does not have it, as a clause (`build it with …`).
+    pub hint: String,
 }
 
 impl Default for DockerOptions {
     fn default() -> Self {
         DockerOptions {
-            // A coding agent runs compilers and test suites: generous, but bounded.
-            agent_limits: Limits {
-                memory_bytes: 8 << 30,
-                pids: 4096,
-            },
-            // The proxy needs little; the bound contains a runaway.
-            egress_limits: Limits {
-                memory_bytes: 512 << 20,
-                pids: 512,
-            },
-            egress_image: crate::image::default_egress_image(),
+            agent_limits: agent::DEFAULT_LIMITS,
+            sidecar_images: BTreeMap::from([(
+                Role::Egress,
+                SidecarImage {
+                    reference: crate::image::default_egress_image(),
+                    hint: "build it with `cargo xtask images egress` (or `docker build -f \
+                           Dockerfile.egress` with the static bottle-egress binary), or set \
+                           CLAUDE_BOTTLE_EGRESS_IMAGE"
+                        .to_owned(),
+                },
+            )]),
             extra_labels: BTreeMap::new(),
         }
     }
 }
 
 impl DockerOptions {
+    /// The image of sidecar `role`, if this backend runs it.
+    pub fn sidecar_image(&self, role: Role) -> Option<&SidecarImage> {
+        self.sidecar_images.get(&role)
+    }
+
+    /// The egress image's reference.
+    pub fn egress_image(&self) -> &str {
+        self.sidecar_image(Role::Egress)
+            .map_or("", |image| image.reference.as_str())
+    }
+
     /// Defaults overridden by `CLAUDE_BOTTLE_MEMORY`, `CLAUDE_BOTTLE_PIDS_LIMIT` and
     /// `CLAUDE_BOTTLE_EGRESS_IMAGE`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
@@ -136,8 +133,10 @@ impl DockerOptions {
                 },
             )?;
         }
-        if let Some(v) = lookup(crate::image::env::EGRESS_IMAGE).filter(|v| !v.trim().is_empty()) {
-            options.egress_image = v;
+        if let Some(v) = lookup(crate::image::env::EGRESS_IMAGE).filter(|v| !v.trim().is_empty())
+            && let Some(egress) = options.sidecar_images.get_mut(&Role::Egress)
+        {
+            egress.reference = v;
         }
         Ok(options)
     }
@@ -180,11 +179,20 @@ pub struct PlannedEnv {
 }
 
 /// An address only known at launch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LaunchAddress {
-    /// The egress's address on the internal network.
-    EgressInternal,
+    /// The address of a sidecar on the bottle's internal network.
+    Sidecar(Role),
+}
+
+impl Serialize for LaunchAddress {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LaunchAddress::Sidecar(role) => {
+                serializer.collect_str(&format_args!("the {role}'s internal address"))
+            }
+        }
+    }
 }
 
 /// A container in the plan.
@@ -239,21 +247,42 @@ pub struct ContainerPlan {
     /// Files put into the container before it starts: path → what.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
+    /// When it is ready (sidecars; the agent is the last to start and waits for nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
 }
 
-/// Everything Docker-specific about one bottle.
+/// Everything Docker-specific about one bottle: the agent plus its sidecars, as data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Topology {
     /// The bottle identity.
     pub identity: String,
-    /// The networks created for the bottle, in creation order.
+    /// The networks created for the bottle, in creation order: the internal one, then each
+    /// upstream bridge of a sidecar that needs one.
     pub networks: Vec<NetworkSpec>,
-    /// Existing networks the egress joins (`egress.networks`); never created or removed.
+    /// Existing networks a sidecar joins (`egress.networks`); never created or removed.
     pub joined_networks: Vec<String>,
-    /// The egress sidecar.
-    pub egress: ContainerPlan,
-    /// The agent.
+    /// The sidecars, in start order; each is ready before the next starts.
+    pub sidecars: Vec<ContainerPlan>,
+    /// The agent, started last.
     pub agent: ContainerPlan,
+}
+
+impl Topology {
+    /// The sidecar of `role`, if the bottle has one.
+    pub fn sidecar(&self, role: Role) -> Option<&ContainerPlan> {
+        self.sidecars.iter().find(|s| s.role == role)
+    }
+
+    /// The internal network.
+    pub fn internal_network(&self) -> &NetworkSpec {
+        &self.networks[0]
+    }
+
+    /// Every container the bottle runs, in start order (the agent last).
+    pub fn containers(&self) -> impl Iterator<Item = &ContainerPlan> {
+        self.sidecars.iter().chain(std::iter::once(&self.agent))
+    }
 }
 
 /// What planning needs besides the prepared spec.
@@ -268,21 +297,11 @@ pub struct PlanInputs<'a> {
     /// Labels every object gets (bottle-core's `for_bottle` set plus the launcher label); added
     /// to each object with its role.
     pub labels: &'a BTreeMap<String, String>,
+    /// The bottle's sidecars, from the recipe (`bottle_recipe::sidecars`).
+    pub sidecars: &'a [SidecarSpec],
 }
 
-/// The proxy URL the agent uses.
-pub fn proxy_url() -> String {
-    format!("http://{EGRESS_ALIAS}:{EGRESS_PORT}")
-}
-
-fn fixed(name: &str, value: impl Into<String>) -> PlannedEnv {
-    PlannedEnv {
-        name: name.to_owned(),
-        value: EnvValue::Fixed(value.into()),
-    }
-}
-
-fn labels_for(base: &BTreeMap<String, String>, role: Role) -> BTreeMap<String, String> {
+fn labels_for(base: &BTreeMap<String, String>, role: ObjectRole) -> BTreeMap<String, String> {
     let mut labels = base.clone();
     for (k, v) in role.labels() {
         labels.insert(k.to_owned(), v.to_owned());
@@ -290,7 +309,80 @@ fn labels_for(base: &BTreeMap<String, String>, role: Role) -> BTreeMap<String, S
     labels
 }
 
-/// Plans the topology of `prepared`.
+/// The engine objects of one sidecar: its container (on the internal network under its alias,
+/// connected to its upstream bridge and the networks it joins) and that bridge. Sidecars stay
+/// on the default runtime: gVisor guards the untrusted agent.
+fn sidecar(
+    spec: &SidecarSpec,
+    names: &Names,
+    internal: &str,
+    base: &BTreeMap<String, String>,
+    options: &DockerOptions,
+) -> Result<(ContainerPlan, Option<NetworkSpec>)> {
+    let image = &options
+        .sidecar_image(spec.role)
+        .ok_or_else(|| DockerError::InvalidSetting {
+            name: "sidecar".to_owned(),
+            value: spec.role.to_string(),
+            hint: "the docker backend has no image for it yet".to_owned(),
+        })?
+        .reference;
+    let upstream = spec.upstream.then(|| NetworkSpec {
+        name: names.upstream_network(spec.role),
+        internal: false,
+        labels: labels_for(base, ObjectRole::UpstreamNetwork(spec.role)),
+    });
+    let connect = upstream
+        .iter()
+        .map(|n| n.name.clone())
+        .chain(spec.joins.iter().cloned())
+        .map(|network| Attachment {
+            network,
+            aliases: Vec::new(),
+        })
+        .collect();
+    let env = spec
+        .env
+        .iter()
+        .map(|e| PlannedEnv {
+            name: e.name.clone(),
+            value: match &e.value {
+                SidecarEnvValue::Fixed(v) => EnvValue::Fixed(v.clone()),
+                SidecarEnvValue::Credential => EnvValue::Credential,
+            },
+        })
+        .collect();
+    let container = ContainerPlan {
+        name: names.container(spec.role),
+        role: spec.role,
+        image: image.clone(),
+        cmd: spec.command.clone(),
+        user: None,
+        working_dir: None,
+        hostname: None,
+        network: Attachment {
+            network: internal.to_owned(),
+            aliases: spec.alias.iter().cloned().collect(),
+        },
+        connect,
+        env,
+        labels: labels_for(base, ObjectRole::Container(spec.role)),
+        runtime: None,
+        cap_drop: vec!["ALL".to_owned()],
+        cap_add: Vec::new(),
+        security_opt: vec!["no-new-privileges".to_owned()],
+        limits: spec.limits,
+        init: false,
+        dns: Vec::new(),
+        hosts: BTreeMap::new(),
+        files: spec.files.clone(),
+        readiness: Some(spec.readiness.clone()),
+    };
+    Ok((container, upstream))
+}
+
+/// Plans the topology of `prepared`: the internal network, each sidecar (and its upstream
+/// bridge), then the agent.
 pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology> {
     let names = Names::new(prepared.identity.as_str())?;
     let mut base = inputs.labels.clone();
@@ -300,125 +392,48 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
     let internal = NetworkSpec {
         name: names.internal_network(),
         internal: true,
-        labels: labels_for(&base, Role::InternalNetwork),
+        labels: labels_for(&base, ObjectRole::InternalNetwork),
     };
-    let upstream = NetworkSpec {
-        name: names.egress_network(),
-        internal: false,
-        labels: labels_for(&base, Role::EgressNetwork),
-    };
-
-    // The egress: created on the internal network under the alias `egress`, then connected to
-    // its upstream bridge and to every network the manifest names.
-    let mut egress_env = vec![fixed("BOTTLE_EGRESS_CONFIG", EGRESS_CONFIG_FILE)];
-    let mut credentials: Vec<&str> = bottle
-        .egress
-        .routes
-        .iter()
-        .filter_map(|r| r.auth.as_ref().map(|a| a.token_ref()))
-        .collect();
-    credentials.sort_unstable();
-    credentials.dedup();
-    egress_env.extend(credentials.into_iter().map(|name| PlannedEnv {
-        name: name.to_owned(),
-        value: EnvValue::Credential,
-    }));
-    let mut egress_files = BTreeMap::from([
-        (
-            EGRESS_CONFIG_FILE.to_owned(),
-            "routes, listen address, log mode".to_owned(),
-        ),
-        (
-            format!("{EGRESS_CONFIG_DIR}/ca.crt"),
-            "the per-bottle CA certificate".to_owned(),
-        ),
-        (
-            format!("{EGRESS_CONFIG_DIR}/ca.key"),
-            "the per-bottle CA key (mode 0400, minted at launch, gone with the container)"
-                .to_owned(),
-        ),
-    ]);
-    for (i, path) in bottle.egress.trust.iter().enumerate() {
-        egress_files.insert(
-            format!("{EGRESS_CONFIG_DIR}/trust-{i}.pem"),
-            format!("trusted upstream CA from {}", path.display()),
-        );
+    let mut networks = vec![internal.clone()];
+    let mut sidecars = Vec::new();
+    let mut joined = Vec::new();
+    for spec in inputs.sidecars {
+        let (container, upstream) = sidecar(spec, &names, &internal.name, &base, inputs.options)?;
+        networks.extend(upstream);
+        joined.extend(spec.joins.iter().cloned());
+        sidecars.push(container);
     }
-    let mut connect = vec![Attachment {
-        network: upstream.name.clone(),
-        aliases: Vec::new(),
-    }];
-    connect.extend(bottle.egress.networks.iter().map(|n| Attachment {
-        network: n.clone(),
-        aliases: Vec::new(),
-    }));
-    let egress = ContainerPlan {
-        name: names.egress_container(),
-        role: Role::Egress,
-        image: inputs.options.egress_image.clone(),
-        cmd: Some(vec![
-            "run".to_owned(),
-            "--config".to_owned(),
-            EGRESS_CONFIG_FILE.to_owned(),
-        ]),
-        user: None,
-        working_dir: None,
-        hostname: None,
-        network: Attachment {
-            network: internal.name.clone(),
-            aliases: vec![EGRESS_ALIAS.to_owned()],
-        },
-        connect,
-        env: egress_env,
-        labels: labels_for(&base, Role::Egress),
-        // Sidecars stay on the default runtime: gVisor guards the untrusted agent.
-        runtime: None,
-        cap_drop: vec!["ALL".to_owned()],
-        cap_add: Vec::new(),
-        security_opt: vec!["no-new-privileges".to_owned()],
-        limits: inputs.options.egress_limits,
-        init: false,
-        dns: Vec::new(),
-        hosts: BTreeMap::new(),
-        files: egress_files,
-    };
 
-    // The agent: the internal network only; every way out goes through the egress.
-    let proxy = proxy_url();
-    let mut agent_env = vec![
-        fixed("HTTP_PROXY", &proxy),
-        fixed("HTTPS_PROXY", &proxy),
-        fixed("http_proxy", &proxy),
-        fixed("https_proxy", &proxy),
-        fixed("NO_PROXY", "localhost,127.0.0.1"),
-        fixed("no_proxy", "localhost,127.0.0.1"),
-        fixed("NODE_USE_ENV_PROXY", "1"),
-        fixed("NODE_EXTRA_CA_CERTS", AGENT_CA_FILE),
-        fixed("SSL_CERT_FILE", AGENT_CA_BUNDLE),
-        fixed("REQUESTS_CA_BUNDLE", AGENT_CA_BUNDLE),
-        fixed("CURL_CA_BUNDLE", AGENT_CA_BUNDLE),
-        fixed("GIT_SSL_CAINFO", AGENT_CA_BUNDLE),
-        fixed("HOME", AGENT_HOME),
-    ];
-    let fixed_names: Vec<String> = agent_env.iter().map(|e| e.name.clone()).collect();
-    let mut manifest_names: Vec<&str> = bottle
-        .env
-        .iter()
-        .map(|e| e.name.as_str())
-        .chain(bottle.placeholder_env.iter().map(|(n, _)| n.as_str()))
+    // The agent: the internal network only; every way out goes through the egress. Its
+    // environment is bottle-core's agent contract (fixed variables win over the manifest);
+    // each sidecar with an alias is in its /etc/hosts, and its only resolver is the egress
+    // (see the module docs).
+    let agent_env = agent::environment(bottle)
+        .into_iter()
+        .map(|e| PlannedEnv {
+            name: e.name,
+            value: match e.value {
+                AgentEnvValue::Fixed(value) => EnvValue::Fixed(value),
+                AgentEnvValue::Manifest => EnvValue::Manifest,
+            },
+        })
         .collect();
-    manifest_names.dedup();
-    for name in manifest_names {
-        // The backend's own settings win: a manifest cannot point the agent past the egress.
-        if fixed_names.iter().any(|f| f == name) {
-            continue;
-        }
-        agent_env.push(PlannedEnv {
-            name: name.to_owned(),
-            value: EnvValue::Manifest,
-        });
-    }
-    let mut agent_labels = labels_for(&base, Role::Agent);
+    let hosts = inputs
+        .sidecars
+        .iter()
+        .filter_map(|s| {
+            s.alias
+                .clone()
+                .map(|alias| (alias, LaunchAddress::Sidecar(s.role)))
+        })
+        .collect();
+    let dns = inputs
+        .sidecars
+        .iter()
+        .filter(|s| s.role == Role::Egress)
+        .map(|s| LaunchAddress::Sidecar(s.role))
+        .collect();
+    let mut agent_labels = labels_for(&base, ObjectRole::Container(Role::Agent));
     agent_labels.insert(
         label::RUNTIME.to_owned(),
         inputs.runtime.as_str().to_owned(),
@@ -428,8 +443,8 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
         role: Role::Agent,
         image: inputs.agent_image.to_owned(),
         cmd: Some(vec!["sleep".to_owned(), "infinity".to_owned()]),
-        user: Some("node".to_owned()),
-        working_dir: Some(AGENT_WORKDIR.to_owned()),
+        user: Some(agent::USER.to_owned()),
+        working_dir: Some(agent::WORKDIR.to_owned()),
         hostname: Some(prepared.identity.to_string()),
         network: Attachment {
             network: internal.name.clone(),
@@ -448,28 +463,29 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
         security_opt: vec!["no-new-privileges".to_owned()],
         limits: inputs.options.agent_limits,
         init: true,
-        dns: vec![LaunchAddress::EgressInternal],
-        hosts: BTreeMap::from([(EGRESS_ALIAS.to_owned(), LaunchAddress::EgressInternal)]),
+        dns,
+        hosts,
         files: BTreeMap::new(),
+        readiness: None,
     };
 
     Ok(Topology {
         identity: prepared.identity.to_string(),
-        networks: vec![internal, upstream],
-        joined_networks: bottle.egress.networks.clone(),
-        egress,
+        networks,
+        joined_networks: joined,
+        sidecars,
         agent,
     })
 }
 
 impl ContainerPlan {
     /// The engine's container config, with values filled in: `value(name, source)` supplies
-    /// manifest values and credentials, `egress` the egress's internal address (needed by the
-    /// agent only). A missing value is an error naming the variable.
+    /// manifest values and credentials, `addresses` the internal addresses of the sidecars
+    /// started so far (needed by the agent only). A missing value is an error naming it.
     pub fn resolve(
         &self,
         value: &dyn Fn(&str, &EnvValue) -> Option<String>,
-        egress: Option<IpAddr>,
+        addresses: &BTreeMap<Role, IpAddr>,
     ) -> Result<ContainerConfig> {
         let env = self
             .env
@@ -484,9 +500,14 @@ impl ContainerPlan {
             })
             .collect::<Result<Vec<_>>>()?;
         let address = |a: &LaunchAddress| match a {
-            LaunchAddress::EgressInternal => egress.ok_or_else(|| DockerError::MissingValue {
-                name: "the egress's internal address".to_owned(),
-            }),
+            LaunchAddress::Sidecar(role) => {
+                addresses
+                    .get(role)
+                    .copied()
+                    .ok_or_else(|| DockerError::MissingValue {
+                        name: format!("the {role}'s internal address"),
+                    })
+            }
         };
         let dns = self
             .dns

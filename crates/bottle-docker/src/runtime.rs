@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::api::{Attachment, ContainerConfig, DockerApi, NetworkSpec};
-use crate::names::{NAME_PREFIX, Role, label};
+use crate::names::{NAME_PREFIX, ObjectRole, label};
 use crate::plan::Runtime;
 
 /// Set to `runc` to skip gVisor (and its probe).
@@ -147,7 +147,7 @@ async fn probe<D: DockerApi>(
     };
     let name = format!("{NAME_PREFIX}probe-{suffix}");
     let mut probe_labels = labels.clone();
-    for (k, v) in Role::Probe.labels() {
+    for (k, v) in ObjectRole::Container(bottle_core::Role::Probe).labels() {
         probe_labels.insert(k.to_owned(), v.to_owned());
     }
     probe_labels.insert(label::MANAGED.to_owned(), label::MANAGED_VALUE.to_owned());

@@ -6,28 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use bottle_core::{BottleFile, FileContents, FileOwner};
 use bytes::Bytes;
 
 use crate::error::{DockerError, Result};
-
-/// Owner of an entry: numeric uid and gid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
-    /// The uid.
-    pub uid: u64,
-    /// The gid.
-    pub gid: u64,
-}
-
-impl Owner {
-    /// root:root.
-    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
-    /// The agent user `node` (1000:1000 in the agent image).
-    pub const NODE: Owner = Owner {
-        uid: 1000,
-        gid: 1000,
-    };
-}
 
 /// Builds an in-memory tar archive, entry by entry, with fixed mtimes so equal inputs give equal
 /// bytes.
@@ -55,13 +37,13 @@ impl TarBuilder {
         }
     }
 
-    fn header(kind: tar::EntryType, size: u64, mode: u32, owner: Owner) -> tar::Header {
+    fn header(kind: tar::EntryType, size: u64, mode: u32, owner: FileOwner) -> tar::Header {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(kind);
         header.set_size(size);
         header.set_mode(mode);
-        header.set_uid(owner.uid);
-        header.set_gid(owner.gid);
+        header.set_uid(u64::from(owner.uid));
+        header.set_gid(u64::from(owner.gid));
         header.set_mtime(0);
         header
     }
@@ -74,7 +56,7 @@ impl TarBuilder {
     }
 
     /// Adds a directory entry.
-    pub fn dir(&mut self, path: &str, mode: u32, owner: Owner) -> Result<&mut Self> {
+    pub fn dir(&mut self, path: &str, mode: u32, owner: FileOwner) -> Result<&mut Self> {
         let mut header = Self::header(tar::EntryType::Directory, 0, mode, owner);
         let path = format!("{}/", path.trim_end_matches('/'));
         self.inner
@@ -89,7 +71,7 @@ impl TarBuilder {
         path: &str,
         contents: &[u8],
         mode: u32,
-        owner: Owner,
+        owner: FileOwner,
     ) -> Result<&mut Self> {
         let mut header = Self::header(tar::EntryType::Regular, contents.len() as u64, mode, owner);
         self.inner
@@ -101,7 +83,12 @@ impl TarBuilder {
     /// Adds a host directory tree under `prefix`, every entry owned by `owner`, keeping the
     /// host's permission bits (minus group/other write). Symlinks are stored as links, never
     /// followed, so a link cannot pull a host file from outside the tree into the bottle.
-    pub fn host_tree(&mut self, host_dir: &Path, prefix: &str, owner: Owner) -> Result<&mut Self> {
+    pub fn host_tree(
+        &mut self,
+        host_dir: &Path,
+        prefix: &str,
+        owner: FileOwner,
+    ) -> Result<&mut Self> {
         let mut stack = vec![(
             host_dir.to_path_buf(),
             prefix.trim_end_matches('/').to_owned(),
@@ -181,6 +168,18 @@ impl TarBuilder {
         Ok(self)
     }
 
+    /// Adds in-memory files by their absolute paths, for extraction at `/` ([`archive`]).
+    pub fn bottle_files(&mut self, files: &[BottleFile]) -> Result<&mut Self> {
+        for file in files {
+            let path = file.path.trim_start_matches('/');
+            match &file.contents {
+                FileContents::Dir => self.dir(path, file.mode, file.owner)?,
+                FileContents::File(bytes) => self.file(path, bytes, file.mode, file.owner)?,
+            };
+        }
+        Ok(self)
+    }
+
     /// Finishes the archive.
     pub fn finish(self) -> Result<Bytes> {
         let label = self.label.clone();
@@ -192,6 +191,13 @@ impl TarBuilder {
                 source,
             })
     }
+}
+
+/// `files` as one archive to extract at `/` of a container; `label` names it in errors.
+pub fn archive(label: &str, files: &[BottleFile]) -> Result<Bytes> {
+    let mut tar = TarBuilder::new(label);
+    tar.bottle_files(files)?;
+    tar.finish()
 }
 
 #[cfg(unix)]
@@ -230,9 +236,9 @@ mod tests {
     #[test]
     fn entries_carry_owner_and_mode() {
         let mut t = TarBuilder::new("test");
-        t.dir("skills", 0o755, Owner::NODE)
+        t.dir("skills", 0o755, FileOwner::AGENT)
             .unwrap()
-            .file("skills/a.md", b"hi", 0o600, Owner::NODE)
+            .file("skills/a.md", b"hi", 0o600, FileOwner::AGENT)
             .unwrap();
         let bytes = t.finish().unwrap();
         assert_eq!(
@@ -253,7 +259,7 @@ mod tests {
         #[cfg(unix)]
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
         let mut t = TarBuilder::new("tree");
-        t.host_tree(dir.path(), "skill", Owner::NODE).unwrap();
+        t.host_tree(dir.path(), "skill", FileOwner::AGENT).unwrap();
         let bytes = t.finish().unwrap();
         let names: Vec<_> = entries(&bytes).into_iter().map(|e| (e.0, e.1)).collect();
         assert!(names.contains(&("skill/".into(), 1000)), "{names:?}");
@@ -280,7 +286,7 @@ mod tests {
     fn equal_inputs_give_equal_bytes() {
         let make = || {
             let mut t = TarBuilder::new("x");
-            t.file("a", b"1", 0o644, Owner::ROOT).unwrap();
+            t.file("a", b"1", 0o644, FileOwner::ROOT).unwrap();
             t.finish().unwrap()
         };
         assert_eq!(make(), make());

@@ -1,14 +1,21 @@
 //! The audit log: one JSON object per decision.
 //!
 //! Events carry the host, method, path (never the query, which can hold secrets), the route,
-//! the decision and reason, the status, bytes each way and the duration — never a header value
-//! and so never a credential.
+//! the decision and reason, the status, bytes each way, the duration and the client's address
+//! — never a header value and so never a credential.
+//!
+//! Refusals repeated by one client for one reason are written once per [`REPEAT_WINDOW`]: the
+//! first is written as it happens, the rest are counted and written as one summary record
+//! (`repeated`) when the window closes, so that a looping agent cannot fill the host's disk
+//! through the egress's log.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bottle_manifest::LogMode;
 use serde::Serialize;
@@ -40,10 +47,14 @@ pub struct AuditEvent {
     pub bytes_down: u64,
     /// Milliseconds from the decision to the end of the response body.
     pub duration_ms: u64,
-    /// The client's address; set on a refused connection (`client_not_allowed`), whose
-    /// `host`, `method` and `path` are empty because nothing was read from it.
+    /// The client's address. On a refused connection (`client_not_allowed`) `host`, `method`
+    /// and `path` are empty, because nothing was read from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client: Option<std::net::IpAddr>,
+    pub client: Option<IpAddr>,
+    /// Set on a summary record: this many refusals of the same client for the same reason
+    /// followed the one written within [`REPEAT_WINDOW`]; the other fields are the last one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeated: Option<u64>,
 }
 
 /// An audit decision.
@@ -94,10 +105,123 @@ impl<W: Write + Send + 'static> AuditSink for JsonLines<W> {
     }
 }
 
+/// How long refusals of one client for one reason are counted instead of written.
+pub(crate) const REPEAT_WINDOW: Duration = Duration::from_secs(10);
+/// Past this many (client, reason) windows, all are closed at once (their summaries written).
+const REPEAT_KEYS: usize = 1024;
+
+/// The sink behind the rate limit of repeated refusals.
+pub(crate) struct Audit {
+    sink: Arc<dyn AuditSink>,
+    repeats: Mutex<HashMap<(Option<IpAddr>, String), Repeats>>,
+}
+
+/// A window of refusals of one client for one reason, opened by the one that was written.
+struct Repeats {
+    since: Instant,
+    count: u64,
+    last: Option<AuditEvent>,
+}
+
+impl Repeats {
+    fn summary(self) -> Option<AuditEvent> {
+        let mut last = self.last?;
+        last.repeated = Some(self.count);
+        Some(last)
+    }
+}
+
+impl Audit {
+    pub(crate) fn new(sink: Arc<dyn AuditSink>) -> Self {
+        Audit {
+            sink,
+            repeats: Mutex::default(),
+        }
+    }
+
+    fn repeats(&self) -> std::sync::MutexGuard<'_, HashMap<(Option<IpAddr>, String), Repeats>> {
+        self.repeats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Write `event`, unless it repeats a refusal written within the window (then it is
+    /// counted).
+    pub(crate) fn record(&self, event: AuditEvent) {
+        self.record_at(event, Instant::now());
+    }
+
+    fn record_at(&self, event: AuditEvent, now: Instant) {
+        let (Verdict::Deny, Some(reason)) = (event.decision, &event.reason) else {
+            self.sink.record(&event);
+            return;
+        };
+        let key = (event.client, reason.clone());
+        let mut closed = Vec::new();
+        {
+            let mut repeats = self.repeats();
+            if let Some(open) = repeats.get_mut(&key)
+                && now.duration_since(open.since) < REPEAT_WINDOW
+            {
+                open.count += 1;
+                open.last = Some(event);
+                return;
+            }
+            if let Some(old) = repeats.remove(&key) {
+                closed.extend(old.summary());
+            }
+            if repeats.len() >= REPEAT_KEYS {
+                closed.extend(repeats.drain().filter_map(|(_, r)| r.summary()));
+            }
+            repeats.insert(
+                key,
+                Repeats {
+                    since: now,
+                    count: 0,
+                    last: None,
+                },
+            );
+        }
+        for summary in &closed {
+            self.sink.record(summary);
+        }
+        self.sink.record(&event);
+    }
+
+    /// Close the windows older than [`REPEAT_WINDOW`], writing their summaries.
+    pub(crate) fn flush_expired(&self) {
+        self.flush(|open| open.since.elapsed() >= REPEAT_WINDOW);
+    }
+
+    /// Close every window (at shutdown), writing their summaries.
+    pub(crate) fn flush_all(&self) {
+        self.flush(|_| true);
+    }
+
+    fn flush(&self, closes: impl Fn(&Repeats) -> bool) {
+        let closed: Vec<AuditEvent> = {
+            let mut repeats = self.repeats();
+            let keys: Vec<_> = repeats
+                .iter()
+                .filter(|(_, r)| closes(r))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter()
+                .filter_map(|k| repeats.remove(k))
+                .filter_map(Repeats::summary)
+                .collect()
+        };
+        for summary in &closed {
+            self.sink.record(summary);
+        }
+    }
+}
+
 /// One exchange being audited; the event is written when the last handle is dropped, i.e.
 /// when both bodies have finished (or been abandoned), so bytes and duration are complete.
 pub(crate) struct Exchange {
-    pub(crate) sink: Arc<dyn AuditSink>,
+    pub(crate) audit: Arc<Audit>,
+    pub(crate) client: Option<IpAddr>,
     pub(crate) mode: LogMode,
     pub(crate) host: String,
     pub(crate) method: String,
@@ -169,8 +293,97 @@ impl Drop for Exchange {
             bytes_up: self.bytes_up.load(Ordering::Relaxed),
             bytes_down: self.bytes_down.load(Ordering::Relaxed),
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            client: None,
+            client: self.client,
+            repeated: None,
         };
-        self.sink.record(&event);
+        self.audit.record(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<AuditEvent>>);
+
+    impl AuditSink for Kept {
+        fn record(&self, event: &AuditEvent) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+
+    fn refusal(client: &str, reason: &str, host: &str) -> AuditEvent {
+        AuditEvent {
+            time: OffsetDateTime::UNIX_EPOCH,
+            host: host.to_owned(),
+            method: "CONNECT".to_owned(),
+            path: String::new(),
+            route: None,
+            decision: Verdict::Deny,
+            reason: Some(reason.to_owned()),
+            status: 403,
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: 0,
+            client: Some(client.parse().unwrap()),
+            repeated: None,
+        }
+    }
+
+    #[test]
+    fn repeated_refusals_are_counted_and_summarized_once_per_window() {
+        let kept = Arc::new(Kept::default());
+        let audit = Audit::new(kept.clone());
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            audit.record_at(
+                refusal("10.0.0.2", "host_not_allowed", &format!("x{i}.invalid")),
+                t0,
+            );
+        }
+        // Another client, another reason: windows of their own.
+        audit.record_at(refusal("10.0.0.3", "host_not_allowed", "a.invalid"), t0);
+        audit.record_at(refusal("10.0.0.2", "git_push", "git.example.com"), t0);
+        let hosts = |k: &Kept| -> Vec<(String, Option<u64>)> {
+            k.0.lock()
+                .unwrap()
+                .iter()
+                .map(|e| (e.host.clone(), e.repeated))
+                .collect()
+        };
+        assert_eq!(
+            hosts(&kept),
+            [
+                ("x0.invalid".to_owned(), None),
+                ("a.invalid".to_owned(), None),
+                ("git.example.com".to_owned(), None),
+            ]
+        );
+        // The next window opens with a written record, after the summary of the last one.
+        audit.record_at(
+            refusal("10.0.0.2", "host_not_allowed", "late.invalid"),
+            t0 + REPEAT_WINDOW,
+        );
+        assert_eq!(
+            hosts(&kept)[3..],
+            [
+                ("x999.invalid".to_owned(), Some(999)),
+                ("late.invalid".to_owned(), None),
+            ]
+        );
+        // Allowed records are never held back; closing writes what is still counted.
+        audit.record_at(
+            refusal("10.0.0.2", "host_not_allowed", "again.invalid"),
+            t0 + REPEAT_WINDOW,
+        );
+        audit.flush_all();
+        assert_eq!(hosts(&kept)[5..], [("again.invalid".to_owned(), Some(1))]);
+        audit.flush_all();
+        assert_eq!(
+            hosts(&kept).len(),
+            6,
+            "a window with no repeats writes no summary"
+        );
     }
 }

@@ -55,10 +55,18 @@ enum Command {
     },
     /// Ask a running proxy for `GET /health` (for container health checks: the image has no
     /// shell or curl). Exits 0 when healthy.
+    #[command(
+        after_help = "With --config, the proxy's address defaults to the config's `listen` \
+        (0.0.0.0 asked on 127.0.0.1), and when the config sets `proxy_auth` the credential is \
+        read from the variable its `token_ref` names and sent as Proxy-Authorization."
+    )]
     Health {
-        /// The proxy's address.
-        #[arg(long, default_value = "127.0.0.1:9099")]
-        addr: SocketAddr,
+        /// The proxy's address [default: the config's `listen`, else 127.0.0.1:9099].
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        /// The proxy's config, for its address and its `proxy_auth`.
+        #[arg(long, env = "BOTTLE_EGRESS_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Mint a new interception CA: DIR/ca.crt (give it to clients) and DIR/ca.key (mode 0600).
     MintCa {
@@ -93,7 +101,7 @@ fn main() -> ExitCode {
         } => run(&config, listen, threads),
         Command::Check { config } => check(&config),
         Command::MintCa { out, name } => mint_ca(&out, &name),
-        Command::Health { addr } => health(addr),
+        Command::Health { addr, config } => health(addr, config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,18 +127,37 @@ fn check(path: &Path) -> Result<(), EgressError> {
     Ok(())
 }
 
-fn health(addr: SocketAddr) -> Result<(), EgressError> {
+fn health(addr: Option<SocketAddr>, config: Option<&Path>) -> Result<(), EgressError> {
     use std::io::Read;
+    let config = config.map(EgressConfig::load).transpose()?;
+    let addr = addr.unwrap_or_else(|| match &config {
+        Some(c) if c.listen.ip().is_unspecified() => {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), c.listen.port())
+        }
+        Some(c) => c.listen,
+        None => SocketAddr::from(([127, 0, 0, 1], 9099)),
+    });
     let io = |source| EgressError::Io {
         path: PathBuf::from(format!("http://{addr}/health")),
         source,
     };
+    let mut request =
+        b"GET /health HTTP/1.1\r\nHost: _egress.local\r\nConnection: close\r\n".to_vec();
+    if let Some(auth) = config.as_ref().and_then(|c| c.proxy_auth.as_ref()) {
+        let token = env_token(auth.token_ref.as_str()).ok_or_else(|| {
+            io(std::io::Error::other(format!(
+                "the config sets `proxy_auth`, and `{}` is not set in this environment",
+                auth.token_ref
+            )))
+        })?;
+        request
+            .extend_from_slice(bottle_egress::proxy_authorization(&auth.user, &token).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
     let timeout = std::time::Duration::from_secs(3);
     let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: _egress.local\r\nConnection: close\r\n\r\n")
-        .map_err(io)?;
+    stream.write_all(&request).map_err(io)?;
     let mut reply = String::new();
     stream.read_to_string(&mut reply).map_err(io)?;
     if reply.starts_with("HTTP/1.1 200") {

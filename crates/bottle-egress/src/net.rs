@@ -6,13 +6,16 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bottle_manifest::route::AddressClass;
 use hyper_util::client::legacy::connect::dns::Name;
+
+use crate::policy::may_dial;
 
 /// Where names are looked up: shared by the CONNECT-time check and the upstream connectors.
 pub(crate) type HostOverrides = Arc<Addresses>;
@@ -71,51 +74,6 @@ impl Addresses {
     }
 }
 
-/// The class of an address the egress refuses by default, or `None` for a public one.
-pub fn non_public_class(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => v4_class(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4_class(v4);
-            }
-            v6_class(v6)
-        }
-    }
-}
-
-fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
-    if ip.is_loopback() || ip.is_unspecified() || a == 0 {
-        // 0.0.0.0 reaches the local host on Linux.
-        Some("loopback")
-    } else if ip.is_link_local() {
-        Some("link-local")
-    } else if ip.is_private() {
-        Some("private")
-    } else if a == 100 && (b & 0xc0) == 64 {
-        Some("shared (carrier-grade NAT)")
-    } else if ip.is_broadcast() || ip.is_multicast() || a >= 240 {
-        Some("reserved")
-    } else {
-        None
-    }
-}
-
-fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
-    if ip.is_loopback() || ip.is_unspecified() {
-        Some("loopback")
-    } else if ip.is_unicast_link_local() {
-        Some("link-local")
-    } else if ip.is_unique_local() {
-        Some("unique-local")
-    } else if ip.is_multicast() {
-        Some("reserved")
-    } else {
-        None
-    }
-}
-
 /// Why a name could not be resolved to an address the route may reach.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -127,7 +85,10 @@ pub enum ResolveError {
         /// One refused address.
         addr: IpAddr,
         /// Its class.
-        class: &'static str,
+        class: AddressClass,
+        /// Whether the route names the address (a literal or a fixed answer): then
+        /// `allow_private` would open it, whatever its class.
+        named: bool,
     },
     /// DNS failed.
     #[error("cannot resolve {host}: {source}")]
@@ -140,19 +101,21 @@ pub enum ResolveError {
     },
 }
 
-/// Resolve `host` (a name or literal) and keep only the addresses the route may reach.
+/// Resolve `host` (a name or literal) and keep only the addresses the route may reach (see
+/// [`may_dial`]). A literal and a fixed answer count as addresses the route names; a DNS
+/// answer does not.
 pub(crate) async fn resolve_checked(
     host: &str,
     port: u16,
     allow_private: bool,
     overrides: &HostOverrides,
 ) -> Result<Vec<SocketAddr>, ResolveError> {
-    let addrs: Vec<IpAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
-        vec![ip]
+    let (addrs, named): (Vec<IpAddr>, bool) = if let Ok(ip) = host.parse::<IpAddr>() {
+        (vec![ip], true)
     } else if let Some(fixed) = overrides.fixed.get(host) {
-        fixed.clone()
+        (fixed.clone(), true)
     } else if let Some(recent) = overrides.remembered(host) {
-        recent.to_vec()
+        (recent.to_vec(), false)
     } else {
         let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, port))
             .await
@@ -165,9 +128,9 @@ pub(crate) async fn resolve_checked(
         if !addrs.is_empty() {
             overrides.remember(host, addrs.as_slice().into());
         }
-        addrs
+        (addrs, false)
     };
-    filter(host, addrs, allow_private).map(|ips| {
+    filter(host, addrs, allow_private, named).map(|ips| {
         ips.into_iter()
             .map(|ip| SocketAddr::new(ip, port))
             .collect()
@@ -178,22 +141,14 @@ fn filter(
     host: &str,
     addrs: Vec<IpAddr>,
     allow_private: bool,
+    named: bool,
 ) -> Result<Vec<IpAddr>, ResolveError> {
-    if allow_private {
-        if addrs.is_empty() {
-            return Err(ResolveError::Dns {
-                host: host.to_owned(),
-                source: std::io::Error::other("no addresses"),
-            });
-        }
-        return Ok(addrs);
-    }
     let mut refused = None;
-    let mut kept = Vec::new();
+    let mut kept = Vec::with_capacity(addrs.len());
     for ip in addrs {
-        match non_public_class(ip) {
-            None => kept.push(ip),
-            Some(class) => refused = refused.or(Some((ip, class))),
+        match may_dial(ip, allow_private, named) {
+            Ok(()) => kept.push(ip),
+            Err(class) => refused = refused.or(Some((ip, class))),
         }
     }
     match (kept.is_empty(), refused) {
@@ -202,12 +157,31 @@ fn filter(
             host: host.to_owned(),
             addr,
             class,
+            named,
         }),
         (true, None) => Err(ResolveError::Dns {
             host: host.to_owned(),
             source: std::io::Error::other("no addresses"),
         }),
     }
+}
+
+/// The refusal for an IP-literal upstream the route may not reach, if it may not: the check
+/// the connector makes itself, since it dials literals without asking the resolver.
+pub(crate) fn check_literal(host: &str, allow_private: bool) -> Result<(), ResolveError> {
+    let unbracketed = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let Ok(ip) = unbracketed.parse::<IpAddr>() else {
+        return Ok(());
+    };
+    may_dial(ip, allow_private, true).map_err(|class| ResolveError::NonPublic {
+        host: host.to_owned(),
+        addr: ip,
+        class,
+        named: true,
+    })
 }
 
 /// The upstream connector's resolver: DNS, then the address check.
@@ -242,24 +216,6 @@ impl tower_service::Service<Name> for CheckedResolver {
 mod tests {
     use super::*;
 
-    #[test]
-    fn classes() {
-        let c = |s: &str| non_public_class(s.parse().unwrap());
-        assert_eq!(c("127.0.0.1"), Some("loopback"));
-        assert_eq!(c("0.0.0.0"), Some("loopback"));
-        assert_eq!(c("169.254.169.254"), Some("link-local"));
-        assert_eq!(c("10.1.2.3"), Some("private"));
-        assert_eq!(c("172.16.0.1"), Some("private"));
-        assert_eq!(c("192.168.1.1"), Some("private"));
-        assert_eq!(c("100.64.0.1"), Some("shared (carrier-grade NAT)"));
-        assert_eq!(c("::1"), Some("loopback"));
-        assert_eq!(c("fe80::1"), Some("link-local"));
-        assert_eq!(c("fd00::1"), Some("unique-local"));
-        assert_eq!(c("::ffff:127.0.0.1"), Some("loopback"));
-        assert_eq!(c("93.184.216.34"), None);
-        assert_eq!(c("2606:4700::1111"), None);
-    }
-
     #[tokio::test]
     async fn a_remembered_answer_is_reused_and_still_checked() {
         let addresses: HostOverrides = Arc::default();
@@ -275,7 +231,7 @@ mod tests {
         assert!(matches!(
             resolve_checked("cached.test", 443, false, &addresses).await,
             Err(ResolveError::NonPublic {
-                class: "private",
+                class: AddressClass::Private,
                 ..
             })
         ));
@@ -290,15 +246,57 @@ mod tests {
                 "93.184.216.34".parse().unwrap(),
             ],
             false,
+            false,
         )
         .unwrap();
         assert_eq!(kept, vec!["93.184.216.34".parse::<IpAddr>().unwrap()]);
         assert!(matches!(
-            filter("x", vec!["127.0.0.1".parse().unwrap()], false),
+            filter("x", vec!["127.0.0.1".parse().unwrap()], false, false),
             Err(ResolveError::NonPublic {
-                class: "loopback",
+                class: AddressClass::Loopback,
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn allow_private_never_opens_loopback_or_metadata_to_a_dns_answer() {
+        let addresses: HostOverrides = Arc::default();
+        for (ip, class) in [
+            ("169.254.169.254", AddressClass::CloudMetadata),
+            ("127.0.0.1", AddressClass::Loopback),
+            ("fd00:ec2::254", AddressClass::CloudMetadata),
+            // NAT64 to the host itself.
+            ("64:ff9b::7f00:1", AddressClass::Loopback),
+        ] {
+            // What DNS answered a moment ago, for a route with `allow_private`.
+            addresses.remember("rebound.test", vec![ip.parse().unwrap()].into());
+            let got = resolve_checked("rebound.test", 80, true, &addresses).await;
+            assert!(
+                matches!(&got, Err(ResolveError::NonPublic { class: c, .. }) if *c == class),
+                "{ip}: {got:?}"
+            );
+            // A route naming the literal reaches it.
+            assert!(
+                resolve_checked(ip, 80, true, &addresses).await.is_ok(),
+                "{ip}"
+            );
+        }
+        // Private ranges do open.
+        addresses.remember("rebound.test", vec!["10.1.2.3".parse().unwrap()].into());
+        assert!(
+            resolve_checked("rebound.test", 80, true, &addresses)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn literals_are_checked_without_a_resolver() {
+        assert!(check_literal("127.0.0.1", false).is_err());
+        assert!(check_literal("[::1]", false).is_err());
+        assert!(check_literal("127.0.0.1", true).is_ok());
+        assert!(check_literal("93.184.216.34", false).is_ok());
+        assert!(check_literal("example.com", false).is_ok());
     }
 }

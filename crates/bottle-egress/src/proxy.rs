@@ -2,9 +2,9 @@
 //! request forwarding, WebSocket upgrades and introspection.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 
+use bottle_manifest::route::{self, HostPattern, INTROSPECTION_HOST};
+
 use crate::LogMode;
 use crate::audit::{Exchange, Verdict};
 use crate::net::{ResolveError, resolve_checked};
-use crate::policy::{ConnectDecision, Decision, DenyReason, INTROSPECTION_HOST, TargetHost};
+use crate::policy::{ConnectDecision, Decision, DenyReason, REWRITE_HEADERS, TargetHost};
 use crate::server::{Runtime, Shared};
 use crate::upstream::ClientProtocol;
 
@@ -39,19 +41,19 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client must finish the TLS handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Headers that belong to one hop and are never forwarded (RFC 9110 §7.6.1), plus the
-/// proxy's own credentials.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("proxy-connection"),
-    HeaderName::from_static("keep-alive"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
-];
+/// [`route::HOP_BY_HOP_HEADERS`], never forwarded.
+static HOP_BY_HOP: LazyLock<Vec<HeaderName>> =
+    LazyLock::new(|| header_names(route::HOP_BY_HOP_HEADERS));
+/// [`route::CLIENT_CREDENTIAL_HEADERS`], removed on routes that strip client credentials.
+static CLIENT_CREDENTIALS: LazyLock<Vec<HeaderName>> =
+    LazyLock::new(|| header_names(route::CLIENT_CREDENTIAL_HEADERS));
+
+fn header_names(names: &[&'static str]) -> Vec<HeaderName> {
+    names.iter().map(|n| HeaderName::from_static(n)).collect()
+}
+
+/// The challenge of a `407`.
+const PROXY_CHALLENGE: &str = "Basic realm=\"bottle-egress\"";
 
 /// Where a request came from: the front door (plain HTTP) or a tunnel.
 #[derive(Clone, Debug)]
@@ -59,13 +61,15 @@ struct Target {
     host: TargetHost,
     port: u16,
     https: bool,
+    /// The client's address (for the audit log).
+    client: IpAddr,
     /// `host[:port]` (the port only when not the scheme's default), for the upstream URI and
     /// the audit log; `None` if the host cannot be one (the request is then refused).
     authority: Option<http::uri::Authority>,
 }
 
 impl Target {
-    fn new(host: TargetHost, port: u16, https: bool) -> Self {
+    fn new(host: TargetHost, port: u16, https: bool, client: IpAddr) -> Self {
         let default = if https { 443 } else { 80 };
         let text = if port == default {
             host.to_string()
@@ -77,17 +81,19 @@ impl Target {
             host,
             port,
             https,
+            client,
         }
     }
 
     /// The target a request's absolute URI or `CONNECT` authority names, the port defaulted
     /// by scheme.
-    fn from_authority(authority: &http::uri::Authority, https: bool) -> Self {
+    fn from_authority(authority: &http::uri::Authority, https: bool, client: IpAddr) -> Self {
         let default = if https { 443 } else { 80 };
         Target::new(
             TargetHost::parse(authority.host()),
             authority.port_u16().unwrap_or(default),
             https,
+            client,
         )
     }
 
@@ -104,9 +110,10 @@ pub(crate) async fn serve_client(shared: Arc<Shared>, stream: TcpStream, peer: S
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(stream);
     let svc_shared = shared.clone();
+    let client = peer.ip().to_canonical();
     let service = service_fn(move |req| {
         let shared = svc_shared.clone();
-        async move { Ok::<_, Infallible>(front(shared, req).await) }
+        async move { Ok::<_, Infallible>(front(shared, client, req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -128,13 +135,21 @@ pub(crate) async fn serve_client(shared: Arc<Shared>, stream: TcpStream, peer: S
     }
 }
 
-async fn front(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBody> {
+async fn front(shared: Arc<Shared>, client: IpAddr, req: Request<Incoming>) -> Response<RespBody> {
+    // The configuration in force for this request, taken once.
+    let rt = shared.runtime();
+    if let Some(credential) = &rt.proxy_auth
+        && !credential.admits(req.headers())
+    {
+        return proxy_auth_required(&shared, &rt, client, &req);
+    }
     if req.method() == Method::CONNECT {
-        return connect(shared, req).await;
+        return connect(shared, rt, client, req).await;
     }
     let Some(authority) = req.uri().authority().cloned() else {
-        // Origin-form to the proxy itself: the introspection endpoints.
-        return introspect(&shared.runtime(), &req);
+        // Origin-form: addressed to the proxy itself, which answers only for its
+        // introspection host (a web page reaching the port by DNS rebinding names another).
+        return introspect_origin_form(&rt, &req);
     };
     if req.uri().scheme_str() != Some("http") {
         return plain(
@@ -142,7 +157,7 @@ async fn front(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBody
             "bottle-egress forwards only http:// URLs in absolute form; use CONNECT for https.\n",
         );
     }
-    let target = Target::from_authority(&authority, false);
+    let target = Target::from_authority(&authority, false, client);
     match check_authority(&req, &target) {
         Ok(()) => {}
         Err(AuthorityProblem::Invalid(message)) => {
@@ -156,25 +171,29 @@ async fn front(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBody
         }
     }
     if matches!(&target.host, TargetHost::Name(n) if n == INTROSPECTION_HOST) {
-        return introspect(&shared.runtime(), &req);
+        return introspect(&rt, &req);
     }
-    forward(&shared, &target, req).await
+    forward(&shared, rt, &target, req).await
 }
 
 /// `CONNECT host:port`: decide on the authority before any TLS, then intercept.
-async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBody> {
+async fn connect(
+    shared: Arc<Shared>,
+    rt: Arc<Runtime>,
+    client: IpAddr,
+    req: Request<Incoming>,
+) -> Response<RespBody> {
     let Some(authority) = req.uri().authority().cloned() else {
         return plain(
             StatusCode::BAD_REQUEST,
             "CONNECT needs a host:port target.\n",
         );
     };
-    let target = Target::from_authority(&authority, true);
-    let rt = shared.runtime();
+    let target = Target::from_authority(&authority, true, client);
     let mut connect_route = None;
     // What the tunnel is for: the introspection endpoints, or an upstream host with the
     // route's address policy.
-    let purpose = match rt.policy.connect(&target.host) {
+    let purpose = match rt.policy.connect(&target.host, target.port, true) {
         ConnectDecision::Deny(reason) => {
             return deny(&shared, &rt, &target, "CONNECT", "", reason);
         }
@@ -188,9 +207,11 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBo
             // connector checks again on the addresses it actually dials (DNS rebinding).
             let host = target.host.as_cert_name();
             match resolve_checked(&host, target.port, allow_private, &shared.overrides).await {
-                Ok(_) => TunnelTo::Upstream { allow_private },
-                Err(ResolveError::NonPublic { addr, class, .. }) => {
-                    let reason = DenyReason::PrivateAddress { addr, class };
+                Ok(_) => TunnelTo::Upstream,
+                Err(ResolveError::NonPublic {
+                    addr, class, named, ..
+                }) => {
+                    let reason = DenyReason::PrivateAddress { addr, class, named };
                     return deny(&shared, &rt, &target, "CONNECT", "", reason);
                 }
                 Err(e @ ResolveError::Dns { .. }) => {
@@ -234,8 +255,8 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<RespBo
 enum TunnelTo {
     /// `_egress.local`: answered by the proxy itself.
     Introspection,
-    /// Upstream, under the `CONNECT` route's address policy.
-    Upstream { allow_private: bool },
+    /// Upstream, under the route of the tunnel's host.
+    Upstream,
 }
 
 /// Inside an allowed tunnel: TLS with a leaf for the CONNECT host, then HTTP/1.1 or HTTP/2.
@@ -268,7 +289,7 @@ async fn tunnel(
     if !sni_ok {
         let rt = shared.runtime();
         let reason = DenyReason::SniMismatch { sni };
-        tracing::info!(host = %target.host, reason = reason.code(), "refused a TLS handshake");
+        tracing::debug!(host = %target.host, reason = reason.code(), "refused a TLS handshake");
         let ex = exchange(
             &shared,
             &rt,
@@ -283,9 +304,12 @@ async fn tunnel(
     }
     let rt = shared.runtime();
     // The upstream handshake for the tunnel's first request starts now, in the protocol the
-    // client offers, and runs while we mint the leaf and finish the client's handshake.
-    if let TunnelTo::Upstream { allow_private } = purpose
+    // client offers, and runs while we mint the leaf and finish the client's handshake; with
+    // the route's roots and address policy as the configuration in force has them.
+    if purpose == TunnelTo::Upstream
         && let Some(authority) = &target.authority
+        && let Some(route) = rt.policy.route_for(&target.host)
+        && let (Some(compiled), Some(r)) = (rt.routes.get(route), rt.policy.route(route))
     {
         let offers_h2 = start
             .client_hello()
@@ -296,7 +320,8 @@ async fn tunnel(
         } else {
             ClientProtocol::Http1
         };
-        rt.upstream.dial_ahead(authority, allow_private, protocol);
+        rt.upstream
+            .dial_ahead(authority, compiled.trust_set, r.allow_private, protocol);
     }
     let config = match rt.leaves.server_config(&target.host.as_cert_name()) {
         Ok(c) => c,
@@ -383,10 +408,11 @@ async fn inner(
             );
         }
     }
+    let rt = shared.runtime();
     if purpose == TunnelTo::Introspection {
-        return introspect(&shared.runtime(), &req);
+        return introspect(&rt, &req);
     }
-    forward(shared, target, req).await
+    forward(shared, rt, target, req).await
 }
 
 enum AuthorityProblem {
@@ -442,30 +468,24 @@ fn check_authority<B>(req: &Request<B>, target: &Target) -> Result<(), Authority
 /// Decide and forward one request.
 async fn forward(
     shared: &Arc<Shared>,
+    rt: Arc<Runtime>,
     target: &Target,
     mut req: Request<Incoming>,
 ) -> Response<RespBody> {
-    let rt = shared.runtime();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or("");
-    let route_index = match rt.policy.request(&target.host, &method, &path, query) {
-        Decision::Deny(reason) => return deny(shared, &rt, target, &method, &path, reason),
-        Decision::Allow { route } => route,
-    };
-    let Some(route) = rt.policy.route(route_index) else {
+    let (route_index, websocket) =
+        match rt
+            .policy
+            .request(&target.host, target.port, target.https, &req)
+        {
+            Decision::Deny(reason) => return deny(shared, &rt, target, &method, &path, reason),
+            Decision::Allow { route, websocket } => (route, websocket),
+        };
+    let (Some(route), Some(compiled)) = (rt.policy.route(route_index), rt.routes.get(route_index))
+    else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "route table changed\n");
     };
-    if route.auth.is_some() && !target.https {
-        return deny(
-            shared,
-            &rt,
-            target,
-            &method,
-            &path,
-            DenyReason::CredentialOverPlainHttp,
-        );
-    }
     // The audit record of an allowed request, only when it will be written: with `log: blocks`
     // (the default) an allowed request costs the audit nothing; a refusal found later (the
     // upstream address) creates its record then, in `forward_error`.
@@ -482,7 +502,6 @@ async fn forward(
     };
     let ex = (rt.config.log == LogMode::Full).then(allowed);
 
-    let websocket = is_upgrade(&req);
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // The absolute URI from its parts: the tunnel's authority (parsed once per tunnel) and the
@@ -509,21 +528,34 @@ async fn forward(
         ClientProtocol::Http1
     };
     parts.version = Version::HTTP_11;
-    let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
-    if let Some(injection) = &rt.injections[route_index] {
-        parts.headers.remove(header::AUTHORIZATION);
+    if compiled.strip_credentials {
+        for name in CLIENT_CREDENTIALS.iter() {
+            parts.headers.remove(name);
+        }
+    }
+    if compiled.strip_rewrites {
+        for name in &REWRITE_HEADERS {
+            parts.headers.remove(name);
+        }
+    }
+    // After every removal, so that nothing the client sent (`Connection: authorization`
+    // included) can take the injected header out again.
+    if let Some(injection) = &compiled.injection {
         parts.headers.remove(&injection.name);
         parts
             .headers
             .insert(injection.name.clone(), injection.value.clone());
     }
-    if websocket && let Some(up) = upgrade_value {
+    if websocket {
+        // The policy checked the handshake: `Upgrade: websocket` and nothing else.
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        parts.headers.insert(header::UPGRADE, up);
+        parts
+            .headers
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     }
     let body = Counted {
         inner: body,
@@ -533,7 +565,12 @@ async fn forward(
     let upstream_req = Request::from_parts(parts, body);
     let mut resp = match rt
         .upstream
-        .request(upstream_req, route.allow_private, protocol)
+        .request(
+            upstream_req,
+            compiled.trust_set,
+            route.allow_private,
+            protocol,
+        )
         .await
     {
         Ok(resp) => resp,
@@ -591,19 +628,6 @@ async fn forward(
     Response::from_parts(parts, BoxBody::new(body))
 }
 
-/// A WebSocket (or other HTTP/1.1) upgrade request.
-fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.version() == Version::HTTP_11
-        && req.headers().contains_key(header::UPGRADE)
-        && req
-            .headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
-
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Headers named by `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = headers
@@ -619,7 +643,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in &named {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
+    for name in HOP_BY_HOP.iter() {
         headers.remove(name);
     }
     if te_trailers {
@@ -641,8 +665,14 @@ fn forward_error(
     for e in &chain {
         if let Some(resolve) = e.downcast_ref::<ResolveError>() {
             return match resolve {
-                ResolveError::NonPublic { addr, class, .. } => {
-                    let reason = DenyReason::PrivateAddress { addr: *addr, class };
+                ResolveError::NonPublic {
+                    addr, class, named, ..
+                } => {
+                    let reason = DenyReason::PrivateAddress {
+                        addr: *addr,
+                        class: *class,
+                        named: *named,
+                    };
                     ex.set_denied();
                     ex.set_reason(reason.code());
                     ex.set_status(403);
@@ -805,14 +835,38 @@ fn exchange(
     verdict: Verdict,
     route_or_reason: Option<&dyn RouteOrReason>,
 ) -> Arc<Exchange> {
+    exchange_for(
+        shared,
+        rt,
+        target.authority(),
+        target.client,
+        method,
+        path,
+        verdict,
+        route_or_reason,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exchange_for(
+    shared: &Shared,
+    rt: &Runtime,
+    host: String,
+    client: IpAddr,
+    method: &str,
+    path: &str,
+    verdict: Verdict,
+    route_or_reason: Option<&dyn RouteOrReason>,
+) -> Arc<Exchange> {
     let (route, reason) = match route_or_reason {
         Some(x) => x.split(),
         None => (None, None),
     };
     Arc::new(Exchange {
-        sink: shared.audit.clone(),
+        audit: shared.audit.clone(),
+        client: Some(client),
         mode: rt.config.log,
-        host: target.authority(),
+        host,
         method: method.to_owned(),
         path: path.to_owned(),
         route,
@@ -830,9 +884,16 @@ trait RouteOrReason {
     fn split(&self) -> (Option<String>, Option<String>);
 }
 
-impl RouteOrReason for String {
+impl RouteOrReason for HostPattern {
     fn split(&self) -> (Option<String>, Option<String>) {
-        (Some(self.clone()), None)
+        (Some(self.to_string()), None)
+    }
+}
+
+/// A refusal known only by its code (the proxy credential is missing).
+impl RouteOrReason for &'static str {
+    fn split(&self) -> (Option<String>, Option<String>) {
+        (None, Some((*self).to_owned()))
     }
 }
 
@@ -840,6 +901,71 @@ impl RouteOrReason for DenyReason {
     fn split(&self) -> (Option<String>, Option<String>) {
         (None, Some(self.code().to_owned()))
     }
+}
+
+/// An origin-form request, answered only when its `Host` is the introspection host.
+fn introspect_origin_form<B>(rt: &Runtime, req: &Request<B>) -> Response<RespBody> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok());
+    if host.is_some_and(|h| h.host().eq_ignore_ascii_case(INTROSPECTION_HOST)) {
+        return introspect(rt, req);
+    }
+    plain(
+        StatusCode::BAD_REQUEST,
+        "bottle-egress is a proxy: send requests through it in absolute form (GET http://host/…) \
+         or with CONNECT. It answers for itself only with `Host: _egress.local` \
+         (GET http://_egress.local/health, /routes).\n",
+    )
+}
+
+/// Answer `407`: the config asks every client for the proxy credential and this request
+/// lacks it (or has another). Audited; the answer says how to send it.
+fn proxy_auth_required(
+    shared: &Shared,
+    rt: &Runtime,
+    client: IpAddr,
+    req: &Request<Incoming>,
+) -> Response<RespBody> {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            let host = req.headers().get(header::HOST)?;
+            Some(String::from_utf8_lossy(host.as_bytes()).into_owned())
+        })
+        .unwrap_or_default();
+    let path = if req.method() == Method::CONNECT {
+        ""
+    } else {
+        req.uri().path()
+    };
+    let ex = exchange_for(
+        shared,
+        rt,
+        host,
+        client,
+        req.method().as_str(),
+        path,
+        Verdict::Deny,
+        Some(&"proxy_auth_required"),
+    );
+    ex.set_status(407);
+    let mut resp = plain(
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        "bottle-egress needs the proxy credential: send `Proxy-Authorization: Basic \
+         base64(user:token)` with every request to the proxy, or put the credential in the \
+         proxy URL (http://USER:TOKEN@HOST:PORT). In a bottle the agent's proxy variables \
+         carry it.\n",
+    );
+    resp.headers_mut().insert(
+        header::PROXY_AUTHENTICATE,
+        HeaderValue::from_static(PROXY_CHALLENGE),
+    );
+    resp
 }
 
 /// The `_egress.local` endpoints: `GET /health` and `GET /routes`.

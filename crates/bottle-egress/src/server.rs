@@ -10,13 +10,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::audit::{AuditEvent, AuditSink};
+use base64::Engine;
+
+use crate::audit::{Audit, AuditEvent, AuditSink};
 use crate::ca::{CertificateAuthority, LeafCache};
 use crate::config::{self, EgressConfig};
 use crate::error::ConfigError;
 use crate::net::{Addresses, HostOverrides};
 use crate::policy::Policy;
-use crate::upstream::Upstream;
+use crate::upstream::{TrustSets, Upstream};
 use crate::{EgressError, tls};
 
 /// How long [`EgressHandle::shutdown`] waits for open connections by default: under the 10 s
@@ -103,8 +105,10 @@ impl EgressBuilder {
         self
     }
 
-    /// Answer `host` with fixed addresses instead of DNS (like curl's `--resolve`). The
-    /// private-address check still applies to them.
+    /// Answer `host` with fixed addresses instead of DNS (like curl's `--resolve`; the
+    /// config's `resolve` does the same). They count as addresses the route names: a route
+    /// with `allow_private` reaches them even when they are loopback or link-local, a route
+    /// without it only when they are public.
     #[must_use]
     pub fn resolve(mut self, host: &str, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
         self.overrides.insert(
@@ -144,7 +148,13 @@ impl EgressBuilder {
             addr: self.config.listen,
             source,
         })?;
-        let overrides: HostOverrides = Arc::new(Addresses::new(self.overrides));
+        let mut fixed = self.overrides;
+        for (host, addrs) in &self.config.resolve {
+            fixed
+                .entry(host.to_string())
+                .or_insert_with(|| addrs.clone());
+        }
+        let overrides: HostOverrides = Arc::new(Addresses::new(fixed));
         let leaves = match self.ca {
             Some(ca) => Arc::new(LeafCache::new(ca, tls::provider())),
             None => Arc::new(LeafCache::new(load_ca(&self.config)?, tls::provider())),
@@ -152,7 +162,7 @@ impl EgressBuilder {
         let runtime = Runtime::build(self.config, &self.tokens, leaves, None, &overrides)?;
         let shared = Arc::new(Shared {
             runtime: RwLock::new(Arc::new(runtime)),
-            audit: self.audit,
+            audit: Arc::new(Audit::new(self.audit)),
             overrides,
             tokens: self.tokens,
             shutdown: CancellationToken::new(),
@@ -160,6 +170,18 @@ impl EgressBuilder {
         });
         let accept_shared = shared.clone();
         let task = tokio::spawn(accept_loop(accept_shared, listener));
+        // Refusals repeated within a window are written as one summary when it closes.
+        let audit = shared.audit.clone();
+        let stop = shared.shutdown.clone();
+        shared.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(crate::audit::REPEAT_WINDOW);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => audit.flush_expired(),
+                    () = stop.cancelled() => break,
+                }
+            }
+        });
         tracing::info!(%local_addr, "bottle-egress listening");
         Ok(EgressHandle {
             local_addr,
@@ -224,7 +246,7 @@ fn refuse_client(shared: &Shared, rt: &Runtime, peer: SocketAddr) {
     if rt.config.log == bottle_manifest::LogMode::Off {
         return;
     }
-    shared.audit.record(&AuditEvent {
+    shared.audit.record(AuditEvent {
         time: time::OffsetDateTime::now_utc(),
         host: String::new(),
         method: String::new(),
@@ -237,6 +259,7 @@ fn refuse_client(shared: &Shared, rt: &Runtime, peer: SocketAddr) {
         bytes_down: 0,
         duration_ms: 0,
         client: Some(peer.ip().to_canonical()),
+        repeated: None,
     });
 }
 
@@ -294,7 +317,11 @@ impl EgressHandle {
                 }
             }
         };
-        let reuse = (config.trust == current.config.trust).then(|| current.upstream.clone());
+        if config.resolve != current.config.resolve {
+            tracing::warn!("`resolve` changed; restart bottle-egress to apply it");
+        }
+        let trust = TrustSets::new(&config.trust, &config.routes);
+        let reuse = (trust == current.trust).then(|| current.upstream.clone());
         let runtime = Runtime::build(
             config,
             &self.shared.tokens,
@@ -326,13 +353,15 @@ impl EgressHandle {
                 "drain timeout reached; closing the remaining connections"
             );
         }
+        // Nothing counted is lost: the summaries of open windows are written now.
+        self.shared.audit.flush_all();
     }
 }
 
 /// State shared by every connection.
 pub(crate) struct Shared {
     runtime: RwLock<Arc<Runtime>>,
-    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) audit: Arc<Audit>,
     pub(crate) overrides: HostOverrides,
     tokens: TokenSource,
     pub(crate) shutdown: CancellationToken,
@@ -359,15 +388,71 @@ impl Shared {
 pub(crate) struct Runtime {
     pub(crate) config: EgressConfig,
     pub(crate) policy: Policy,
-    /// The header each route injects, by route index (values marked sensitive).
-    pub(crate) injections: Vec<Option<Injection>>,
+    /// What forwarding needs of each route, by route index.
+    pub(crate) routes: Vec<RouteRuntime>,
+    /// The credential every client must present, when the config asks for one.
+    pub(crate) proxy_auth: Option<ProxyCredential>,
+    pub(crate) trust: TrustSets,
     pub(crate) leaves: Arc<LeafCache>,
     pub(crate) upstream: Arc<Upstream>,
+}
+
+/// One route's forwarding, compiled.
+pub(crate) struct RouteRuntime {
+    /// The header the route injects (its value marked sensitive).
+    pub(crate) injection: Option<Injection>,
+    /// Remove every client credential header (see [`Route::strips_client_credentials`]).
+    ///
+    /// [`Route::strips_client_credentials`]: bottle_manifest::Route::strips_client_credentials
+    pub(crate) strip_credentials: bool,
+    /// Remove the headers that ask an origin to rewrite the method or path (the route limits
+    /// paths or methods).
+    pub(crate) strip_rewrites: bool,
+    /// The route's set of upstream roots ([`TrustSets`]).
+    pub(crate) trust_set: usize,
 }
 
 pub(crate) struct Injection {
     pub(crate) name: HeaderName,
     pub(crate) value: HeaderValue,
+}
+
+/// `Proxy-Authorization: Basic …` as the config asks for it.
+pub(crate) struct ProxyCredential {
+    /// `base64(user:token)`.
+    expected: Vec<u8>,
+}
+
+impl ProxyCredential {
+    /// Whether `headers` carry the credential: one `Proxy-Authorization` of scheme `Basic`
+    /// (any case) whose credentials equal the expected ones, compared in constant time.
+    pub(crate) fn admits(&self, headers: &http::HeaderMap) -> bool {
+        let mut values = headers.get_all(http::header::PROXY_AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return false;
+        };
+        let value = value.as_bytes();
+        let Some(space) = value.iter().position(|b| *b == b' ') else {
+            return false;
+        };
+        let (scheme, rest) = value.split_at(space);
+        scheme.eq_ignore_ascii_case(b"basic") && constant_time_eq(rest.trim_ascii(), &self.expected)
+    }
+}
+
+/// The `Proxy-Authorization` header line a client of a proxy with `proxy_auth` sends:
+/// `Proxy-Authorization: Basic base64(user:token)` and its CRLF.
+pub fn proxy_authorization(user: &str, token: &str) -> String {
+    format!(
+        "Proxy-Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+    )
+}
+
+/// Whether `a == b`, in a time that depends only on the lengths (the length of a credential
+/// is not the secret; its bytes are).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Runtime {
@@ -378,47 +463,73 @@ impl Runtime {
         upstream: Option<Arc<Upstream>>,
         overrides: &HostOverrides,
     ) -> Result<Self, EgressError> {
-        let mut problems = config.problems();
+        // The one place a configuration is compiled: a config read from a file was checked
+        // with positions already; one built in code is checked here.
+        let policy = Policy::new(&config.routes);
+        let mut problems = match &policy {
+            Ok(_) => Vec::new(),
+            Err(route_problems) => config::route_problems(route_problems.clone()),
+        };
+        problems.extend(config.setting_problems());
         problems.extend(config.token_problems(tokens.as_ref()));
-        if !problems.is_empty() {
-            return Err(config::unlocated(problems).into());
-        }
-        let policy = Policy::new(&config.routes)
-            .map_err(|_| EgressError::Config(ConfigError::single("routes", "invalid routes")))?;
-        let mut injections = Vec::with_capacity(config.routes.len());
+        let policy = match policy {
+            Ok(policy) if problems.is_empty() => policy,
+            _ => return Err(config::unlocated(problems).into()),
+        };
+        let trust = TrustSets::new(&config.trust, &config.routes);
+        let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
-            let Some(auth) = &route.auth else {
-                injections.push(None);
-                continue;
+            let injection = match &route.auth {
+                None => None,
+                Some(auth) => {
+                    let token = tokens(auth.token_ref()).unwrap_or_default();
+                    let name =
+                        HeaderName::from_bytes(auth.header_name().as_bytes()).map_err(|_| {
+                            ConfigError::single(
+                                format!("routes[{i}].auth.header"),
+                                "not a valid header name",
+                            )
+                        })?;
+                    let mut value =
+                        HeaderValue::from_str(&auth.header_value(&token)).map_err(|_| {
+                            ConfigError::single(
+                                format!("routes[{i}].auth.token_ref"),
+                                format!(
+                                    "the value of `{}` is not a valid header value (control characters?)",
+                                    auth.token_ref()
+                                ),
+                            )
+                        })?;
+                    // Keeps it out of HPACK tables and debug output.
+                    value.set_sensitive(true);
+                    Some(Injection { name, value })
+                }
             };
-            let token = tokens(auth.token_ref()).unwrap_or_default();
-            let name = HeaderName::from_bytes(auth.header_name().as_bytes()).map_err(|_| {
-                ConfigError::single(
-                    format!("routes[{i}].auth.header"),
-                    "not a valid header name",
-                )
-            })?;
-            let mut value = HeaderValue::from_str(&auth.header_value(&token)).map_err(|_| {
-                ConfigError::single(
-                    format!("routes[{i}].auth.token_ref"),
-                    format!(
-                        "the value of `{}` is not a valid header value (control characters?)",
-                        auth.token_ref()
-                    ),
-                )
-            })?;
-            // Keeps it out of HPACK tables and debug output.
-            value.set_sensitive(true);
-            injections.push(Some(Injection { name, value }));
+            routes.push(RouteRuntime {
+                injection,
+                strip_credentials: route.strips_client_credentials(),
+                strip_rewrites: route.limits_requests(),
+                trust_set: trust.of_route[i],
+            });
         }
+        let proxy_auth = config.proxy_auth.as_ref().map(|auth| {
+            let token = tokens(auth.token_ref.as_str()).unwrap_or_default();
+            ProxyCredential {
+                expected: base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{token}", auth.user))
+                    .into_bytes(),
+            }
+        });
         let upstream = match upstream {
             Some(u) => u,
-            None => Arc::new(Upstream::new(&config.trust, overrides)?),
+            None => Arc::new(Upstream::new(&trust, overrides)?),
         };
         Ok(Runtime {
             config,
             policy,
-            injections,
+            routes,
+            proxy_auth,
+            trust,
             leaves,
             upstream,
         })

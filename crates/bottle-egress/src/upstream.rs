@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::task::JoinHandle;
 use tower_service::Service;
 
-use crate::net::{CheckedResolver, HostOverrides};
+use crate::net::{CheckedResolver, HostOverrides, check_literal};
 use crate::proxy::UpBody;
 use crate::{EgressError, tls};
 
@@ -46,15 +46,62 @@ type Conn = <Dialer as Service<Uri>>::Response;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type UpClient = Client<AheadConnector, UpBody>;
 
-/// Pooled upstream clients: public-only vs. private-allowed, HTTP/2-or-1.1 (by ALPN) vs.
-/// HTTP/1.1 only. Each has its own connections dialled ahead.
+/// Pooled upstream clients, one set per distinct set of trusted roots (see
+/// [`TrustSets`]), so that a root trusted for one route never verifies another route's
+/// upstream.
 pub(crate) struct Upstream {
+    sets: Vec<Pools>,
+    /// Requests sent upstream and waiting for their response head.
+    waiting_heads: AtomicUsize,
+}
+
+/// The clients of one root set: public-only vs. private-allowed, HTTP/2-or-1.1 (by ALPN) vs.
+/// HTTP/1.1 only. Each has its own connections dialled ahead.
+struct Pools {
     public: Pooled,
     private: Pooled,
     public_h1: Pooled,
     private_h1: Pooled,
-    /// Requests sent upstream and waiting for their response head.
-    waiting_heads: AtomicUsize,
+}
+
+/// The distinct root sets of a route table and which one each route uses: the Mozilla roots
+/// plus the route's own `trust`, plus the config-wide `trust` for a route without `auth`. A
+/// credential-bearing upstream is therefore verified only against roots its route names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrustSets {
+    /// The extra root files of each set; set 0 has none (Mozilla roots only).
+    pub(crate) sets: Vec<Vec<std::path::PathBuf>>,
+    /// The set of each route, by route index.
+    pub(crate) of_route: Vec<usize>,
+}
+
+impl TrustSets {
+    pub(crate) fn new(global: &[std::path::PathBuf], routes: &[bottle_manifest::Route]) -> Self {
+        // Set 0 is always the Mozilla roots alone: the strictest, and what a request whose
+        // route has no set of its own (it cannot happen) would get.
+        let mut sets: Vec<Vec<std::path::PathBuf>> = vec![Vec::new()];
+        let mut of_route = Vec::with_capacity(routes.len());
+        for route in routes {
+            let mut roots: Vec<std::path::PathBuf> = Vec::new();
+            let inherited = if route.auth.is_some() {
+                &[][..]
+            } else {
+                global
+            };
+            for path in inherited.iter().chain(&route.trust) {
+                if !roots.contains(path) {
+                    roots.push(path.clone());
+                }
+            }
+            roots.sort();
+            let index = sets.iter().position(|s| *s == roots).unwrap_or_else(|| {
+                sets.push(roots);
+                sets.len() - 1
+            });
+            of_route.push(index);
+        }
+        TrustSets { sets, of_route }
+    }
 }
 
 /// A pooled client and its connector (for dialling ahead).
@@ -64,11 +111,44 @@ struct Pooled {
 }
 
 impl Upstream {
-    pub(crate) fn new(
-        trust: &[std::path::PathBuf],
-        overrides: &HostOverrides,
-    ) -> Result<Self, EgressError> {
-        let roots = tls::root_store(trust)?;
+    pub(crate) fn new(trust: &TrustSets, overrides: &HostOverrides) -> Result<Self, EgressError> {
+        let sets = trust
+            .sets
+            .iter()
+            .map(|extra| Pools::new(extra, overrides))
+            .collect::<Result<_, _>>()?;
+        Ok(Upstream {
+            sets,
+            waiting_heads: AtomicUsize::new(0),
+        })
+    }
+
+    /// The pool a request of `client` goes to, given whether others are in flight.
+    fn pool(
+        &self,
+        set: usize,
+        allow_private: bool,
+        client: ClientProtocol,
+        alone: bool,
+    ) -> &Pooled {
+        let pools = self.sets.get(set).unwrap_or(&self.sets[0]);
+        let h1 = match client {
+            ClientProtocol::Upgrade => true,
+            ClientProtocol::Http1 => alone,
+            ClientProtocol::Http2 => false,
+        };
+        match (allow_private, h1) {
+            (false, false) => &pools.public,
+            (true, false) => &pools.private,
+            (false, true) => &pools.public_h1,
+            (true, true) => &pools.private_h1,
+        }
+    }
+}
+
+impl Pools {
+    fn new(extra: &[std::path::PathBuf], overrides: &HostOverrides) -> Result<Self, EgressError> {
+        let roots = tls::root_store(extra)?;
         let pooled = |allow_private: bool, h1_only: bool| -> Result<Pooled, EgressError> {
             let mut http = HttpConnector::new_with_resolver(CheckedResolver {
                 allow_private,
@@ -89,6 +169,7 @@ impl Upstream {
             };
             let connector = AheadConnector {
                 dial,
+                allow_private,
                 ahead: Arc::default(),
             };
             let client = Client::builder(TokioExecutor::new())
@@ -98,30 +179,16 @@ impl Upstream {
                 .build(connector.clone());
             Ok(Pooled { client, connector })
         };
-        Ok(Upstream {
+        Ok(Pools {
             public: pooled(false, false)?,
             private: pooled(true, false)?,
             public_h1: pooled(false, true)?,
             private_h1: pooled(true, true)?,
-            waiting_heads: AtomicUsize::new(0),
         })
     }
+}
 
-    /// The pool a request of `client` goes to, given whether others are in flight.
-    fn pool(&self, allow_private: bool, client: ClientProtocol, alone: bool) -> &Pooled {
-        let h1 = match client {
-            ClientProtocol::Upgrade => true,
-            ClientProtocol::Http1 => alone,
-            ClientProtocol::Http2 => false,
-        };
-        match (allow_private, h1) {
-            (false, false) => &self.public,
-            (true, false) => &self.private,
-            (false, true) => &self.public_h1,
-            (true, true) => &self.private_h1,
-        }
-    }
-
+impl Upstream {
     /// Send `req` upstream and wait for the response head.
     ///
     /// Which protocol: an upgrade needs HTTP/1.1. Otherwise an HTTP/2 client's request goes
@@ -131,15 +198,17 @@ impl Upstream {
     /// so that at concurrency many requests leave in one write and their answers come back in
     /// one read, instead of one system call per request each way (measured in
     /// docs/performance.md: each choice alone loses at the other concurrency).
+    /// `set` is the route's root set ([`TrustSets::of_route`]).
     pub(crate) async fn request(
         &self,
         req: http::Request<UpBody>,
+        set: usize,
         allow_private: bool,
         client: ClientProtocol,
     ) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
         let alone = self.waiting_heads.fetch_add(1, Ordering::Relaxed) == 0;
         let _head = HeadWait(&self.waiting_heads);
-        self.pool(allow_private, client, alone)
+        self.pool(set, allow_private, client, alone)
             .client
             .request(req)
             .await
@@ -151,10 +220,11 @@ impl Upstream {
     pub(crate) fn dial_ahead(
         &self,
         authority: &http::uri::Authority,
+        set: usize,
         allow_private: bool,
         client: ClientProtocol,
     ) {
-        self.pool(allow_private, client, true)
+        self.pool(set, allow_private, client, true)
             .connector
             .dial_ahead(authority);
     }
@@ -181,10 +251,12 @@ impl Drop for HeadWait<'_> {
 }
 
 /// A pooled client's connector: a connection dialled ahead for the request's host if one is
-/// waiting, otherwise a fresh dial.
+/// waiting, otherwise a fresh dial. An IP-literal host is checked here, since the dialler
+/// connects to literals without asking the resolver (which checks names).
 #[derive(Clone)]
 pub(crate) struct AheadConnector {
     dial: Dialer,
+    allow_private: bool,
     ahead: Arc<Ahead>,
 }
 
@@ -224,7 +296,7 @@ impl AheadConnector {
             return;
         };
         let Some(key) = https_key(&uri) else { return };
-        if !self.ahead.claim(&key) {
+        if check_literal(authority.host(), self.allow_private).is_err() || !self.ahead.claim(&key) {
             return;
         }
         let mut dial = self.dial.clone();
@@ -287,6 +359,9 @@ impl Service<Uri> for AheadConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        if let Err(refused) = check_literal(uri.host().unwrap_or(""), self.allow_private) {
+            return Box::pin(std::future::ready(Err(refused.into())));
+        }
         let waiting = https_key(&uri).and_then(|key| self.ahead.take(&key));
         let mut dial = self.dial.clone();
         Box::pin(async move {
@@ -342,20 +417,67 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_dialled_ahead_and_never_asked_for_is_dropped() {
-        let upstream = Upstream::new(&[], &Arc::default()).unwrap();
+        let upstream = Upstream::new(&TrustSets::new(&[], &[]), &Arc::default()).unwrap();
         // Nothing listens on port 9 of loopback: the dial fails fast, which does not matter
         // here; what matters is that the waiting entry goes away on its own.
         let authority = "127.0.0.1:9".parse().unwrap();
-        let waiting = |u: &Upstream| u.private_h1.connector.waiting();
-        upstream.dial_ahead(&authority, true, ClientProtocol::Http1);
+        let waiting = |u: &Upstream| u.sets[0].private_h1.connector.waiting();
+        upstream.dial_ahead(&authority, 0, true, ClientProtocol::Http1);
         assert_eq!(waiting(&upstream), 1);
         // Each pool dials ahead for itself: an HTTP/2 tunnel's goes to the other pool.
-        upstream.dial_ahead(&authority, true, ClientProtocol::Http2);
-        assert_eq!(upstream.private.connector.waiting(), 1);
+        upstream.dial_ahead(&authority, 0, true, ClientProtocol::Http2);
+        assert_eq!(upstream.sets[0].private.connector.waiting(), 1);
         tokio::time::sleep(AHEAD_TTL + Duration::from_secs(1)).await;
         assert_eq!(waiting(&upstream), 0);
         // And the host counts as dialled: a second tunnel right away dials nothing.
-        upstream.dial_ahead(&authority, true, ClientProtocol::Http1);
+        upstream.dial_ahead(&authority, 0, true, ClientProtocol::Http1);
         assert_eq!(waiting(&upstream), 0);
+        // A literal the pool may not reach is never dialled, ahead or not.
+        upstream.dial_ahead(&authority, 0, false, ClientProtocol::Http1);
+        assert_eq!(upstream.sets[0].public_h1.connector.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_connector_refuses_a_literal_its_pool_may_not_reach() {
+        // A listener that would accept, so a refusal can only come from the connector.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = Upstream::new(&TrustSets::new(&[], &[]), &Arc::default()).unwrap();
+        let mut connector = upstream.sets[0].public_h1.connector.clone();
+        let uri: Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let err = match connector.call(uri).await {
+            Ok(_) => panic!("the public pool dialled loopback"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(
+                err.downcast_ref::<crate::net::ResolveError>(),
+                Some(crate::net::ResolveError::NonPublic { .. })
+            ),
+            "{err}"
+        );
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(accepted.is_err(), "nothing connected to the listener");
+    }
+
+    #[test]
+    fn credential_routes_trust_only_their_own_roots() {
+        use std::path::PathBuf;
+        let global = vec![PathBuf::from("/company-ca.pem")];
+        let mut keyed = bottle_manifest::Route::host("api.example.com");
+        keyed.auth = Some(bottle_manifest::RouteAuth::Scheme {
+            scheme: bottle_manifest::AuthScheme::Bearer,
+            token_ref: "T".parse().unwrap(),
+        });
+        let mut own = keyed.clone();
+        own.host = "own.example.com".parse().unwrap();
+        own.trust = vec![PathBuf::from("/own-ca.pem")];
+        let bare = bottle_manifest::Route::host("cdn.example.com");
+        let sets = TrustSets::new(&global, &[keyed, own, bare]);
+        let roots = |route: usize| &sets.sets[sets.of_route[route]];
+        assert!(roots(0).is_empty(), "Mozilla roots only");
+        assert_eq!(sets.of_route[0], 0);
+        assert_eq!(roots(1), &[PathBuf::from("/own-ca.pem")]);
+        assert_eq!(roots(2), &global);
     }
 }

@@ -1,7 +1,7 @@
 //! What claude-bottle knows without any file: the hosts Claude Code needs, the host
 //! credential it injects for api.anthropic.com, and the `default` agent and bottle.
 
-use crate::route::{AuthScheme, Route, RouteAuth};
+use crate::route::{AuthScheme, Route, RouteAuth, TokenRef};
 
 /// The Claude API host, whose route carries the host's Claude credential.
 pub const ANTHROPIC_API_HOST: &str = "api.anthropic.com";
@@ -52,7 +52,7 @@ impl ClaudeAuth {
 
     /// The host variable holding the credential (also the variable the agent gets, holding
     /// only [`PLACEHOLDER`]).
-    pub fn host_var(self) -> &'static str {
+    pub const fn host_var(self) -> &'static str {
         match self {
             ClaudeAuth::OAuthToken => "CLAUDE_CODE_OAUTH_TOKEN",
             ClaudeAuth::ApiKey => "ANTHROPIC_API_KEY",
@@ -64,13 +64,21 @@ impl ClaudeAuth {
         match self {
             ClaudeAuth::OAuthToken => RouteAuth::Scheme {
                 scheme: AuthScheme::Bearer,
-                token_ref: self.host_var().to_owned(),
+                token_ref: self.token_ref(),
             },
             ClaudeAuth::ApiKey => RouteAuth::Header {
-                header: "x-api-key".to_owned(),
-                token_ref: self.host_var().to_owned(),
+                header: "x-api-key"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!("a valid header literal")),
+                token_ref: self.token_ref(),
             },
         }
+    }
+
+    fn token_ref(self) -> TokenRef {
+        self.host_var()
+            .parse()
+            .unwrap_or_else(|_| unreachable!("a valid variable name"))
     }
 
     /// `(variable, placeholder)` for the agent's environment.
@@ -79,13 +87,16 @@ impl ClaudeAuth {
     }
 }
 
-/// Claude Code's required routes: bare routes to [`CLAUDE_CODE_HOSTS`], the API route carrying
-/// `auth` when a host credential is known.
+/// Claude Code's required routes: routes to [`CLAUDE_CODE_HOSTS`], the API route carrying
+/// `auth` when a host credential is known. Every one strips the credentials the client sends
+/// (`strip_client_credentials`), so that the agent cannot use these hosts with a credential of
+/// its own, such as an account it was told to write to.
 pub fn claude_code_routes(auth: Option<ClaudeAuth>) -> Vec<Route> {
     CLAUDE_CODE_HOSTS
         .iter()
         .map(|host| {
-            let mut route = Route::host(*host);
+            let mut route = Route::host(host);
+            route.strip_client_credentials = true;
             if *host == ANTHROPIC_API_HOST {
                 route.auth = auth.map(ClaudeAuth::route_auth);
             }
@@ -111,3 +122,21 @@ pub(crate) const DEFAULT_PROMPT: &str = "You are running inside a claude-bottle:
 isolated container. Network access goes through an egress proxy that allows only the hosts \
 Claude Code needs; other hosts are refused with HTTP 403. Nothing you change here outlives the \
 session unless it is pushed through a configured git remote.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_route_strips_the_clients_credentials() {
+        for auth in [None, Some(ClaudeAuth::OAuthToken), Some(ClaudeAuth::ApiKey)] {
+            let routes = claude_code_routes(auth);
+            let hosts: Vec<String> = routes.iter().map(|r| r.host.to_string()).collect();
+            assert_eq!(hosts, CLAUDE_CODE_HOSTS);
+            for route in &routes {
+                assert!(route.strips_client_credentials(), "{}", route.host);
+                assert!(route.check().is_empty(), "{}", route.host);
+            }
+        }
+    }
+}

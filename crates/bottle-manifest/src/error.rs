@@ -45,8 +45,10 @@ impl Diagnostic {
         }
     }
 
-    /// A problem at `line`:`column` of `text` (the whole file).
-    pub(crate) fn at(
+    /// A problem at `line`:`column` of `text` (the whole file), showing that line. Used by
+    /// the manifest and by the sidecars' config files (the git gate's), so every config error
+    /// of the project reads the same.
+    pub fn at(
         path: &Path,
         text: &str,
         line: usize,

@@ -10,6 +10,7 @@ use crate::builtin::{self, ClaudeAuth, DEFAULT_NAME};
 use crate::error::{Diagnostic, ManifestError, Warning};
 use crate::escape::escape_path;
 use crate::file::{self, AgentFile, BottleFile, Source};
+use crate::git::GitUser;
 use crate::layout::Layout;
 use crate::model::{
     Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvVar, GitEntry, Manifest, Origin,
@@ -298,6 +299,7 @@ impl ManifestIndex {
                 chain: folded.chain,
                 env: folded.env.into_values().collect(),
                 git: folded.git.into_values().collect(),
+                git_user: folded.git_user,
                 egress: Egress {
                     routes,
                     log: folded.log.unwrap_or_default(),
@@ -627,6 +629,7 @@ struct Folded {
     chain: Vec<String>,
     env: BTreeMap<String, EnvVar>,
     git: BTreeMap<String, GitEntry>,
+    git_user: GitUser,
     routes: Vec<(Route, String)>,
     log: Option<LogMode>,
     trust: Vec<PathBuf>,
@@ -649,6 +652,7 @@ impl Folded {
                 .iter()
                 .map(|g| (g.name.clone(), g.clone()))
                 .collect(),
+            git_user: file.git_user.clone(),
             routes: file
                 .routes
                 .iter()
@@ -672,6 +676,8 @@ impl Folded {
         }
         self.env.extend(later.env);
         self.git.extend(later.git);
+        self.git_user.name = later.git_user.name.or(self.git_user.name.take());
+        self.git_user.email = later.git_user.email.or(self.git_user.email.take());
         for (route, from) in later.routes {
             self.routes.retain(|(r, _)| r.host != route.host);
             self.routes.push((route, from));

@@ -40,12 +40,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! All YAML goes through [`yaml::parse`], which the egress proxy's config uses too.
+//! All YAML goes through [`yaml::parse`], which the egress proxy's config uses too. The git
+//! gate's vocabulary (upstreams, `PushRefs` patterns, the agent's git identity and the rules
+//! over git entries) is in [`git`], shared with the gate's own config.
 
+pub mod agent_env;
 mod builtin;
 mod error;
 mod escape;
 mod file;
+pub mod git;
 mod index;
 mod layout;
 mod model;
@@ -59,10 +63,11 @@ pub use builtin::{
 pub use error::{Diagnostic, ManifestError, Warning};
 pub use escape::{escape, escape_path};
 pub use file::is_valid_name;
+pub use git::{GitUser, RefPattern};
 pub use index::{CheckReport, Entry, ManifestIndex};
 pub use layout::Layout;
 pub use model::{
     Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvMode, EnvValue, EnvVar, GitEntry,
     GitUpstream, Literal, Manifest, Origin, RepositoryAgents, RouteSource,
 };
-pub use route::{AuthScheme, InvalidRoute, LogMode, Route, RouteAuth};
+pub use route::{AuthScheme, HostPattern, LogMode, Route, RouteAuth, RouteError};

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::builtin::ClaudeAuth;
+use crate::git::{GitUser, RefPattern};
 use crate::route::{Route, RouteAuth};
 
 /// One agent with its effective bottle: everything a backend needs to start it.
@@ -114,6 +115,9 @@ pub struct Bottle {
     pub env: Vec<EnvVar>,
     /// Git-gate entries, sorted by name.
     pub git: Vec<GitEntry>,
+    /// `git_user`: the agent's `user.name` and `user.email` (each field last-wins along the
+    /// chain).
+    pub git_user: GitUser,
     /// Egress settings and the effective route table.
     pub egress: Egress,
     /// Whether the supervisor runs (default true).
@@ -257,27 +261,62 @@ impl fmt::Display for EnvMode {
     }
 }
 
-/// One git-gate entry: a remote the agent may push to and fetch from through the gate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One git-gate entry: a remote the agent may fetch from and push to through the gate.
+///
+/// The same shape (and keys) in a bottle's `git:` list and in the gate's own config file, where
+/// `IdentityFile` is the key's path inside the gate. Validate a list with
+/// [`git::check_entries`](crate::git::check_entries).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GitEntry {
-    /// Unique name within the bottle (one bare repository each).
+    /// Unique name within the bottle (one bare repository each; the agent's URL is
+    /// `http://git-gate:<port>/<name>.git`).
+    #[serde(rename = "Name")]
     pub name: String,
     /// The SSH upstream.
+    #[serde(rename = "Upstream")]
     pub upstream: GitUpstream,
-    /// The private key on the host (`~` expanded). Its existence is checked at launch, not here.
+    /// The private key (`~` expanded in a manifest). Its existence is checked at launch, not here.
+    #[serde(rename = "IdentityFile")]
     pub identity_file: PathBuf,
     /// The upstream's host key (`ssh-ed25519 AAAA…`); the gate refuses to connect without it.
+    #[serde(rename = "KnownHostKey")]
     pub known_host_key: String,
-    /// Extra `host → ip` entries for the gate's `/etc/hosts`.
+    /// `host → ip`: the address the gate dials for the upstream's host (the agent never
+    /// resolves it).
+    #[serde(
+        rename = "ExtraHosts",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub extra_hosts: BTreeMap<String, IpAddr>,
+    /// The refs a push may create, update or delete; `None` means every branch (and every tag
+    /// with `allow_tags`), see [`GitEntry::effective_push_refs`]. `Some([])` is fetch-only.
+    #[serde(rename = "PushRefs", default, skip_serializing_if = "Option::is_none")]
+    pub push_refs: Option<Vec<RefPattern>>,
+    /// Non-fast-forward updates (and moving an existing tag) are allowed.
+    #[serde(rename = "AllowForce", default, skip_serializing_if = "is_false")]
+    pub allow_force: bool,
+    /// Deleting a ref is allowed.
+    #[serde(rename = "AllowDelete", default, skip_serializing_if = "is_false")]
+    pub allow_delete: bool,
+    /// Creating tags (`refs/tags/…`) is allowed; moving or deleting one also needs
+    /// `allow_force` or `allow_delete`.
+    #[serde(rename = "AllowTags", default, skip_serializing_if = "is_false")]
+    pub allow_tags: bool,
 }
 
-/// A parsed `ssh://user@host[:port]/path` upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A parsed `ssh://user@host[:port]/path` upstream ([`GitUpstream::parse`]); its `Display`
+/// writes it back in that form (brackets around an IPv6 host, no `:22`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GitUpstream {
     /// The SSH user.
     pub user: String,
-    /// The host name or IP.
+    /// The host name or IP (an IPv6 address without brackets).
     pub host: String,
     /// The port (22 when absent).
     pub port: u16,
@@ -287,7 +326,12 @@ pub struct GitUpstream {
 
 impl fmt::Display for GitUpstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ssh://{}@{}", self.user, self.host)?;
+        write!(f, "ssh://{}@", self.user)?;
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
         if self.port != 22 {
             write!(f, ":{}", self.port)?;
         }
@@ -303,7 +347,8 @@ pub struct Egress {
     pub routes: Vec<EffectiveRoute>,
     /// What the egress logs.
     pub log: crate::route::LogMode,
-    /// Extra CA certificates (host paths, `~` expanded) the egress trusts upstream.
+    /// Extra CA certificates (host paths, `~` expanded) the egress trusts upstream for the
+    /// routes **without** `auth`; a route with `auth` trusts only its own `trust`.
     pub trust: Vec<PathBuf>,
     /// Existing Docker networks the egress joins.
     pub networks: Vec<String>,

@@ -223,7 +223,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "cargo --profile profiling (symbols kept)".to_owned(),
         ),
         None => (
-            crate::images::build_static_egress()?,
+            crate::images::build_static("egress", "bottle-egress")?,
             "the egress image's static release build (+crt-static)".to_owned(),
         ),
     };
@@ -473,6 +473,7 @@ async fn script(binary: &Path, profile: Option<&Path>) -> Result<Vec<Count>> {
         let config = dir.join(format!("{}.yaml", kind.name()));
         let rule = proxies::Rule {
             extra: &hosts,
+            port: origin.port,
             filler: kind.filler_routes(),
         };
         // Every request names 127.0.0.1 or a 127.0.0.k: no resolver runs in the counted process.

@@ -7,10 +7,14 @@
 //! 2. `egress`: the static `bottle-egress` binary (the gnu target with `+crt-static`, no musl
 //!    toolchain needed) and `Dockerfile.egress`, tagged `claude-bottle-egress:<version>` and
 //!    labelled with a content hash; rebuilt only when the binary or the Dockerfile changes.
-//! 3. `agent`: the agent image from the Dockerfile embedded in bottle-docker — the very recipe
+//! 3. `git-gate`: the static `bottle-git-gate` binary and `crates/bottle-git-gate/Dockerfile`
+//!    (Debian slim + git + openssh-client), tagged `claude-bottle-git-gate:<version>`
+//!    (`CLAUDE_BOTTLE_GIT_GATE_IMAGE` replaces it) and labelled with a content hash; rebuilt only
+//!    when the binary or the Dockerfile changes.
+//! 4. `agent`: the agent image from the Dockerfile embedded in bottle-docker — the very recipe
 //!    `claude-bottle start` uses — tagged with its content hash; skipped when it exists.
 //!
-//! Usage: `cargo xtask images [base|egress|agent]... [--force] [--verbose]`.
+//! Usage: `cargo xtask images [base|egress|git-gate|agent]... [--force] [--verbose]`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -34,6 +38,7 @@ const SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
 enum Step {
     Base,
     Egress,
+    GitGate,
     Agent,
 }
 
@@ -42,6 +47,7 @@ impl Step {
         match self {
             Step::Base => "base",
             Step::Egress => "egress",
+            Step::GitGate => "git-gate",
             Step::Agent => "agent",
         }
     }
@@ -64,13 +70,15 @@ fn parse(args: &[String]) -> Result<Options> {
         match arg.as_str() {
             "base" => options.steps.push(Step::Base),
             "egress" => options.steps.push(Step::Egress),
+            "git-gate" => options.steps.push(Step::GitGate),
             "agent" => options.steps.push(Step::Agent),
             "--force" => options.force = true,
             "-v" | "--verbose" => options.verbose = true,
             "-h" | "--help" => {
                 println!(
-                    "cargo xtask images [base|egress|agent]... [--force] [--verbose]\n\n\
-                     Builds the images the tests need without a registry (all three by default).\n\
+                    "cargo xtask images [base|egress|git-gate|agent]... [--force] [--verbose]\n\n\
+                     Builds the images the tests need without a registry (all four by default).\n\
+                     CLAUDE_BOTTLE_EGRESS_IMAGE and CLAUDE_BOTTLE_GIT_GATE_IMAGE replace the sidecar tags.\n\
                      --force rebuilds even when an image is up to date."
                 );
                 std::process::exit(0);
@@ -79,7 +87,7 @@ fn parse(args: &[String]) -> Result<Options> {
         }
     }
     if options.steps.is_empty() {
-        options.steps = vec![Step::Base, Step::Egress, Step::Agent];
+        options.steps = vec![Step::Base, Step::Egress, Step::GitGate, Step::Agent];
     }
     Ok(options)
 }
@@ -111,6 +119,7 @@ async fn run_async(options: Options) -> Result<()> {
         match step {
             Step::Base => base(&engine, &options).await?,
             Step::Egress => egress(&engine, &options).await?,
+            Step::GitGate => git_gate(&engine, &options).await?,
             Step::Agent => agent(&engine, &options).await?,
         }
         say(&format!(
@@ -226,32 +235,94 @@ async fn egress(engine: &Engine, options: &Options) -> Result<()> {
             dockerfile_path.display()
         )
     })?;
-    let binary = build_static_egress()?;
+    let binary = build_static("egress", "bottle-egress")?;
     let bytes = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
-    let hash = image::egress_content_hash(&dockerfile, &bytes);
     let reference = std::env::var(image::env::EGRESS_IMAGE)
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(image::default_egress_image);
+    build_sidecar(
+        engine,
+        options,
+        SidecarImage {
+            step: "egress",
+            reference,
+            dockerfile: "Dockerfile.egress",
+            hash: image::egress_content_hash(&dockerfile, &bytes),
+            context: image::egress_context(&dockerfile, &bytes, "bottle-egress")?,
+            binary_len: bytes.len(),
+        },
+    )
+    .await
+}
+
+/// Step 3: the git gate's image: Debian slim with git and the OpenSSH client, and the static
+/// gate binary.
+async fn git_gate(engine: &Engine, options: &Options) -> Result<()> {
+    let dockerfile = bottle_git_gate::DOCKERFILE;
+    let binary = build_static("git-gate", "bottle-git-gate")?;
+    let bytes = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
+    let reference = std::env::var(bottle_git_gate::IMAGE_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(bottle_git_gate::default_image);
+    build_sidecar(
+        engine,
+        options,
+        SidecarImage {
+            step: "git-gate",
+            reference,
+            dockerfile: "Dockerfile",
+            hash: git_gate_content_hash(dockerfile, &bytes),
+            context: git_gate_context(dockerfile, &bytes)?,
+            binary_len: bytes.len(),
+        },
+    )
+    .await
+}
+
+/// A sidecar image whose inputs are ready: its build context (the Dockerfile and a static
+/// binary) and their content hash.
+struct SidecarImage {
+    /// The step's name, also the image's `IMAGE` label.
+    step: &'static str,
+    reference: String,
+    /// The Dockerfile's name inside the context.
+    dockerfile: &'static str,
+    hash: String,
+    context: bytes::Bytes,
+    binary_len: usize,
+}
+
+/// Build a sidecar image unless an image of that reference already carries its content hash.
+async fn build_sidecar(engine: &Engine, options: &Options, sidecar: SidecarImage) -> Result<()> {
+    let SidecarImage {
+        step,
+        reference,
+        dockerfile,
+        hash,
+        context,
+        binary_len,
+    } = sidecar;
     if !options.force
         && let Some(info) = engine.image_info(&reference).await?
         && info.labels.get(label::CONTENT_HASH) == Some(&hash)
     {
-        say(&format!("egress: `{reference}` is up to date, skipping"));
+        say(&format!("{step}: `{reference}` is up to date, skipping"));
         return Ok(());
     }
     say(&format!(
-        "egress: building `{reference}` ({:.1} MB binary)",
-        bytes.len() as f64 / 1e6
+        "{step}: building `{reference}` ({:.1} MB binary)",
+        binary_len as f64 / 1e6
     ));
     let request = BuildRequest {
         tag: reference,
-        dockerfile: "Dockerfile.egress".to_owned(),
-        context: image::egress_context(&dockerfile, &bytes, "bottle-egress")?,
+        dockerfile: dockerfile.to_owned(),
+        context,
         build_args: image::host_proxy_args(|n| std::env::var(n).ok()),
         labels: [
             (label::MANAGED.to_owned(), "true".to_owned()),
-            (label::IMAGE.to_owned(), "egress".to_owned()),
+            (label::IMAGE.to_owned(), step.to_owned()),
             (label::CONTENT_HASH.to_owned(), hash),
         ]
         .into(),
@@ -262,18 +333,52 @@ async fn egress(engine: &Engine, options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// `cargo build --release -p bottle-egress` as a static executable for the host's gnu target:
-/// the binary of the egress image, and the one `bench guard` counts.
-pub(crate) fn build_static_egress() -> Result<PathBuf> {
+/// The build context of the gate image: its Dockerfile and the binary, owned by root.
+fn git_gate_context(dockerfile: &str, binary: &[u8]) -> Result<bytes::Bytes> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data, mode) in [
+        ("Dockerfile", dockerfile.as_bytes(), 0o644),
+        ("bottle-git-gate", binary, 0o755),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        tar.append_data(&mut header, name, data)
+            .with_context(|| format!("adding {name} to the git-gate build context"))?;
+    }
+    Ok(tar
+        .into_inner()
+        .context("finishing the git-gate build context")?
+        .into())
+}
+
+/// The content hash of the gate image's inputs, hex.
+fn git_gate_content_hash(dockerfile: &str, binary: &[u8]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"claude-bottle git-gate image v1\0");
+    h.update((dockerfile.len() as u64).to_le_bytes());
+    h.update(dockerfile.as_bytes());
+    h.update(binary);
+    format!("{:x}", h.finalize())
+}
+
+/// `cargo build --release -p <package>` as a static executable for the host's gnu target;
+/// `step` names the image step in the progress lines. The egress's is also the binary
+/// `bench guard` counts.
+pub(crate) fn build_static(step: &str, package: &str) -> Result<PathBuf> {
     let triple = host_triple()?;
     if !triple.ends_with("-linux-gnu") {
         bail!(
-            "the egress image needs a static Linux binary; the host target is {triple}. \
+            "the {step} image needs a static Linux binary; the host target is {triple}. \
              Build on Linux (or add a linux-musl target and adapt this step)"
         );
     }
     say(&format!(
-        "egress: cargo build --release -p bottle-egress --target {triple} (+crt-static)"
+        "{step}: cargo build --release -p {package} --target {triple} (+crt-static)"
     ));
     let t = Instant::now();
     // Flags given through the environment apply to the target only when `--target` is passed, so
@@ -285,30 +390,30 @@ pub(crate) fn build_static_egress() -> Result<PathBuf> {
             "--release",
             "--locked",
             "-p",
-            "bottle-egress",
+            package,
             "--bin",
-            "bottle-egress",
+            package,
             "--target",
             &triple,
         ])
         .status()
-        .context("running cargo build for bottle-egress")?;
+        .with_context(|| format!("running cargo build for {package}"))?;
     if !status.success() {
-        bail!("building the static bottle-egress binary failed ({status})");
+        bail!("building the static {package} binary failed ({status})");
     }
     let binary = crate::util::target_dir()?
         .join(&triple)
         .join("release")
-        .join("bottle-egress");
+        .join(package);
     say(&format!(
-        "egress: binary built in {:.1}s: {}",
+        "{step}: binary built in {:.1}s: {}",
         t.elapsed().as_secs_f64(),
         binary.display()
     ));
     Ok(binary)
 }
 
-/// Step 3: the agent image.
+/// Step 4: the agent image.
 async fn agent(engine: &Engine, options: &Options) -> Result<()> {
     let recipe = AgentImageRecipe::resolve(&ImageSettings::from_env())?;
     let tag = recipe.tag();

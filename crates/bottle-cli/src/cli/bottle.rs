@@ -28,6 +28,16 @@ pub(crate) struct BackendArg {
     pub(crate) backend: Option<String>,
 }
 
+/// Consent to a smaller bottle than the manifest describes.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct AllowUnimplemented {
+    /// Launch even though the backend does not implement some of the bottle's grants (the
+    /// preflight marks them, e.g. `git:` remotes on the docker backend): the agent runs
+    /// without them
+    #[arg(long)]
+    pub(crate) allow_unimplemented: bool,
+}
+
 /// `start`.
 #[derive(Debug, Args)]
 pub(crate) struct StartArgs {
@@ -58,6 +68,8 @@ pub(crate) struct StartArgs {
     #[arg(long, conflicts_with = "exec")]
     pub(crate) login_in_bottle: bool,
     #[command(flatten)]
+    pub(crate) unimplemented: AllowUnimplemented,
+    #[command(flatten)]
     pub(crate) backend: BackendArg,
     /// Arguments for Claude Code, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
@@ -80,6 +92,8 @@ pub(crate) struct ResumeArgs {
     /// agent then holds that login itself)
     #[arg(long, conflicts_with = "exec")]
     pub(crate) login_in_bottle: bool,
+    #[command(flatten)]
+    pub(crate) unimplemented: AllowUnimplemented,
     /// Arguments for Claude Code, after `--`
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
     pub(crate) claude_args: Vec<String>,
@@ -130,7 +144,10 @@ Agents from ./.claude-bottle/agents/ were written by the repository: they start 
 named, never replace your own agents, and run only in the built-in bottle or in one of yours
 that says `repository_agents: allow`. --cwd refuses a folder holding your home, ~/.ssh,
 ~/.claude or $CLAUDE_BOTTLE_HOME, and the preflight warns about tokens in the copied
-.git/config.";
+.git/config.
+
+A grant the backend does not implement yet (the preflight marks it) is refused unless you
+pass --allow-unimplemented; a missing convenience (supervise) is only shown.";
 
 pub(crate) const RESUME_AFTER_HELP: &str = "\
 Examples:

@@ -121,6 +121,12 @@ pub(crate) fn core_error(err: bottle_core::Error, stage: Stage) -> CliError {
         | E::TrustFileMissing { .. }
         | E::HostEnvMissing { .. }
         | E::TokenRefMissing { .. } => Exit::Manifest,
+        E::Unimplemented { .. } => {
+            return CliError::new(Exit::Usage, err.to_string()).with_hint(
+                "pass --allow-unimplemented to launch without them, or remove them from the \
+                 bottle",
+            );
+        }
         E::Prompt { .. }
         | E::CwdHoldsSecrets { .. }
         | E::InvalidIdentity { .. }

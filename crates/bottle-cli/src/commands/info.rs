@@ -145,7 +145,7 @@ fn text(ctx: &Context, m: &Manifest) -> String {
                 limits.push("private addresses allowed".into());
             }
             vec![
-                r.route.host.clone(),
+                r.route.host.to_string(),
                 render::auth_mark(&r.route),
                 r.source.label().to_owned(),
                 limits.join("  "),

@@ -59,6 +59,7 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: ResumeArgs) -> Result<u8, 
     spec.identity = Some(identity);
     spec.copy_cwd = state.copy_cwd;
     spec.remote_control = state.remote_control;
+    spec.allow_unimplemented = args.unimplemented.allow_unimplemented;
     let plan = backend
         .prepare(spec, &host)
         .await

@@ -48,6 +48,7 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: StartArgs) -> Result<u8, C
     let mut spec = BottleSpec::new(manifest, agent, ctx.layout.cwd());
     spec.copy_cwd = args.cwd;
     spec.remote_control = args.remote_control;
+    spec.allow_unimplemented = args.unimplemented.allow_unimplemented;
     let plan = backend
         .prepare(spec, &host)
         .await
@@ -221,6 +222,10 @@ pub(crate) async fn launch(
         ui.paint,
         &show_path(ctx),
     ));
+    // Before the question: nobody confirms a bottle that would then be refused.
+    plan.prepared()
+        .check_implemented()
+        .map_err(|err| core_error(err, Stage::Engine))?;
 
     let mut tty = None;
     if let Some(mut terminal) = confirm_on {

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use bottle_core::{CleanupSummary, EnvMode, PlanSummary};
+use bottle_core::{CleanupSummary, EnvMode, Feature, PlanSummary};
 use bottle_manifest::{Origin, escape};
 
 use crate::render;
@@ -107,6 +107,7 @@ pub(crate) fn render(
             .iter()
             .map(|g| format!("{:<git_width$}  {}", e(&g.name), e(&g.upstream))),
     );
+    missing_grant(&mut push, summary, Feature::GitGate, paint);
     let host_width = summary
         .egress
         .iter()
@@ -119,8 +120,15 @@ pub(crate) fn render(
         summary.egress.iter().map(|r| {
             let mut line = e(&r.host);
             let mut marks = Vec::new();
+            if !r.ports.is_empty() {
+                let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
+                marks.push(format!("ports {}", ports.join(",")));
+            }
             if let Some(auth) = &r.auth {
                 marks.push(format!("[auth:{}]", e(auth)));
+            }
+            if r.auth_every_subdomain {
+                marks.push("[auth on every sub-domain]".to_owned());
             }
             if !r.methods.is_empty() {
                 marks.push(e(&r.methods.join(",")));
@@ -151,6 +159,11 @@ pub(crate) fn render(
         },
     );
 
+    if !summary.networks.is_empty() {
+        list(&mut push, "networks", summary.networks.iter().map(|n| e(n)));
+        missing_grant(&mut push, summary, Feature::EgressNetworks, paint);
+    }
+
     if let Some(cwd) = &summary.copy_cwd {
         push(
             "cwd",
@@ -173,10 +186,18 @@ pub(crate) fn render(
     if summary.remote_control {
         push("remote", "Claude Code --remote-control".to_owned());
     }
-    push(
-        "supervise",
-        if summary.supervise { "on" } else { "off" }.to_owned(),
-    );
+    // A convenience: what is missing is said, never refused (see bottle_core::capability).
+    let supervise = if !summary.supervise {
+        "off".to_owned()
+    } else if summary.unimplemented.contains(&Feature::Supervise) {
+        paint.dim(&format!(
+            "not available on the {} backend yet",
+            e(&summary.backend)
+        ))
+    } else {
+        "on".to_owned()
+    };
+    push("supervise", supervise);
     push("runtime", e(&summary.runtime));
     push("image", e(&summary.image));
     // The backend's own lines, grouped under its name: its labels (`agent`, `egress`) would
@@ -220,6 +241,28 @@ pub(crate) fn render(
     out
 }
 
+/// Below a grant's lines: the backend does not implement it, and what that means for the launch.
+fn missing_grant(
+    push: &mut impl FnMut(&'static str, String),
+    summary: &PlanSummary,
+    feature: Feature,
+    paint: Paint,
+) {
+    if !summary.unimplemented.contains(&feature) {
+        return;
+    }
+    let what = paint.warn(&format!(
+        "not implemented by the {} backend",
+        escape(&summary.backend)
+    ));
+    let then = if summary.allow_unimplemented {
+        "launched without it (--allow-unimplemented)"
+    } else {
+        "refused unless --allow-unimplemented"
+    };
+    push("", format!("{what}: {then}"));
+}
+
 /// A multi-line entry: the label on the first line, `(none)` when empty.
 fn list(
     push: &mut impl FnMut(&'static str, String),
@@ -260,8 +303,8 @@ mod tests {
     use std::path::PathBuf;
 
     use bottle_core::{
-        AgentSpec, BottleDef, Detail, EnvEntry, EnvSource, GitCredential, GitCredentialKind,
-        Identity, PlanSummary, PreparedSpec, SkillSource,
+        AgentSpec, BottleDef, Capabilities, Detail, EnvEntry, EnvSource, GitCredential,
+        GitCredentialKind, Identity, PlanSummary, PreparedSpec, SkillSource,
     };
     use bottle_manifest::{Origin, Route};
 
@@ -277,11 +320,10 @@ mod tests {
         let mut bottle = BottleDef::new(h("bottle"));
         bottle.extends = vec![h("base")];
         bottle.env = vec![EnvEntry::new(h("ENV"), EnvSource::Host("X".to_owned()))];
-        bottle.egress.routes = vec![Route {
-            path_allowlist: vec![h("/p")],
-            methods: vec![h("GET")],
-            ..Route::host(h("host"))
-        }];
+        // Route hosts, paths and methods are validated types: they cannot hold a control
+        // character, so the route here is plain.
+        bottle.egress.routes = vec![Route::host("host.example")];
+        bottle.egress.networks = vec![h("network")];
         let mut agent = AgentSpec::new(h("agent"), bottle);
         agent.origin = Origin::Repo;
         agent.file = Some(PathBuf::from(h("/repo/agent")));
@@ -304,6 +346,9 @@ mod tests {
                 kind: GitCredentialKind::UrlCredentials,
             }],
             remote_control: true,
+            // Missing features are shown with the backend's (hostile) name.
+            allow_unimplemented: false,
+            capabilities: Capabilities::none(),
         };
         let mut summary = PlanSummary::from_prepared(&prepared);
         summary.runtime = h("runtime");

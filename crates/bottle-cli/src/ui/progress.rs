@@ -3,7 +3,6 @@
 //! event otherwise, nothing with `--quiet`. Nothing is drawn while a session is attached: the
 //! terminal belongs to Claude Code (or the `--exec` command) then.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -27,8 +26,6 @@ struct State {
     bar: Option<ProgressBar>,
     step: Option<(Step, Instant)>,
     attached: bool,
-    /// Lines shown for removals: a backend may report one both as progress and as a removal.
-    removed: HashSet<String>,
 }
 
 /// An [`EventSink`] that shows progress on stderr.
@@ -178,10 +175,6 @@ impl EventSink for Progress {
                         bar.set_message(escape(&message).into_owned());
                     }
                     _ => {
-                        if message.starts_with("removed ") && !state.removed.insert(message.clone())
-                        {
-                            return;
-                        }
                         let count = match (current, total) {
                             (Some(c), Some(t)) => format!(" ({c}/{t})"),
                             _ => String::new(),
@@ -203,9 +196,7 @@ impl EventSink for Progress {
                     ),
                 );
             }
-            Event::Removed { kind, name }
-                if state.removed.insert(format!("removed {kind} {name}")) && !state.attached =>
-            {
+            Event::Removed { kind, name } if !state.attached => {
                 self.line(&state, &format!("  removed {kind} {}", escape(&name)));
             }
             Event::Warning { message } => {
@@ -227,7 +218,7 @@ fn doing(step: Step) -> &'static str {
         Step::ProvisionCa => "installing the bottle's CA",
         Step::ProvisionPrompt => "copying the system prompt",
         Step::ProvisionSkills => "copying skills",
-        Step::ProvisionGit => "setting up git",
+        Step::CopyWorkdir => "copying the working tree",
         Step::ProvisionSupervise => "registering supervise",
         Step::Provision => "provisioning",
         Step::Session => "session",
@@ -241,7 +232,7 @@ fn done(step: Step) -> &'static str {
         Step::ProvisionCa => "CA installed",
         Step::ProvisionPrompt => "system prompt copied",
         Step::ProvisionSkills => "skills copied",
-        Step::ProvisionGit => "git set up",
+        Step::CopyWorkdir => "working tree copied",
         Step::ProvisionSupervise => "supervise registered",
         Step::Provision => "provisioned",
         Step::Session => "session ended",

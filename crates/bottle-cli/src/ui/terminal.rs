@@ -21,7 +21,7 @@ impl Drop for RawMode {
     }
 }
 
-impl bottle_docker::TerminalHost for HostTerminal {
+impl bottle_core::TerminalHost for HostTerminal {
     fn enter_raw(&self) -> io::Result<Box<dyn Send>> {
         let stdin = io::stdin();
         let saved = termios::tcgetattr(&stdin)?;

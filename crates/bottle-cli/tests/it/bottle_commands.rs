@@ -81,15 +81,17 @@ fn start_yes_exec_runs_the_command_and_tears_down() {
     assert_eq!(run.code, 0, "{}", run.all());
 
     let record = record(&ctx);
+    // No skills and no --cwd: those steps have nothing to do and are not run.
     assert_eq!(
         record.names(),
         [
             "resolve-plan",
             "launch",
             "provision-ca",
+            "write-files",
+            "exec",
             "provision-prompt",
-            "provision-skills",
-            "provision-git",
+            "write-files",
             "provision-supervise",
             "exec-attached",
             "close",
@@ -198,7 +200,8 @@ fn a_prompted_secret_needs_a_terminal_even_with_yes() {
 
 #[test]
 fn a_failed_step_tears_down_keeps_state_and_resume_continues() {
-    let ctx = fake_context().env("CLAUDE_BOTTLE_FAKE_FAIL_AT", "provision-skills");
+    // The default agent has a prompt and no skills: copying the prompt is a step it runs.
+    let ctx = fake_context().env("CLAUDE_BOTTLE_FAKE_FAIL_AT", "provision-prompt");
     let run = ctx.run(&["start", "--yes", "--exec", "true"]);
     assert_eq!(run.code, 5, "{}", run.all());
     let failed = record(&ctx);

@@ -199,7 +199,8 @@ fn list_active_shows_a_running_bottle_and_cleanup_removes_a_killed_one() {
         .spawn()
         .expect("spawn");
     let mut seen = String::new();
-    wait_for(&mut child, &mut seen, 0, "supervise registered");
+    // The last provisioning step this agent has (it has a prompt; docker runs no supervise).
+    wait_for(&mut child, &mut seen, 0, "system prompt copied");
     let identity = seen
         .lines()
         .find_map(|l| {

@@ -100,7 +100,7 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
     ctx.bottle(
         "e2e",
         &format!(
-            "---\nenv:\n  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: \"1\"\negress:\n  trust: [{ca}]\n  networks: [{network}]\n  routes:\n    - host: api.anthropic.com\n      allow_private: true\n      auth: {{header: x-api-key, token_ref: ANTHROPIC_API_KEY}}\n---\nThe fake API is a private address on a test network, hence allow_private.\n",
+            "---\nenv:\n  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: \"1\"\negress:\n  networks: [{network}]\n  routes:\n    - host: api.anthropic.com\n      allow_private: true\n      auth: {{header: x-api-key, token_ref: ANTHROPIC_API_KEY}}\n      trust: [{ca}]\n---\nThe fake API is a private address on a test network, hence allow_private; a route with `auth` trusts only the roots it lists.\n",
             ca = dir.path().join("ca.pem").display()
         ),
     )

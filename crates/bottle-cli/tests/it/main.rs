@@ -3,6 +3,7 @@
 
 mod bottle_commands;
 mod bottle_support;
+mod capabilities;
 mod docker;
 mod e2e;
 mod help;

@@ -54,7 +54,7 @@ fn full_world() -> TestContext {
     )
     .bottle(
         "work",
-        "---\nextends: team\nenv:\n  ASKED: \"?paste the deploy token\"\negress:\n  routes:\n    - host: \"*.internal.example\"\n      auth: {header: x-api-key, token_ref: INTERNAL_KEY}\n      allow_private: true\n---\n",
+        "---\nextends: team\nenv:\n  ASKED: \"?paste the deploy token\"\negress:\n  routes:\n    - host: \"*.internal.example\"\n      auth: {header: x-api-key, token_ref: INTERNAL_KEY}\n      auth_every_subdomain: true\n      allow_private: true\n---\n",
     )
     .agent(
         "coder",

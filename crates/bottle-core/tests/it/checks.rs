@@ -187,8 +187,8 @@ async fn header_token_ref_is_checked_too() {
     let mut agent = support::agent();
     agent.bottle.egress.routes.push(Route {
         auth: Some(RouteAuth::Header {
-            header: "x-api-key".to_owned(),
-            token_ref: "ANTHROPIC_API_KEY".to_owned(),
+            header: "x-api-key".parse().unwrap(),
+            token_ref: "ANTHROPIC_API_KEY".parse().unwrap(),
         }),
         ..Route::host("api.anthropic.com")
     });

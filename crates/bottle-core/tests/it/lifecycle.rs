@@ -1,10 +1,11 @@
 //! `run_bottle` against the recording fake: call order, teardown after a failure in each step,
 //! state kept or removed.
 
-use bottle_core::testing::{Call, FAKE_PROMPT_PATH, FAKE_SKILLS_DIR, FakeBackend};
+use bottle_core::agent::{PROMPT_FILE, SKILLS_DIR, WORKDIR};
+use bottle_core::testing::{Call, FakeBackend};
 use bottle_core::{
-    BottleBackend, Ended, Error, Event, EventLog, NoEvents, RunOptions, Session, ShutdownSignal,
-    StateDisposition, Step, labels, run_bottle,
+    BottleBackend, Ended, Error, Event, EventLog, ExecUser, NoEvents, RunOptions, Session,
+    ShutdownSignal, StateDisposition, Step, labels, run_bottle,
 };
 
 use crate::support::{self, Host};
@@ -17,7 +18,7 @@ fn claude() -> Session {
 }
 
 async fn run(fake: &FakeBackend, host: &Host, session: Session) -> bottle_core::Outcome {
-    let plan = support::prepare(fake, host).await;
+    let plan = support::prepare_copying(fake, host).await;
     let secrets = support::secrets(&plan, host);
     run_bottle(
         fake,
@@ -50,6 +51,21 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
     };
     assert_eq!(launch_labels[labels::IDENTITY], identity);
     assert_eq!(launch_labels[labels::MANAGED], labels::MANAGED_VALUE);
+    // The CA step's script, as root: it must make the system bundle trust the CA.
+    let ca_script = fake
+        .calls()
+        .iter()
+        .find_map(|c| match c {
+            Call::Exec {
+                user: ExecUser::Root,
+                script,
+            } => Some(script.clone()),
+            _ => None,
+        })
+        .expect("the CA step runs a command as root");
+    assert!(ca_script.contains("update-ca-certificates"), "{ca_script}");
+    let agent = |path: &str| format!("{path} 644 1000:1000");
+    let dir = |path: &str, owner: &str| format!("{path}/ 755 {owner}");
     assert_eq!(
         fake.calls(),
         vec![
@@ -62,18 +78,45 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
                 env: vec!["MODE".into(), "GH_TOKEN".into(), "DB_PASS".into()],
             },
             Call::ProvisionCa,
+            Call::WriteFiles {
+                files: vec![
+                    dir("/etc/claude-bottle", "0:0"),
+                    "/etc/claude-bottle/ca.pem 644 0:0".to_owned(),
+                    "/usr/local/share/ca-certificates/claude-bottle.crt 644 0:0".to_owned(),
+                ]
+            },
+            Call::Exec {
+                user: ExecUser::Root,
+                script: ca_script,
+            },
             Call::ProvisionPrompt,
+            Call::WriteFiles {
+                files: vec![
+                    dir("/home/node/.claude-bottle", "1000:1000"),
+                    agent(PROMPT_FILE)
+                ]
+            },
             Call::ProvisionSkills,
+            Call::WriteFiles {
+                files: vec![
+                    dir("/home/node/.claude", "1000:1000"),
+                    dir(SKILLS_DIR, "1000:1000"),
+                ]
+            },
             Call::CpIn {
                 host_path: host.home().join(".claude/skills/web"),
-                bottle_path: format!("{FAKE_SKILLS_DIR}/web"),
+                bottle_path: format!("{SKILLS_DIR}/web"),
             },
-            Call::ProvisionGit,
+            Call::CopyWorkdir,
+            Call::CpIn {
+                host_path: host.home().join("project"),
+                bottle_path: WORKDIR.to_owned(),
+            },
             Call::ProvisionSupervise,
             Call::ExecClaude {
                 argv: vec![
                     "--append-system-prompt-file".into(),
-                    FAKE_PROMPT_PATH.into(),
+                    PROMPT_FILE.into(),
                     "--remote-control".into(),
                     "--model".into(),
                     "opus".into(),
@@ -102,7 +145,7 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
 async fn events_report_each_step() {
     let host = Host::new();
     let fake = FakeBackend::new();
-    let plan = support::prepare(&fake, &host).await;
+    let plan = support::prepare_copying(&fake, &host).await;
     let secrets = support::secrets(&plan, &host);
     let events = EventLog::new();
     run_bottle(
@@ -185,7 +228,7 @@ fn call_of(step: Step) -> fn(&Call) -> bool {
         Step::ProvisionCa => |c| matches!(c, Call::ProvisionCa),
         Step::ProvisionPrompt => |c| matches!(c, Call::ProvisionPrompt),
         Step::ProvisionSkills => |c| matches!(c, Call::ProvisionSkills),
-        Step::ProvisionGit => |c| matches!(c, Call::ProvisionGit),
+        Step::CopyWorkdir => |c| matches!(c, Call::CopyWorkdir),
         Step::ProvisionSupervise => |c| matches!(c, Call::ProvisionSupervise),
         _ => |c| matches!(c, Call::ExecClaude { .. }),
     }
@@ -256,7 +299,7 @@ failure_in! {
     provision_ca => bottle_core::Step::ProvisionCa,
     provision_prompt => bottle_core::Step::ProvisionPrompt,
     provision_skills => bottle_core::Step::ProvisionSkills,
-    provision_git => bottle_core::Step::ProvisionGit,
+    copy_workdir => bottle_core::Step::CopyWorkdir,
     provision_supervise => bottle_core::Step::ProvisionSupervise,
     session => bottle_core::Step::Session,
 }

@@ -1,6 +1,7 @@
 //! bottle-core's integration tests: the lifecycle guarantees against the recording fake backend,
 //! the common checks, identities, state, the registry and the dependency graph.
 
+mod capabilities;
 mod checks;
 mod cleanup;
 mod cwd;

@@ -13,7 +13,7 @@ use crate::support::{self, Host};
 async fn signal_tears_down(step: Step, signal: Signal) {
     let host = Host::new();
     let fake = FakeBackend::new().hang_at(step);
-    let plan = support::prepare(&fake, &host).await;
+    let plan = support::prepare_copying(&fake, &host).await;
     let secrets = support::secrets(&plan, &host);
     let events = EventLog::new();
     // The signal fires exactly when the fake has entered the step.
@@ -75,7 +75,7 @@ signal_in! {
     provision_ca => Step::ProvisionCa, Signal::Terminate;
     provision_prompt => Step::ProvisionPrompt, Signal::Hangup;
     provision_skills => Step::ProvisionSkills, Signal::Interrupt;
-    provision_git => Step::ProvisionGit, Signal::Terminate;
+    copy_workdir => Step::CopyWorkdir, Signal::Terminate;
     provision_supervise => Step::ProvisionSupervise, Signal::Hangup;
     session_sigint => Step::Session, Signal::Interrupt;
     session_sigterm => Step::Session, Signal::Terminate;

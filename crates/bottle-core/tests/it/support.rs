@@ -80,9 +80,9 @@ pub(crate) fn agent() -> AgentSpec {
             Route {
                 auth: Some(RouteAuth::Scheme {
                     scheme: AuthScheme::Bearer,
-                    token_ref: "GITHUB_PAT".to_owned(),
+                    token_ref: "GITHUB_PAT".parse().unwrap(),
                 }),
-                methods: vec!["GET".to_owned()],
+                methods: vec!["GET".parse().unwrap()],
                 ..Route::host("api.github.com")
             },
             Route::host("pypi.org"),
@@ -123,6 +123,16 @@ pub(crate) async fn prepare(fake: &FakeBackend, host: &Host) -> FakePlan {
     fake.prepare(spec(host), &host.ctx)
         .await
         .expect("prepare the fixture agent")
+}
+
+/// Prepares the fixture agent on `fake` with `--cwd` too (its project folder), so that every
+/// provisioning step has work to do.
+pub(crate) async fn prepare_copying(fake: &FakeBackend, host: &Host) -> FakePlan {
+    let mut spec = spec(host);
+    spec.copy_cwd = true;
+    fake.prepare(spec, &host.ctx)
+        .await
+        .expect("prepare the fixture agent with --cwd")
 }
 
 /// Secrets for the fixture agent, answering its one `?` entry.

@@ -21,7 +21,7 @@ use bottle_docker::image::{AgentImageRecipe, ImageSettings};
 use bottle_docker::names::label;
 use bottle_docker::plan::{DockerOptions, Runtime};
 use bottle_docker::runtime::{self, ProbeImage};
-use bottle_docker::tarball::{Owner, TarBuilder};
+use bottle_docker::tarball::TarBuilder;
 use bottle_docker::{DockerBackend, DockerPlan};
 use bottle_egress::CertificateAuthority;
 use bottle_manifest::{Route, RouteAuth};
@@ -93,10 +93,18 @@ fn agent_image() -> String {
 }
 
 fn backend(engine: &Engine, guard: &Guard) -> DockerBackend<Engine> {
-    let options = DockerOptions {
+    let mut options = DockerOptions {
         extra_labels: guard.labels(),
         ..DockerOptions::default()
     };
+    // An engineer testing their own egress build tags it apart (CLAUDE_BOTTLE_EGRESS_IMAGE).
+    if let Some(image) = std::env::var("CLAUDE_BOTTLE_EGRESS_IMAGE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        && let Some(egress) = options.sidecar_images.get_mut(&bottle_core::Role::Egress)
+    {
+        egress.reference = image;
+    }
     DockerBackend::new(engine.clone(), options, ImageSettings::from_env())
 }
 
@@ -116,6 +124,8 @@ fn spec(identity: &Identity) -> PreparedSpec {
         cwd_credentials: Vec::new(),
         user_cwd: PathBuf::from("/nonexistent"),
         remote_control: false,
+        allow_unimplemented: false,
+        capabilities: Default::default(),
     }
 }
 
@@ -130,7 +140,10 @@ fn ctx<'a>(identity: &Identity, secrets: &'a Secrets, events: &'a EventLog) -> L
 }
 
 async fn sh<B: Bottle>(bottle: &B, script: &str) -> bottle_core::ExecResult {
-    bottle.exec(script).await.unwrap()
+    bottle
+        .exec(bottle_core::ExecUser::Agent, script)
+        .await
+        .unwrap()
 }
 
 /// Every object of `identity`, by label.
@@ -191,7 +204,7 @@ async fn runtime_detection_proves_runsc_or_falls_back_to_runc() {
     assert!(created.is_empty(), "prepare created {created:?}");
     // The probe launch runs, on the egress image (a static binary, always built).
     let probe_image = ProbeImage {
-        image: DockerOptions::default().egress_image,
+        image: DockerOptions::default().egress_image().to_owned(),
         cmd: vec!["--version".to_owned()],
     };
     let mut labels = guard.labels();
@@ -232,9 +245,10 @@ async fn start_origin(engine: &Engine, guard: &Guard, alias: &str) -> (String, S
     let mut params = rcgen::CertificateParams::new(vec![alias.to_owned()]).unwrap();
     params.use_authority_key_identifier_extension = true;
     let leaf = params.signed_by(&leaf_key, &issuer).unwrap();
-    let network = format!("claude-bottle-test-net-{}", guard.value);
-    let mut labels = guard.labels();
-    labels.insert(label::MANAGED.to_owned(), "true".to_owned());
+    // Not named or labelled like a bottle's objects: other engineers' cleanup tests on the same
+    // engine must not take the origin for a leftover.
+    let network = format!("bottle-test-net-{}", guard.value);
+    let labels = guard.labels();
     engine
         .create_network(&NetworkSpec {
             name: network.clone(),
@@ -243,7 +257,7 @@ async fn start_origin(engine: &Engine, guard: &Guard, alias: &str) -> (String, S
         })
         .await
         .unwrap();
-    let name = format!("claude-bottle-test-origin-{}", guard.value);
+    let name = format!("bottle-test-origin-{}", guard.value);
     let script = r#"
 import http.server, ssl, json
 class H(http.server.BaseHTTPRequestHandler):
@@ -280,14 +294,20 @@ s.serve_forever()
         .await
         .unwrap();
     let mut tar = TarBuilder::new("origin");
-    tar.dir("origin", 0o755, Owner::ROOT).unwrap();
-    tar.file("origin/cert.pem", leaf.pem().as_bytes(), 0o644, Owner::ROOT)
+    tar.dir("origin", 0o755, bottle_core::FileOwner::ROOT)
         .unwrap();
+    tar.file(
+        "origin/cert.pem",
+        leaf.pem().as_bytes(),
+        0o644,
+        bottle_core::FileOwner::ROOT,
+    )
+    .unwrap();
     tar.file(
         "origin/key.pem",
         leaf_key.serialize_pem().as_bytes(),
         0o600,
-        Owner::ROOT,
+        bottle_core::FileOwner::ROOT,
     )
     .unwrap();
     engine
@@ -324,11 +344,13 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     let mut route = Route::host(alias);
     route.allow_private = true; // the test origin sits on a private Docker network
     route.auth = Some(RouteAuth::Header {
-        header: "x-test-token".to_owned(),
-        token_ref: "TEST_TOKEN".to_owned(),
+        header: "x-test-token".parse().unwrap(),
+        token_ref: "TEST_TOKEN".parse().unwrap(),
     });
+    // A route with `auth` trusts only the roots it names (the bottle-wide `trust` is for
+    // routes without a credential).
+    route.trust = vec![ca_path];
     prepared.agent.bottle.egress.routes = vec![route];
-    prepared.agent.bottle.egress.trust = vec![ca_path];
     prepared.agent.bottle.egress.networks = vec![network];
     prepared.agent.prompt = "You are a test.\n".to_owned();
     prepared.skills = vec![SkillSource {
@@ -429,8 +451,8 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     // the route and its injected credential.
     let egress = bottle_docker::names::Names::new(identity.as_str())
         .unwrap()
-        .egress_container();
-    let origin = format!("claude-bottle-test-origin-{}", guard.value);
+        .container(bottle_core::Role::Egress);
+    let origin = format!("bottle-test-origin-{}", guard.value);
     let probe = format!(
         "curl -sS -m 10 -x http://{egress}:9099 https://{alias}/echo; echo rc=$?; \
          curl -sS -m 10 -x http://{egress}:9099 http://_egress.local/health; echo rc=$?"
@@ -540,7 +562,11 @@ async fn two_bottles_cannot_reach_each_other() {
         .unwrap();
     // B's agent and egress addresses, as the engine knows them.
     let mut targets = Vec::new();
-    for name in [b.name().to_owned(), b_plan.topology().egress.name.clone()] {
+    let b_egress = b_plan
+        .topology()
+        .sidecar(bottle_core::Role::Egress)
+        .unwrap();
+    for name in [b.name().to_owned(), b_egress.name.clone()] {
         let info = engine.inspect_container(&name).await.unwrap().unwrap();
         targets.extend(info.addresses.values().map(|ip| ip.to_string()));
     }
@@ -643,13 +669,27 @@ async fn cleanup_finds_what_a_killed_launcher_left() {
         .map(|i| i.name)
         .collect();
     assert_eq!(found.len(), 4, "{found:?}");
+    // Only this test's bottle: the engine is shared, and other leftovers are not ours to
+    // remove.
+    let ours = |items: &[bottle_docker::cleanup::Leftover]| -> Vec<_> {
+        items
+            .iter()
+            .filter(|l| l.identity.as_deref() == Some(identity.as_str()))
+            .cloned()
+            .collect()
+    };
+    let plan = bottle_docker::DockerCleanupPlan(bottle_docker::cleanup::CleanupPlan {
+        containers: ours(&plan.0.containers),
+        volumes: ours(&plan.0.volumes),
+        networks: ours(&plan.0.networks),
+    });
     backend.cleanup(&plan, &EventLog::new()).await.unwrap();
     assert!(objects_of(&engine, identity.as_str()).await.is_empty());
 }
 
 /// A plain container of the agent image on no network, labelled for the guard.
 async fn scratch_container(engine: &Engine, guard: &Guard, suffix: &str) -> String {
-    let name = format!("claude-bottle-test-{suffix}-{}", guard.value);
+    let name = format!("bottle-test-{suffix}-{}", guard.value);
     engine
         .create_container(&ContainerConfig {
             name: name.clone(),

@@ -18,7 +18,7 @@ const ID: &str = "researcher-m3hxd";
 
 fn backend(fake: &RecordingDocker) -> DockerBackend<RecordingDocker> {
     let options = DockerOptions::default();
-    fake.add_image(&options.egress_image, "65532:65532");
+    fake.add_image(options.egress_image(), "65532:65532");
     // The network the fixture's egress joins, made by someone else.
     fake.add_network("corp-services", BTreeMap::new());
     DockerBackend::new(
@@ -143,12 +143,14 @@ async fn the_credential_reaches_only_the_egress_and_the_key_only_its_user() {
         "names the token_ref"
     );
     assert!(!config.contains("sk-real-token"), "never the value");
-    // It serves the bottle's own networks (subnets as the engine reports them) and loopback,
-    // never `corp-services`, where other containers live.
+    // It serves the bottle's internal network (its subnet as the engine reports it) and
+    // loopback (its readiness check runs inside it), never `corp-services`, where other
+    // containers live, and not its own upstream bridge (10.1.0.0/16): nothing on the host
+    // needs to reach it.
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(
         config["clients"],
-        serde_json::json!(["10.0.0.0/16", "10.1.0.0/16", "127.0.0.0/8", "::1/128"])
+        serde_json::json!(["10.0.0.0/16", "127.0.0.0/8", "::1/128"])
     );
 }
 
@@ -164,7 +166,7 @@ async fn a_failure_at_any_launch_step_leaves_nothing_after_teardown() {
         "connect claude-bottle-egress-researcher-m3hxd to corp-services",
         "upload to claude-bottle-egress-",
         "start claude-bottle-egress-",
-        "health ",
+        "exec in claude-bottle-egress-",
         "create container claude-bottle-researcher-",
         "start claude-bottle-researcher-",
     ];
@@ -299,11 +301,11 @@ async fn provisioning_places_ca_prompt_skills_and_tree_with_their_owners() {
     // CA first, and the trust store is updated as root before anything else runs.
     let calls = fake.calls();
     assert!(
-        calls[0].starts_with("upload to claude-bottle-researcher-m3hxd:/etc ["),
+        calls[0].starts_with("upload to claude-bottle-researcher-m3hxd:/ [/etc/claude-bottle/, "),
         "{calls:?}"
     );
     assert!(
-        calls[2].starts_with("exec in claude-bottle-researcher-m3hxd as 0: sh"),
+        calls[1].starts_with("exec in claude-bottle-researcher-m3hxd as 0: sh"),
         "{calls:?}"
     );
 }
@@ -629,7 +631,7 @@ async fn the_manifest_overrides_the_agent_image_over_the_environment() {
     let fake = RecordingDocker::new();
     let with_env = |base: Option<&str>| {
         let options = DockerOptions::default();
-        fake.add_image(&options.egress_image, "65532:65532");
+        fake.add_image(options.egress_image(), "65532:65532");
         DockerBackend::new(
             fake.clone(),
             options,
@@ -755,4 +757,134 @@ async fn teardown_gives_up_on_a_create_that_never_finishes_with_a_warning() {
         fake.calls().iter().any(|c| c.starts_with("list ")),
         "teardown went on"
     );
+}
+
+#[tokio::test]
+async fn the_docker_preflight_marks_the_grants_this_backend_lacks() {
+    let fake = RecordingDocker::new();
+    let backend = backend(&fake);
+    let mut prepared = crate::common::prepared_with_every_grant("coder-k2p9q");
+    // What `prepare` records: this backend's capabilities.
+    prepared.capabilities = backend.capabilities();
+    let plan = backend.resolve_plan(prepared, &host()).await.unwrap();
+    let summary = plan.summary();
+    assert_eq!(
+        summary.unimplemented,
+        [
+            bottle_core::Feature::GitGate,
+            bottle_core::Feature::Supervise
+        ],
+        "egress networks are implemented here; the git gate and supervise are not"
+    );
+    let err = plan.prepared().check_implemented().unwrap_err();
+    assert!(err.to_string().contains("git remotes"), "{err}");
+    insta::with_settings!({ filters => vec![
+        (r"claude-bottle-agent:[0-9a-f]{16}", "claude-bottle-agent:[hash]"),
+        (r"claude-bottle-egress:\d+\.\d+\.\d+", "claude-bottle-egress:[version]"),
+    ]}, {
+        insta::assert_yaml_snapshot!(summary.details);
+    });
+}
+
+/// Adding a sidecar is adding data: a second spec and its image, and the launch starts it
+/// after the egress is ready and before the agent, puts its alias in the agent's hosts, and
+/// teardown removes it after the agent and before the egress. No launch code names it.
+#[tokio::test]
+async fn a_second_sidecar_is_data_started_in_order_and_torn_down_in_reverse() {
+    use bottle_core::{Readiness, Role, SidecarSpec, agent};
+    use bottle_docker::launch::{self, LaunchValues};
+    use bottle_docker::plan::{self, PlanInputs, SidecarImage};
+
+    let fake = RecordingDocker::new();
+    let mut options = DockerOptions::default();
+    options.sidecar_images.insert(
+        Role::Supervise,
+        SidecarImage {
+            reference: "claude-bottle-supervise:test".to_owned(),
+            hint: "a test image".to_owned(),
+        },
+    );
+    fake.add_network("corp-services", BTreeMap::new());
+    let prepared = prepared(ID);
+    let mut sidecars = bottle_recipe::sidecars(&prepared);
+    let mut supervise = SidecarSpec::new(Role::Supervise, agent::DEFAULT_LIMITS);
+    supervise.alias = Some("supervise".to_owned());
+    supervise.readiness = Readiness::Exec(vec!["/supervise".to_owned(), "ready".to_owned()]);
+    sidecars.push(supervise);
+    let labels = labels(ID);
+    let topology = plan::plan(
+        &prepared,
+        &PlanInputs {
+            agent_image: "agent:test",
+            runtime: Runtime::Runc,
+            options: &options,
+            labels: &labels,
+            sidecars: &sidecars,
+        },
+    )
+    .unwrap();
+    let value = |_: &str, _: &bottle_docker::plan::EnvValue| Some("v".to_owned());
+    let files = |_: bottle_core::Role, _: &[bottle_egress::Cidr]| Ok(Vec::new());
+    let values = LaunchValues {
+        value: &value,
+        files: &files,
+        ready_timeout: std::time::Duration::from_secs(5),
+    };
+    let launched = launch::launch(&fake, &topology, &values, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        launched
+            .sidecars
+            .iter()
+            .map(|(r, _)| *r)
+            .collect::<Vec<_>>(),
+        [Role::Egress, Role::Supervise]
+    );
+    let calls = fake.calls();
+    let at = |line: &str| {
+        calls
+            .iter()
+            .position(|c| c.starts_with(line))
+            .unwrap_or_else(|| panic!("{line} in {calls:#?}"))
+    };
+    let supervise = format!("claude-bottle-supervise-{ID}");
+    assert!(
+        at(&format!("exec in claude-bottle-egress-{ID}"))
+            < at(&format!("create container {supervise}"))
+    );
+    assert!(
+        at(&format!("exec in {supervise} as -: /supervise"))
+            < at(&format!("create container claude-bottle-{ID} "))
+    );
+    let agent = fake
+        .container_config(&format!("claude-bottle-{ID}"))
+        .unwrap();
+    assert_eq!(agent.extra_hosts.len(), 2, "{:?}", agent.extra_hosts);
+    assert!(
+        agent
+            .extra_hosts
+            .iter()
+            .any(|h| h.starts_with("supervise:"))
+    );
+    assert_eq!(agent.dns.len(), 1, "the egress stays the only resolver");
+    let supervise_labels = fake.container_config(&supervise).unwrap().labels;
+    assert_eq!(supervise_labels[label::ROLE], "supervise");
+
+    fake.clear_calls();
+    launch::teardown(&fake, &topology, &|_| {}).await.unwrap();
+    let removals: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("remove container"))
+        .collect();
+    assert_eq!(
+        removals,
+        [
+            format!("remove container claude-bottle-{ID}"),
+            format!("remove container {supervise}"),
+            format!("remove container claude-bottle-egress-{ID}"),
+        ]
+    );
+    assert!(fake.containers().is_empty());
 }

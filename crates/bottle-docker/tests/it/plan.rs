@@ -1,44 +1,64 @@
-//! The planned topology, snapshotted.
+//! The planned topology, snapshotted: the agent plus the recipe's sidecars, as data.
 
-use bottle_docker::plan::{self, DockerOptions, EnvValue, PlanInputs, Runtime};
+use bottle_core::{PreparedSpec, Role};
+use bottle_docker::plan::{self, DockerOptions, EnvValue, PlanInputs, Runtime, Topology};
 
-use crate::common::{labels, prepared};
+use crate::common::{labels, prepared, prepared_with_every_grant};
 
-#[test]
-fn the_topology_of_a_bottle() {
-    let prepared = prepared("researcher-m3hxd");
-    let labels = labels("researcher-m3hxd");
-    let options = DockerOptions::default();
-    let topology = plan::plan(
-        &prepared,
+fn topology(prepared: &PreparedSpec, runtime: Runtime, options: &DockerOptions) -> Topology {
+    let labels = labels(prepared.identity.as_str());
+    let sidecars = bottle_recipe::sidecars(prepared);
+    plan::plan(
+        prepared,
         &PlanInputs {
             agent_image: "claude-bottle-agent:0123456789abcdef",
-            runtime: Runtime::Runsc,
-            options: &options,
+            runtime,
+            options,
             labels: &labels,
+            sidecars: &sidecars,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn snapshot(name: &str, topology: &Topology) {
     insta::with_settings!({ filters => vec![(r"claude-bottle-egress:\d+\.\d+\.\d+", "claude-bottle-egress:[version]")] }, {
-        insta::assert_yaml_snapshot!(topology);
+        insta::assert_yaml_snapshot!(name, topology);
     });
 }
 
 #[test]
+fn the_topology_of_a_bottle() {
+    let t = topology(
+        &prepared("researcher-m3hxd"),
+        Runtime::Runsc,
+        &DockerOptions::default(),
+    );
+    snapshot("the_topology_of_a_bottle", &t);
+}
+
+/// Env of each mode, skills, a git remote, routes with both kinds of auth, a trust root,
+/// `egress.networks`, supervise and `--cwd`: what reaches the engine's objects, and what
+/// stays out of them (skills, the tree, the prompt are provisioned later; git and supervise
+/// have no sidecar on this backend yet and are marked in the preflight instead).
+#[test]
+fn the_topology_of_a_bottle_with_every_kind_of_grant() {
+    let prepared = prepared_with_every_grant("coder-k2p9q");
+    let t = topology(&prepared, Runtime::Runc, &DockerOptions::default());
+    snapshot("the_topology_of_a_bottle_with_every_kind_of_grant", &t);
+    assert_eq!(
+        t.sidecars.iter().map(|s| s.role).collect::<Vec<_>>(),
+        [Role::Egress]
+    );
+}
+
+#[test]
 fn the_agent_is_isolated_and_hardened() {
-    let prepared = prepared("researcher-m3hxd");
-    let labels = labels("researcher-m3hxd");
-    let options = DockerOptions::default();
-    let t = plan::plan(
-        &prepared,
-        &PlanInputs {
-            agent_image: "img",
-            runtime: Runtime::Runc,
-            options: &options,
-            labels: &labels,
-        },
-    )
-    .unwrap();
+    let t = topology(
+        &prepared("researcher-m3hxd"),
+        Runtime::Runc,
+        &DockerOptions::default(),
+    );
     let internal = &t.networks[0];
     assert!(internal.internal, "the agent's network has no route out");
     assert!(!t.networks[1].internal);
@@ -67,9 +87,10 @@ fn the_agent_is_isolated_and_hardened() {
             .iter()
             .all(|e| e.value == EnvValue::Fixed("http://egress:9099".into()))
     );
+    let egress = t.sidecar(Role::Egress).expect("an egress");
     // The credential goes to the egress by name, never to the agent.
     assert!(
-        t.egress
+        egress
             .env
             .iter()
             .any(|e| e.name == "CLAUDE_CODE_OAUTH_TOKEN" && e.value == EnvValue::Credential)
@@ -78,7 +99,7 @@ fn the_agent_is_isolated_and_hardened() {
     // Every object carries the identity.
     for l in [
         &t.agent.labels,
-        &t.egress.labels,
+        &egress.labels,
         &internal.labels,
         &t.networks[1].labels,
     ] {
@@ -91,56 +112,38 @@ fn the_agent_is_isolated_and_hardened() {
 
 #[test]
 fn a_resolved_agent_gets_the_egress_as_its_only_resolver() {
-    let prepared = prepared("researcher-m3hxd");
-    let labels = labels("researcher-m3hxd");
-    let options = DockerOptions::default();
-    let t = plan::plan(
-        &prepared,
-        &PlanInputs {
-            agent_image: "img",
-            runtime: Runtime::Runc,
-            options: &options,
-            labels: &labels,
-        },
-    )
-    .unwrap();
+    let t = topology(
+        &prepared("researcher-m3hxd"),
+        Runtime::Runc,
+        &DockerOptions::default(),
+    );
     let value = |name: &str, _: &EnvValue| Some(format!("value-of-{name}"));
     let ip = "172.30.0.2".parse().unwrap();
-    let config = t.agent.resolve(&value, Some(ip)).unwrap();
+    let addresses = [(Role::Egress, ip)].into_iter().collect();
+    let config = t.agent.resolve(&value, &addresses).unwrap();
     assert_eq!(config.dns, ["172.30.0.2"]);
     assert_eq!(config.extra_hosts, ["egress:172.30.0.2"]);
     assert_eq!(format!("{:?}", config.env[0]), "HTTP_PROXY=<redacted>");
-    let missing = t.agent.resolve(&|_, _| None, Some(ip)).unwrap_err();
+    let missing = t.agent.resolve(&|_, _| None, &addresses).unwrap_err();
     assert!(missing.to_string().contains("GH_HOST"), "{missing}");
-    let no_ip = t.agent.resolve(&value, None).unwrap_err();
+    let no_ip = t.agent.resolve(&value, &Default::default()).unwrap_err();
     assert!(no_ip.to_string().contains("egress"), "{no_ip}");
 }
 
 #[test]
 fn limits_come_from_the_environment_and_reach_the_agent_container() {
-    let prepared = prepared("researcher-m3hxd");
-    let labels = labels("researcher-m3hxd");
     let options = DockerOptions::from_lookup(|name| match name {
         "CLAUDE_BOTTLE_MEMORY" => Some("2g".to_owned()),
         "CLAUDE_BOTTLE_PIDS_LIMIT" => Some("300".to_owned()),
         _ => None,
     })
     .unwrap();
-    let t = plan::plan(
-        &prepared,
-        &PlanInputs {
-            agent_image: "img",
-            runtime: Runtime::Runc,
-            options: &options,
-            labels: &labels,
-        },
-    )
-    .unwrap();
+    let t = topology(&prepared("researcher-m3hxd"), Runtime::Runc, &options);
     let value = |name: &str, _: &EnvValue| Some(format!("value-of-{name}"));
-    let config = t
-        .agent
-        .resolve(&value, Some("172.30.0.2".parse().unwrap()))
-        .unwrap();
+    let addresses = [(Role::Egress, "172.30.0.2".parse().unwrap())]
+        .into_iter()
+        .collect();
+    let config = t.agent.resolve(&value, &addresses).unwrap();
     assert_eq!(config.memory_bytes, Some(2 << 30));
     assert_eq!(config.pids_limit, Some(300));
     let bad = DockerOptions::from_lookup(|name| {

@@ -169,7 +169,7 @@ fn wait_for_health(addr: &str) -> bool {
         let ok = std::net::TcpStream::connect(addr).is_ok_and(|mut s| {
             use std::io::{Read, Write};
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: _egress.local\r\nConnection: close\r\n\r\n")
                 .is_ok()
                 && {
                     let mut out = String::new();
@@ -201,8 +201,8 @@ fn write_config(path: &Path, port: u16, routes: &str) {
     .unwrap();
 }
 
-#[test]
-fn run_reloads_on_sighup_and_drains_on_sigterm() {
+/// A folder with a fresh CA (`ca.crt`, `ca.key`) and a free loopback port.
+fn ca_dir_and_port() -> (tempfile::TempDir, u16) {
     let dir = tempfile::tempdir().unwrap();
     assert!(
         egress(&["mint-ca", "--out", dir.path().to_str().unwrap()])
@@ -214,6 +214,22 @@ fn run_reloads_on_sighup_and_drains_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
+    (dir, port)
+}
+
+/// A running `bottle-egress run`, killed when dropped (a failed test leaves nothing behind).
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_reloads_on_sighup_and_drains_on_sigterm() {
+    let (dir, port) = ca_dir_and_port();
     let addr = format!("127.0.0.1:{port}");
     let path = dir.path().join("egress.yaml");
     write_config(&path, port, "  - host: a.example.com\n");
@@ -225,13 +241,6 @@ fn run_reloads_on_sighup_and_drains_on_sigterm() {
         .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let pid = child.id();
     assert!(wait_for_health(&addr), "the proxy came up");
     let health = egress(&["health", "--addr", &addr]);
@@ -308,4 +317,59 @@ fn run_reloads_on_sighup_and_drains_on_sigterm() {
     assert_eq!(first["decision"], "deny");
     assert_eq!(first["reason"], "host_not_allowed");
     assert_eq!(first["status"], 403);
+}
+
+#[test]
+fn health_sends_the_proxy_credential_the_config_asks_for() {
+    let (dir, port) = ca_dir_and_port();
+    let path = dir.path().join("egress.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: 0.0.0.0:{port}\nca: {{cert: ca.crt, key: ca.key}}\nclients: [127.0.0.0/8]\n\
+             proxy_auth: {{user: bottle, token_ref: BOTTLE_EGRESS_PROXY_TOKEN}}\nroutes: []\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env("BOTTLE_EGRESS_PROXY_TOKEN", "health-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = Kill(child);
+    let health = |token: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["health", "--config", path.to_str().unwrap()])
+            .env_remove("BOTTLE_EGRESS_PROXY_TOKEN");
+        if let Some(token) = token {
+            cmd.env("BOTTLE_EGRESS_PROXY_TOKEN", token);
+        }
+        cmd.output().unwrap()
+    };
+    // As `docker exec <egress> /bottle-egress health` runs it: the egress's own environment.
+    let mut up = false;
+    for _ in 0..100 {
+        if health(Some("health-token")).status.success() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "health succeeds with the credential");
+    let wrong = health(Some("not-it"));
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8(wrong.stderr).unwrap();
+    assert!(stderr.contains("407"), "{stderr}");
+    let unset = health(None);
+    assert!(!unset.status.success());
+    let stderr = String::from_utf8(unset.stderr).unwrap();
+    assert!(
+        stderr.contains("`BOTTLE_EGRESS_PROXY_TOKEN` is not set"),
+        "{stderr}"
+    );
+    // Without --config there is no credential to send: refused.
+    let bare = egress(&["health", "--addr", &format!("127.0.0.1:{port}")]);
+    assert!(!bare.status.success());
 }

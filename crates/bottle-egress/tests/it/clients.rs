@@ -8,7 +8,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_gets_through_an_allowed_route() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let (ok, out, err) = run(curl(&proxy)
         .args(["--http1.1", "-w", "\n%{http_code} %{http_version}"])
         .arg(format!("https://{ORIGIN}:{}/hello", origin.port)))
@@ -23,7 +23,7 @@ async fn curl_gets_through_an_allowed_route() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_reports_the_refusal_of_an_unlisted_host() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let (ok, _, err) = run(curl(&proxy).arg("https://denied.example.com/")).await;
     assert!(!ok);
     assert!(err.contains("CONNECT tunnel failed, response 403"), "{err}");
@@ -33,7 +33,7 @@ async fn curl_reports_the_refusal_of_an_unlisted_host() {
 async fn python_strict_x509_accepts_the_minted_chain() {
     require("python3", "python3");
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     // Python 3.13 turns VERIFY_X509_STRICT on in create_default_context(); set it explicitly
     // so older Pythons check the same (AKI on the leaf, SKI/keyUsage/critical BC on the CA).
     let script = r#"
@@ -118,7 +118,7 @@ fn base64_encode(data: &[u8]) -> String {
 async fn node_trusts_the_ca_via_node_extra_ca_certs() {
     require("node", "nodejs");
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     // Node 20 has no proxy support in its HTTP stack: open the tunnel with CONNECT and run
     // https over it. The egress CA reaches Node's default trust store only through
     // NODE_EXTRA_CA_CERTS.
@@ -187,7 +187,7 @@ fn git(proxy: &Proxy, cwd: &std::path::Path) -> Command {
 async fn git_clone_works_and_git_push_is_refused() {
     let origin = Origin::start().await;
     origin.git_repo("repo");
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let work = tempfile::tempdir().unwrap();
     let url = format!("https://{ORIGIN}:{}/git/repo.git", origin.port);
 

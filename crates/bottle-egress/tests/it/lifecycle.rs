@@ -10,13 +10,13 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_to_open_connections_without_dropping_them() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let mut client = h1_client(&proxy, &origin).await;
     assert_eq!(status_of(&mut client, get(&origin, "/a")).await, 200);
 
     // Narrow the route: the same open connection now gets 403 for other paths.
-    let mut narrowed = origin_route();
-    narrowed.path_allowlist = vec!["/only/".into()];
+    let mut narrowed = origin_route(&origin);
+    narrowed.path_allowlist = vec!["/only/".parse().unwrap()];
     proxy
         .handle
         .reload(config(&origin, vec![narrowed]))
@@ -26,10 +26,10 @@ async fn reload_applies_to_open_connections_without_dropping_them() {
     assert_eq!(status_of(&mut client, get(&origin, "/only/x")).await, 200);
 
     // A bad config is refused and the current one stays in force.
-    let mut bad = origin_route();
+    let mut bad = origin_route(&origin);
     bad.auth = Some(RouteAuth::Scheme {
         scheme: AuthScheme::Bearer,
-        token_ref: "NOT_SET_ANYWHERE".into(),
+        token_ref: "NOT_SET_ANYWHERE".parse().unwrap(),
     });
     let err = proxy.handle.reload(config(&origin, vec![bad])).unwrap_err();
     insta::assert_snapshot!("reload_refused", err.to_string());
@@ -40,7 +40,7 @@ async fn reload_applies_to_open_connections_without_dropping_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_open_requests_and_stops_accepting() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let addr = proxy.addr();
     let mut client = h1_client(&proxy, &origin).await;
     let resp = send(&mut client, get(&origin, "/sse")).await;
@@ -71,7 +71,7 @@ async fn shutdown_drains_open_requests_and_stops_accepting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_requests_get_a_clean_error() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
 
     let (resp, _) = raw_exchange(proxy.addr(), b"GARBAGE\x01\x02 nonsense\r\n\r\n").await;
     assert_eq!(resp.status, 400);
@@ -104,7 +104,11 @@ async fn malformed_and_oversized_requests_get_a_clean_error() {
     assert_eq!(send(&mut client, req).await.status(), 400);
 
     // The proxy is still serving.
-    let (resp, _) = raw_exchange(proxy.addr(), b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (resp, _) = raw_exchange(
+        proxy.addr(),
+        b"GET /health HTTP/1.1\r\nHost: _egress.local\r\n\r\n",
+    )
+    .await;
     assert_eq!(resp.status, 200);
     assert!(origin.seen().is_empty());
 }
@@ -112,7 +116,7 @@ async fn malformed_and_oversized_requests_get_a_clean_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_tls_bytes_in_a_tunnel_are_never_relayed() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let (resp, mut stream) = raw_connect(proxy.addr(), &format!("{ORIGIN}:{}", origin.port)).await;
     assert_eq!(resp.status, 200);
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

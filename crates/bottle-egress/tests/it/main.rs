@@ -6,6 +6,8 @@ mod cli;
 mod clients;
 mod lifecycle;
 mod policy;
+mod red_team;
 mod streaming;
 mod support;
 mod upstream;
+mod vocabulary;

@@ -20,7 +20,7 @@ fn snapshot_403(resp: &RawResponse) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_an_unlisted_host_is_refused_before_tls() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let (resp, _) = raw_connect(proxy.addr(), "denied.example.com:443").await;
     assert_eq!(resp.status, 403);
     insta::assert_snapshot!("deny_host", snapshot_403(&resp));
@@ -36,9 +36,8 @@ async fn connect_to_an_unlisted_host_is_refused_before_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ip_literals_are_refused_unless_a_route_names_them() {
     let origin = Origin::start().await;
-    let mut literal = Route::host("127.0.0.1");
-    literal.allow_private = true;
-    let proxy = Proxy::start(config(&origin, vec![origin_route(), literal])).await;
+    let literal = route_to("127.0.0.1", &origin);
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin), literal])).await;
 
     let (resp, _) = raw_connect(proxy.addr(), "127.0.0.2:443").await;
     assert_eq!(resp.status, 403);
@@ -55,11 +54,11 @@ async fn ip_literals_are_refused_unless_a_route_names_them() {
 async fn private_addresses_need_allow_private() {
     let origin = Origin::start().await;
     // origin.test resolves to 127.0.0.1; this route does not allow private addresses.
-    let proxy = Proxy::start(config(
-        &origin,
-        vec![Route::host(ORIGIN), Route::host("localhost")],
-    ))
-    .await;
+    let mut plain = route_to(ORIGIN, &origin);
+    plain.allow_private = false;
+    let mut localhost = Route::host("localhost");
+    localhost.ports = vec![9_u16.try_into().unwrap()];
+    let proxy = Proxy::start(config(&origin, vec![plain, localhost])).await;
     let (resp, _) = raw_connect(proxy.addr(), &format!("{ORIGIN}:{}", origin.port)).await;
     assert_eq!(resp.status, 403);
     insta::assert_snapshot!("deny_private_address", snapshot_403(&resp));
@@ -81,9 +80,9 @@ async fn private_addresses_need_allow_private() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_and_methods_outside_the_route_are_refused() {
     let origin = Origin::start().await;
-    let mut route = origin_route();
-    route.path_allowlist = vec!["/v1/".into()];
-    route.methods = vec!["GET".into()];
+    let mut route = origin_route(&origin);
+    route.path_allowlist = vec!["/v1/".parse().unwrap()];
+    route.methods = vec!["GET".parse().unwrap()];
     let proxy = Proxy::start(config(&origin, vec![route])).await;
     let mut client = h1_client(&proxy, &origin).await;
 
@@ -122,16 +121,18 @@ async fn paths_and_methods_outside_the_route_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_injected_and_client_credentials_stripped() {
     let origin = Origin::start().await;
-    let mut route = origin_route();
+    let mut route = origin_route(&origin);
     route.auth = Some(RouteAuth::Scheme {
         scheme: AuthScheme::Bearer,
-        token_ref: "TEST_TOKEN".into(),
+        token_ref: "TEST_TOKEN".parse().unwrap(),
     });
-    let mut keyed = Route::host(OTHER);
-    keyed.allow_private = true;
+    // A route with `auth` trusts only the roots it names.
+    route.trust = vec![origin.ca_pem_path.clone()];
+    let mut keyed = route_to(OTHER, &origin);
+    keyed.trust = vec![origin.ca_pem_path.clone()];
     keyed.auth = Some(RouteAuth::Header {
-        header: "X-Api-Key".into(),
-        token_ref: "TEST_TOKEN".into(),
+        header: "X-Api-Key".parse().unwrap(),
+        token_ref: "TEST_TOKEN".parse().unwrap(),
     });
     let proxy = Proxy::start(config(&origin, vec![route, keyed])).await;
 
@@ -178,9 +179,8 @@ async fn credentials_are_injected_and_client_credentials_stripped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_header_naming_another_host_is_refused() {
     let origin = Origin::start().await;
-    let mut other = Route::host(OTHER);
-    other.allow_private = true;
-    let proxy = Proxy::start(config(&origin, vec![origin_route(), other])).await;
+    let other = route_to(OTHER, &origin);
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin), other])).await;
     // curl sends SNI origin.test and Host other.test: domain fronting.
     let (ok, out, err) = run(curl(&proxy)
         .args(["-H", &format!("Host: {OTHER}")])
@@ -194,9 +194,8 @@ async fn a_host_header_naming_another_host_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sni_naming_another_host_aborts_the_handshake() {
     let origin = Origin::start().await;
-    let mut other = Route::host(OTHER);
-    other.allow_private = true;
-    let proxy = Proxy::start(config(&origin, vec![origin_route(), other])).await;
+    let other = route_to(OTHER, &origin);
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin), other])).await;
     let result = tls_tunnel(&proxy, &format!("{ORIGIN}:{}", origin.port), OTHER, &[]).await;
     assert!(result.is_err(), "the handshake must fail");
     let ok = tls_tunnel(&proxy, &format!("{ORIGIN}:{}", origin.port), ORIGIN, &[]).await;
@@ -213,7 +212,7 @@ async fn an_sni_naming_another_host_aborts_the_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_certificates_are_verified() {
     let origin = Origin::start().await;
-    let mut c = config(&origin, vec![origin_route()]);
+    let mut c = config(&origin, vec![origin_route(&origin)]);
     c.trust.clear(); // The origin's test CA is now unknown: only the Mozilla roots remain.
     let proxy = Proxy::start(c).await;
     let (ok, out, _) = run(curl(&proxy)
@@ -231,17 +230,20 @@ async fn upstream_certificates_are_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_lists_routes_without_token_values() {
     let origin = Origin::start().await;
-    let mut route = origin_route();
-    route.path_allowlist = vec!["/v1/".into()];
+    let mut route = origin_route(&origin);
+    route.path_allowlist = vec!["/v1/".parse().unwrap()];
     route.auth = Some(RouteAuth::Scheme {
         scheme: AuthScheme::Bearer,
-        token_ref: "TEST_TOKEN".into(),
+        token_ref: "TEST_TOKEN".parse().unwrap(),
     });
     let proxy = Proxy::start(config(&origin, vec![route])).await;
     let (ok, out, err) = run(curl(&proxy).arg("http://_egress.local/routes")).await;
     assert!(ok, "{err}");
     assert!(!out.contains(TOKEN));
-    insta::assert_snapshot!("introspection_routes", out);
+    insta::assert_snapshot!(
+        "introspection_routes",
+        out.replace(&origin.port.to_string(), "[port]")
+    );
     let (ok, out, _) = run(curl(&proxy).arg("http://_egress.local/health")).await;
     assert!(ok);
     assert_eq!(out, "ok\n");
@@ -254,7 +256,7 @@ async fn introspection_lists_routes_without_token_values() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_records_each_decision_with_bytes() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let mut client = h1_client(&proxy, &origin).await;
     let req = Request::builder()
         .method("POST")
@@ -297,20 +299,43 @@ async fn the_audit_log_records_each_decision_with_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_log_blocks_only_refusals_are_recorded_even_those_found_upstream() {
     let origin = Origin::start().await;
-    // One host, two routes: `/inner/` may reach a private address, `/outer/` may not. The
-    // tunnel is allowed (a route of the host allows private addresses); `/outer/` is refused
-    // only when its request is about to dial the origin's loopback address.
-    let mut inner = Route::host(ORIGIN);
-    inner.path_allowlist = vec!["/inner/".into()];
-    inner.allow_private = true;
-    let mut outer = Route::host(ORIGIN);
-    outer.path_allowlist = vec!["/outer/".into()];
-    let mut cfg = config(&origin, vec![inner, outer]);
+    // `other.test` may reach its private address; `origin.test` may not, which is found only
+    // when a plain-HTTP request is about to dial it (the front door decides on the route; the
+    // address is checked on the addresses dialled).
+    let mut outer = route_to(ORIGIN, &origin);
+    outer.allow_private = false;
+    let mut cfg = config(&origin, vec![route_to(OTHER, &origin), outer]);
     cfg.log = LogMode::Blocks;
     let proxy = Proxy::start(cfg).await;
-    let mut client = h1_client(&proxy, &origin).await;
-    assert_eq!(status_of(&mut client, get(&origin, "/inner/a")).await, 200);
-    assert_eq!(status_of(&mut client, get(&origin, "/outer/b")).await, 403);
+    let tls = tls_tunnel(
+        &proxy,
+        &format!("{OTHER}:{}", origin.port),
+        OTHER,
+        &[b"http/1.1"],
+    )
+    .await
+    .unwrap();
+    let (mut client, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let inner = Request::builder()
+        .uri("/inner/a")
+        .header("host", format!("{OTHER}:{}", origin.port))
+        .body(empty())
+        .unwrap();
+    assert_eq!(status_of(&mut client, inner).await, 200);
+    let (resp, _) = raw_exchange(
+        proxy.addr(),
+        format!(
+            "GET http://{ORIGIN}:{0}/outer/b HTTP/1.1\r\nHost: {ORIGIN}:{0}\r\n\r\n",
+            origin.port
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(resp.status, 403);
     drop(client);
     let mut events = Vec::new();
     for _ in 0..100 {

@@ -12,7 +12,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_arrive_before_the_stream_ends() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let mut client = h1_client(&proxy, &origin).await;
     let resp = send(&mut client, get(&origin, "/sse")).await;
     assert_eq!(resp.status(), 200);
@@ -37,7 +37,7 @@ async fn sse_events_arrive_before_the_stream_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_on_both_sides() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     // curl negotiates h2 inside the tunnel; the egress negotiates h2 with the origin.
     let (ok, out, err) = run(curl(&proxy)
         .args(["--http2", "-w", "\n%{http_version}"])
@@ -89,7 +89,7 @@ async fn http2_on_both_sides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrades_are_spliced() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let mut client = h1_client(&proxy, &origin).await;
     let req = http::Request::builder()
         .uri("/ws")
@@ -122,7 +122,7 @@ async fn websocket_upgrades_are_spliced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_through() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let (ok, out, err) = run(curl(&proxy)
         .args(["-o", "/dev/null", "-w", "%{size_download}"])
         .arg(format!(

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bottle_egress::{
-    AuditEvent, AuditSink, CertificateAuthority, Egress, EgressConfig, EgressHandle, LogMode, Route,
+    AuditEvent, AuditSink, CertificateAuthority, Egress, EgressBuilder, EgressConfig, EgressHandle,
+    LogMode, Route,
 };
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
@@ -28,6 +29,8 @@ use tokio_rustls::client::TlsStream;
 pub(crate) const ORIGIN: &str = "origin.test";
 /// A second name served by the same origin (for Host/SNI mismatch tests).
 pub(crate) const OTHER: &str = "other.test";
+/// Sub-domains of [`ORIGIN`] the origin serves too (for wildcard routes).
+pub(crate) const SUBDOMAINS: [&str; 2] = ["api.origin.test", "evil.origin.test"];
 
 pub(crate) type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
@@ -52,8 +55,8 @@ pub(crate) struct Seen {
     pub(crate) headers: HeaderMap,
 }
 
-/// A TLS origin on 127.0.0.1 with a certificate for `origin.test`, `other.test`, `localhost`
-/// and `127.0.0.1`, signed by a test CA that only the egress trusts.
+/// A TLS origin on 127.0.0.1 with a certificate for `origin.test`, `*.origin.test`,
+/// `other.test`, `localhost` and `127.0.0.1`, signed by a test CA that only the egress trusts.
 pub(crate) struct Origin {
     pub(crate) port: u16,
     pub(crate) ca_pem_path: PathBuf,
@@ -179,6 +182,7 @@ fn origin_tls_config(ca: &CertificateAuthority) -> rustls::ServerConfig {
     let mut params = rcgen::CertificateParams::new(vec![
         ORIGIN.to_owned(),
         OTHER.to_owned(),
+        format!("*.{ORIGIN}"),
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
     ])
@@ -376,11 +380,20 @@ pub(crate) struct Proxy {
 }
 
 pub(crate) const TOKEN: &str = "s3cret-token-value";
+/// The proxy credential's token, under `PROXY_TOKEN`.
+pub(crate) const PROXY_TOKEN: &str = "pr0xy-token-value";
 
-/// The usual routes: the origin (allowing private addresses, since it is on loopback).
-pub(crate) fn origin_route() -> Route {
-    let mut r = Route::host(ORIGIN);
+/// The usual route: the origin, on its port, allowing private addresses (the egress resolves
+/// its name to loopback with a fixed answer, which counts as named by the route).
+pub(crate) fn origin_route(origin: &Origin) -> Route {
+    route_to(ORIGIN, origin)
+}
+
+/// A route to `host` served by the test origin: its port, private addresses allowed.
+pub(crate) fn route_to(host: &str, origin: &Origin) -> Route {
+    let mut r = Route::host(host);
     r.allow_private = true;
+    r.ports = vec![origin.port.try_into().unwrap()];
     r
 }
 
@@ -396,21 +409,32 @@ pub(crate) fn config(origin: &Origin, routes: Vec<Route>) -> EgressConfig {
 
 impl Proxy {
     pub(crate) async fn start(config: EgressConfig) -> Proxy {
+        Proxy::start_with(config, |b| b).await
+    }
+
+    /// [`Proxy::start`] with more builder settings.
+    pub(crate) async fn start_with(
+        config: EgressConfig,
+        more: impl FnOnce(EgressBuilder) -> EgressBuilder,
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let ca = CertificateAuthority::generate().unwrap();
         let ca_pem_path = dir.path().join("egress-ca.pem");
         std::fs::write(&ca_pem_path, ca.cert_pem()).unwrap();
         let events = Events::default();
-        let tokens: HashMap<String, String> = [("TEST_TOKEN".to_owned(), TOKEN.to_owned())].into();
-        let handle = Egress::builder(config)
+        let tokens: HashMap<String, String> = [
+            ("TEST_TOKEN".to_owned(), TOKEN.to_owned()),
+            ("PROXY_TOKEN".to_owned(), PROXY_TOKEN.to_owned()),
+        ]
+        .into();
+        let mut builder = Egress::builder(config)
             .certificate_authority(ca)
             .tokens(move |name| tokens.get(name).cloned())
-            .audit(events.clone())
-            .resolve(ORIGIN, [IpAddr::V4(Ipv4Addr::LOCALHOST)])
-            .resolve(OTHER, [IpAddr::V4(Ipv4Addr::LOCALHOST)])
-            .start()
-            .await
-            .unwrap();
+            .audit(events.clone());
+        for name in [ORIGIN, OTHER].into_iter().chain(SUBDOMAINS) {
+            builder = builder.resolve(name, [IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        }
+        let handle = more(builder).start().await.unwrap();
         Proxy {
             handle,
             ca_pem_path,
@@ -543,10 +567,19 @@ pub(crate) async fn h1_client(
     proxy: &Proxy,
     origin: &Origin,
 ) -> hyper::client::conn::http1::SendRequest<BoxBody> {
+    h1_client_to(proxy, origin, ORIGIN).await
+}
+
+/// An HTTP/1.1 client over a tunnel to `host` (served by the origin).
+pub(crate) async fn h1_client_to(
+    proxy: &Proxy,
+    origin: &Origin,
+    host: &str,
+) -> hyper::client::conn::http1::SendRequest<BoxBody> {
     let tls = tls_tunnel(
         proxy,
-        &format!("{ORIGIN}:{}", origin.port),
-        ORIGIN,
+        &format!("{host}:{}", origin.port),
+        host,
         &[b"http/1.1"],
     )
     .await

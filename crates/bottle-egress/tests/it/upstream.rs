@@ -21,7 +21,7 @@ async fn eventually(mut done: impl FnMut() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_upstream_handshake_starts_before_the_first_request() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     // A tunnel and its TLS handshake, no request yet.
     let mut client = h1_client(&proxy, &origin).await;
     assert!(
@@ -50,7 +50,7 @@ async fn the_upstream_handshake_starts_before_the_first_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_request_goes_as_http1_and_one_in_company_shares_http2() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(config(&origin, vec![origin_route()])).await;
+    let proxy = Proxy::start(config(&origin, vec![origin_route(&origin)])).await;
     let mut first = h1_client(&proxy, &origin).await;
     let mut second = h1_client(&proxy, &origin).await;
 

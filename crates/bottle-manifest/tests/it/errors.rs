@@ -140,6 +140,8 @@ bottle_case!(
     env_reserved_claude_token,
     "env:\n  CLAUDE_CODE_OAUTH_TOKEN: \"${CLAUDE_CODE_OAUTH_TOKEN}\"\n"
 );
+// Set by every backend: a manifest value would be silently replaced.
+bottle_case!(env_reserved_home, "env:\n  HOME: /tmp\n");
 bottle_case!(env_not_a_mapping, "env: [A, B]\n");
 bottle_case!(env_null_value, "env:\n  A:\n");
 
@@ -324,6 +326,32 @@ fn positions_point_at_the_offending_token() {
 }
 
 bottle_case!(env_duplicate_name, "env:\n  A: x\n  A: y\n");
+const GIT_H: &str = "git:\n  - Name: a\n    Upstream: ssh://git@h/r.git\n    IdentityFile: /k\n    KnownHostKey: ssh-ed25519 AAAA\n";
+bottle_case!(
+    git_extra_hosts_other_host,
+    &format!("{GIT_H}    ExtraHosts: {{other.example: 10.0.0.1}}\n")
+);
+bottle_case!(
+    git_push_refs_short_name,
+    &format!("{GIT_H}    PushRefs: [agent/*]\n")
+);
+bottle_case!(
+    git_push_refs_bad_character,
+    &format!("{GIT_H}    PushRefs: [refs/heads/ok, \"refs/heads/a b\", \"refs/heads/[ab]\"]\n")
+);
+bottle_case!(
+    git_push_refs_tags_without_allow_tags,
+    &format!("{GIT_H}    PushRefs: [refs/heads/*, refs/tags/v*]\n")
+);
+bottle_case!(
+    git_allow_force_not_bool,
+    &format!("{GIT_H}    AllowForce: yes\n")
+);
+bottle_case!(
+    git_user_control_character,
+    "git_user:\n  name: \"Ada\\nLovelace\"\n  email: \"<ada@example.com>\"\n"
+);
+bottle_case!(git_user_unknown_key, "git_user:\n  mail: ada@example.com\n");
 bottle_case!(
     git_extra_hosts_duplicate_key,
     "git:\n  - Name: a\n    Upstream: ssh://git@h/r.git\n    IdentityFile: /k\n    KnownHostKey: ssh-ed25519 AAAA\n    ExtraHosts: {h: 10.0.0.1, h: 10.0.0.2}\n"

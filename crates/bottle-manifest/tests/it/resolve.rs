@@ -25,10 +25,17 @@ git:
     KnownHostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA
     ExtraHosts:
       gitea.example.com: 10.1.2.3
+    PushRefs: [refs/heads/agent/*, refs/tags/v*]
+    AllowForce: true
+    AllowDelete: true
+    AllowTags: true
   - Name: lib
     Upstream: ssh://git@[2001:db8::1]/lib.git
     IdentityFile: /keys/lib
     KnownHostKey: ecdsa-sha2-nistp256 AAAAE2VjZHNh comment
+git_user:
+  name: Claude (bottle work)
+  email: claude@example.com
 egress:
   log: full
   trust: [~/certs/corp.pem, /etc/ssl/extra.pem]
@@ -124,8 +131,36 @@ fn every_key() {
     assert_eq!(app.upstream.port, 30009);
     assert_eq!(app.identity_file, f.user_home().join(".ssh/id_app"));
     assert_eq!(app.extra_hosts["gitea.example.com"].to_string(), "10.1.2.3");
-    assert_eq!(m.bottle.git[1].upstream.host, "2001:db8::1");
-    assert_eq!(m.bottle.git[1].upstream.port, 22);
+    assert_eq!(
+        app.effective_push_refs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["refs/heads/agent/*", "refs/tags/v*"]
+    );
+    assert!(app.allow_force && app.allow_delete && app.allow_tags);
+    let lib = &m.bottle.git[1];
+    assert_eq!(lib.upstream.host, "2001:db8::1");
+    assert_eq!(lib.upstream.port, 22);
+    assert_eq!(lib.upstream.to_string(), "ssh://git@[2001:db8::1]/lib.git");
+    // Defaults: every branch, no force, no delete, no tags.
+    assert_eq!(lib.push_refs, None);
+    assert_eq!(
+        lib.effective_push_refs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["refs/heads/*"]
+    );
+    assert!(!lib.allow_force && !lib.allow_delete && !lib.allow_tags);
+    assert_eq!(
+        m.bottle.git_user.name.as_deref(),
+        Some("Claude (bottle work)")
+    );
+    assert_eq!(
+        m.bottle.git_user.email.as_deref(),
+        Some("claude@example.com")
+    );
 
     assert_eq!(m.bottle.egress.log, LogMode::Full);
     assert_eq!(
@@ -171,7 +206,7 @@ fn route_table_is_claude_code_hosts_then_the_bottles() {
         .egress
         .routes
         .iter()
-        .map(|r| (r.route.host.clone(), r.source.label().to_owned()))
+        .map(|r| (r.route.host.to_string(), r.source.label().to_owned()))
         .collect();
     let mut expected: Vec<(String, String)> = CLAUDE_CODE_HOSTS
         .iter()
@@ -213,7 +248,7 @@ fn builtin_default_with_oauth_token() {
         m.bottle.egress.routes[0].route.auth,
         Some(RouteAuth::Scheme {
             scheme: AuthScheme::Bearer,
-            token_ref: "CLAUDE_CODE_OAUTH_TOKEN".into()
+            token_ref: "CLAUDE_CODE_OAUTH_TOKEN".parse().unwrap()
         })
     );
     assert_eq!(
@@ -238,8 +273,8 @@ fn builtin_default_with_api_key() {
     assert_eq!(
         m.bottle.egress.routes[0].route.auth,
         Some(RouteAuth::Header {
-            header: "x-api-key".into(),
-            token_ref: "ANTHROPIC_API_KEY".into()
+            header: "x-api-key".parse().unwrap(),
+            token_ref: "ANTHROPIC_API_KEY".parse().unwrap()
         })
     );
     assert_eq!(
@@ -316,13 +351,13 @@ fn extends_folds_left_to_right() {
     f.bottle(
         "mid",
         &md(&format!(
-            "extends: base\nenv: {{B: mid, C: mid}}\nimage: {{base: \"mid:1\", dockerfile: /df/mid}}\ngit:\n{}egress:\n  trust: [/ca2, /ca1]\n  routes:\n    - host: two.example\n      methods: [POST]\n    - host: three.example\n",
+            "extends: base\nenv: {{B: mid, C: mid}}\ngit_user: {{name: Mid, email: mid@example.com}}\nimage: {{base: \"mid:1\", dockerfile: /df/mid}}\ngit:\n{}egress:\n  trust: [/ca2, /ca1]\n  routes:\n    - host: two.example\n      methods: [POST]\n    - host: three.example\n",
             git("repo", "mid.example")
         )),
     );
     f.bottle(
         "other",
-        &md("env: {D: other}\nsupervise: true\negress:\n  log: off\n  networks: [n2]\n"),
+        &md("env: {D: other}\nsupervise: true\ngit_user: {email: other@example.com}\negress:\n  log: off\n  networks: [n2]\n"),
     );
     f.bottle(
         "child",
@@ -361,7 +396,11 @@ fn extends_folds_left_to_right() {
         .map(|r| {
             (
                 r.route.host.as_str(),
-                r.route.methods.clone(),
+                r.route
+                    .methods
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>(),
                 r.source.label(),
             )
         })
@@ -384,6 +423,9 @@ fn extends_folds_left_to_right() {
         b.supervise,
         "`other` sets supervise: true after base's false"
     );
+    // `git_user` fields are scalars: each last-wins on its own.
+    assert_eq!(b.git_user.name.as_deref(), Some("Mid"));
+    assert_eq!(b.git_user.email.as_deref(), Some("other@example.com"));
     // `image` fields are scalars: each last-wins on its own.
     assert_eq!(b.image.base.as_deref(), Some("mid:1"));
     assert_eq!(b.image.dockerfile, Some(PathBuf::from("/df/child")));

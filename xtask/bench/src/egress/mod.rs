@@ -285,6 +285,7 @@ impl Lab {
 
         let rule = proxies::Rule {
             extra: &all_hosts,
+            port,
             filler: 0,
         };
         let egress_ca_dir = dir.join("egress-ca");
@@ -663,7 +664,11 @@ impl Lab {
     /// `filler` routes for hosts nobody asks for, with `extra` appended to its config; warmed
     /// with one request.
     async fn another_egress(&self, name: &str, filler: usize, extra: &str) -> Result<(Proc, Via)> {
-        let rule = proxies::Rule { extra: &[], filler };
+        let rule = proxies::Rule {
+            extra: &[],
+            port: self.port(),
+            filler,
+        };
         let port = util::free_port()?;
         let config = self.dir.join(format!("{name}.yaml"));
         let yaml = rule.egress_yaml(port, &self.egress_ca_dir, &self.origin_ca_pem);

@@ -12,9 +12,13 @@ use anyhow::{Context, Result, bail};
 use crate::util::Proc;
 
 /// The hosts every proxy allows: `localhost` and each first-contact IP literal, all of them
-/// private addresses, hence `allow_private` (mitmdump and Squid have no such check to mirror).
+/// loopback addresses, hence `allow_private` (mitmdump and Squid have no such check to mirror),
+/// on the origin's port. bottle-egress reaches loopback only for an address a route names, so
+/// `localhost` is given its address with `resolve` (a name resolved by DNS never reaches it).
 pub(crate) struct Rule<'a> {
     pub(crate) extra: &'a [IpAddr],
+    /// The origin's port.
+    pub(crate) port: u16,
     /// Routes for hosts nobody asks for, listed before the real ones, so that a request's
     /// lookup runs against a table of this size (bottle-egress only: the route-count rows).
     pub(crate) filler: usize,
@@ -31,7 +35,8 @@ impl Rule<'_> {
     /// logged, as with `mitmdump -q`.
     pub(crate) fn egress_yaml(&self, port: u16, ca_dir: &Path, origin_ca: &Path) -> String {
         let mut yaml = format!(
-            "listen: 127.0.0.1:{port}\nca: {{cert: {}, key: {}}}\nlog: blocks\ntrust: [{}]\nroutes:\n",
+            "listen: 127.0.0.1:{port}\nca: {{cert: {}, key: {}}}\nlog: blocks\ntrust: [{}]\n\
+             resolve: {{localhost: [127.0.0.1]}}\nroutes:\n",
             ca_dir.join("ca.crt").display(),
             ca_dir.join("ca.key").display(),
             origin_ca.display(),
@@ -40,7 +45,11 @@ impl Rule<'_> {
             let _ = writeln!(yaml, "  - host: \"h{i}.filler.test\"");
         }
         for host in self.hosts() {
-            let _ = writeln!(yaml, "  - host: \"{host}\"\n    allow_private: true");
+            let _ = writeln!(
+                yaml,
+                "  - host: \"{host}\"\n    ports: [{}]\n    allow_private: true",
+                self.port
+            );
         }
         yaml
     }
@@ -317,6 +326,7 @@ mod tests {
         let extra = ["127.0.0.2".parse().unwrap()];
         let rule = Rule {
             extra: &extra,
+            port: 8443,
             filler: 2,
         };
         let yaml = rule.egress_yaml(9099, Path::new("/w/ca"), Path::new("/w/origin-ca.pem"));
@@ -325,12 +335,15 @@ mod tests {
         ca: {cert: /w/ca/ca.crt, key: /w/ca/ca.key}
         log: blocks
         trust: [/w/origin-ca.pem]
+        resolve: {localhost: [127.0.0.1]}
         routes:
           - host: "h0.filler.test"
           - host: "h1.filler.test"
           - host: "localhost"
+            ports: [8443]
             allow_private: true
           - host: "127.0.0.2"
+            ports: [8443]
             allow_private: true
         "#);
         assert!(

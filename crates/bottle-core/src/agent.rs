@@ -1,0 +1,178 @@
+//! The agent contract: what every backend gives the agent the same way, whatever runs it.
+//!
+//! The agent runs as [`USER`] with its home at [`HOME`] and the working tree at [`WORKDIR`];
+//! its only way out is the egress, reached as [`EGRESS_ALIAS`] on port [`EGRESS_PORT`], which
+//! the proxy variables of its [fixed environment](fixed_env) name; it trusts the per-bottle CA
+//! at [`CA_FILE`] and, after provisioning, through the system bundle at [`CA_BUNDLE`]. Claude
+//! Code gets its prompt with [`claude_argv`].
+//!
+//! The names of the fixed variables come from the manifest's table
+//! ([`bottle_manifest::agent_env`]), which also refuses them in manifests: one list, read by
+//! both. A backend places the agent; this module says what the agent finds when it wakes up.
+
+use bottle_manifest::agent_env::{FIXED_ENV, FixedValue};
+use serde::Serialize;
+
+use crate::backend::Provisioned;
+use crate::spec::BottleDef;
+
+/// The user the agent runs as (uid and gid 1000 in the agent image, see
+/// [`FileOwner::AGENT`](crate::backend::FileOwner::AGENT)).
+pub const USER: &str = "node";
+/// The agent's home.
+pub const HOME: &str = "/home/node";
+/// The agent's working directory: the `--cwd` tree lands here.
+pub const WORKDIR: &str = "/home/node/workspace";
+/// The per-bottle CA certificate on its own (trusted by Node through `NODE_EXTRA_CA_CERTS`).
+pub const CA_FILE: &str = "/etc/claude-bottle/ca.pem";
+/// The system CA bundle; the CA step adds the per-bottle CA to it.
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Where the CA step puts the per-bottle CA for the system's trust tool
+/// (`update-ca-certificates`).
+pub const SYSTEM_CA_FILE: &str = "/usr/local/share/ca-certificates/claude-bottle.crt";
+/// The agent's system prompt, when it has one.
+pub const PROMPT_FILE: &str = "/home/node/.claude-bottle/prompt.md";
+/// Claude Code's skills folder; each skill is a folder in it.
+pub const SKILLS_DIR: &str = "/home/node/.claude/skills";
+
+/// The egress's name on the bottle's internal network.
+pub const EGRESS_ALIAS: &str = "egress";
+/// The port the egress listens on.
+pub const EGRESS_PORT: u16 = 9099;
+/// The hosts that skip the proxy: loopback only, so nothing else can be reached directly.
+pub const NO_PROXY: &str = "localhost,127.0.0.1";
+
+/// Claude Code's flag for a prompt file.
+pub const APPEND_SYSTEM_PROMPT_FILE: &str = "--append-system-prompt-file";
+/// Claude Code's flag for remote control from claude.ai.
+pub const REMOTE_CONTROL: &str = "--remote-control";
+
+/// The proxy URL the agent uses: `http://egress:9099`.
+pub fn proxy_url() -> String {
+    format!("http://{EGRESS_ALIAS}:{EGRESS_PORT}")
+}
+
+/// The value of a fixed variable under this contract.
+pub fn fixed_value(value: FixedValue) -> String {
+    match value {
+        FixedValue::ProxyUrl => proxy_url(),
+        FixedValue::NoProxy => NO_PROXY.to_owned(),
+        FixedValue::Enabled => "1".to_owned(),
+        FixedValue::CaFile => CA_FILE.to_owned(),
+        FixedValue::CaBundle => CA_BUNDLE.to_owned(),
+        FixedValue::Home => HOME.to_owned(),
+    }
+}
+
+/// The variables claude-bottle sets in the agent itself, `(name, value)`, in order. None is a
+/// secret.
+pub fn fixed_env() -> impl Iterator<Item = (&'static str, String)> {
+    FIXED_ENV
+        .iter()
+        .map(|(name, value)| (*name, fixed_value(*value)))
+}
+
+/// Where an agent variable's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "from", content = "value")]
+pub enum AgentEnvValue {
+    /// A fixed, non-secret value of this contract (proxy URL, CA paths).
+    Fixed(String),
+    /// The bottle's env entry (or placeholder) of that name, from
+    /// [`Secrets`](crate::Secrets) at launch; never in a plan.
+    Manifest,
+}
+
+/// One variable of the agent's environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentEnv {
+    /// Its name.
+    pub name: String,
+    /// Where its value comes from.
+    #[serde(flatten)]
+    pub value: AgentEnvValue,
+}
+
+/// The agent's whole environment for `bottle`: the fixed variables first, then each manifest
+/// entry and placeholder by name, once. A name the contract fixes is never taken from the
+/// manifest, whatever the manifest says: the manifest refuses them, and this is the second
+/// wall (a bottle built in code does not pass the manifest's checks).
+pub fn environment(bottle: &BottleDef) -> Vec<AgentEnv> {
+    let mut env: Vec<AgentEnv> = fixed_env()
+        .map(|(name, value)| AgentEnv {
+            name: name.to_owned(),
+            value: AgentEnvValue::Fixed(value),
+        })
+        .collect();
+    let from_manifest = bottle
+        .env
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(bottle.placeholder_env.iter().map(|(n, _)| n.as_str()));
+    for name in from_manifest {
+        if env.iter().any(|e| e.name == name) {
+            continue;
+        }
+        env.push(AgentEnv {
+            name: name.to_owned(),
+            value: AgentEnvValue::Manifest,
+        });
+    }
+    env
+}
+
+/// Resource limits of one container of a bottle (the agent or a sidecar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Memory in bytes (swap is held to the same figure).
+    pub memory_bytes: i64,
+    /// Maximum number of processes.
+    pub pids: i64,
+}
+
+/// The agent's default limits: a coding agent runs compilers and test suites, so generous,
+/// but bounded.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    memory_bytes: 8 << 30,
+    pids: 4096,
+};
+
+/// Claude Code's argv: the prompt file and remote-control flags, then the user's `args`.
+pub fn claude_argv(
+    provisioned: &Provisioned,
+    remote_control: bool,
+    args: &[String],
+) -> Vec<String> {
+    let mut argv = Vec::with_capacity(args.len() + 3);
+    if let Some(path) = &provisioned.prompt_path {
+        argv.push(APPEND_SYSTEM_PROMPT_FILE.to_owned());
+        argv.push(path.clone());
+    }
+    if remote_control {
+        argv.push(REMOTE_CONTROL.to_owned());
+    }
+    argv.extend(args.iter().cloned());
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{EnvEntry, EnvSource};
+
+    #[test]
+    fn the_manifest_cannot_override_a_fixed_variable_and_each_name_comes_once() {
+        let mut bottle = BottleDef::new("b");
+        bottle.env = vec![
+            EnvEntry::new("HTTPS_PROXY", EnvSource::Host("X".into())),
+            EnvEntry::new("GH_HOST", EnvSource::Host("Y".into())),
+        ];
+        bottle.placeholder_env = vec![("GH_HOST".into(), "p".into()), ("T".into(), "p".into())];
+        let env = environment(&bottle);
+        let https: Vec<_> = env.iter().filter(|e| e.name == "HTTPS_PROXY").collect();
+        assert_eq!(https.len(), 1);
+        assert_eq!(https[0].value, AgentEnvValue::Fixed(proxy_url()));
+        let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(&names[names.len() - 2..], ["GH_HOST", "T"]);
+    }
+}

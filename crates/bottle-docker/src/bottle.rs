@@ -1,0 +1,230 @@
+//! [`DockerBottle`]: the running bottle's handle, bottle-core's transport over the engine.
+//!
+//! Everything bottle-core's provisioning recipe and the session need goes through here: a
+//! command as the agent or as root (an exec), in-memory files (an archive extracted by the
+//! engine, whose headers carry each file's owner and mode), a host tree (the same, packed on
+//! the host) and an attached session.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bottle_core::agent::{USER, WORKDIR};
+use bottle_core::{Bottle, BottleFile, ExecResult, ExecUser, FileOwner, Role, TerminalHost};
+
+use crate::api::{DockerApi, ExecSpec, Interactive};
+use crate::backend::{BACKEND_NAME, core_err};
+use crate::engine::Engine;
+use crate::error::DockerError;
+use crate::tarball::{self, TarBuilder};
+
+/// A running Docker bottle.
+pub struct DockerBottle<D: DockerApi + Clone + 'static = Engine> {
+    pub(crate) api: D,
+    pub(crate) name: String,
+    /// The sidecars' containers, in start order.
+    pub(crate) sidecars: Vec<(Role, String)>,
+    pub(crate) ca_pem: String,
+    pub(crate) terminal: Arc<dyn TerminalHost>,
+}
+
+impl<D: DockerApi + Clone + 'static> std::fmt::Debug for DockerBottle<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerBottle")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: DockerApi + Clone + 'static> DockerBottle<D> {
+    fn spec(user: ExecUser, cmd: Vec<String>) -> ExecSpec {
+        let (user, dir) = match user {
+            ExecUser::Agent => (USER, WORKDIR),
+            ExecUser::Root => ("0", "/"),
+        };
+        ExecSpec {
+            cmd,
+            user: Some(user.to_owned()),
+            working_dir: Some(dir.to_owned()),
+            env: Vec::new(),
+        }
+    }
+
+    async fn attached(&self, cmd: Vec<String>, tty: bool) -> bottle_core::Result<i32> {
+        let spec = Self::spec(ExecUser::Agent, cmd);
+        let _raw = if tty {
+            Some(
+                self.terminal
+                    .enter_raw()
+                    .map_err(|e| bottle_core::Error::backend(BACKEND_NAME, "enter raw mode", e))?,
+            )
+        } else {
+            None
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let watcher = if tty {
+            let terminal = self.terminal.clone();
+            Some(tokio::spawn(async move {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let Ok(mut winch) = signal(SignalKind::window_change()) else {
+                        return;
+                    };
+                    while winch.recv().await.is_some() {
+                        if let Some(size) = terminal.size()
+                            && tx.send(size).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                #[cfg(not(unix))]
+                drop((terminal, tx));
+            }))
+        } else {
+            None
+        };
+        let io = Interactive {
+            tty,
+            stdin: Some(Box::pin(tokio::io::stdin())),
+            stdout: Box::pin(tokio::io::stdout()),
+            stderr: Box::pin(tokio::io::stderr()),
+            size: if tty { self.terminal.size() } else { None },
+            resize: tty.then_some(rx),
+        };
+        let result = self.api.exec_interactive(&self.name, &spec, io).await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        let code = result.map_err(|e| core_err(format!("run a session in {}", self.name), e))?;
+        if code != 0 {
+            self.check_sidecars().await?;
+        }
+        Ok(i32::try_from(code).unwrap_or(1))
+    }
+
+    /// After a failed session: if a sidecar died (the egress first), that is what the user
+    /// needs to hear — without the egress the agent had no network from that moment on — not
+    /// the session's own exit code.
+    async fn check_sidecars(&self) -> bottle_core::Result<()> {
+        for (role, sidecar) in &self.sidecars {
+            let Ok(Some(info)) = self.api.inspect_container(sidecar).await else {
+                continue;
+            };
+            if info.running {
+                continue;
+            }
+            let log = self.api.logs_tail(sidecar, 20).await.unwrap_or_default();
+            let cut_off = if *role == Role::Egress {
+                ", which cut the bottle off from the network"
+            } else {
+                ""
+            };
+            return Err(core_err(
+                format!("run a session in {}", self.name),
+                DockerError::SidecarNotReady {
+                    role: *role,
+                    container: sidecar.clone(),
+                    detail: format!(
+                        "it stopped (exit code {}) during the session{cut_off}; its log ends \
+                         with:\n{}",
+                        info.exit_code.unwrap_or(-1),
+                        log.trim_end()
+                    ),
+                },
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<D: DockerApi + Clone + 'static> Bottle for DockerBottle<D> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn exec_claude(&self, argv: &[String], tty: bool) -> bottle_core::Result<i32> {
+        let mut cmd = vec!["claude".to_owned()];
+        cmd.extend(argv.iter().cloned());
+        self.attached(cmd, tty).await
+    }
+
+    async fn exec_attached(&self, script: &str, tty: bool) -> bottle_core::Result<i32> {
+        self.attached(vec!["sh".into(), "-c".into(), script.to_owned()], tty)
+            .await
+    }
+
+    async fn exec(&self, user: ExecUser, script: &str) -> bottle_core::Result<ExecResult> {
+        let spec = Self::spec(user, vec!["sh".into(), "-c".into(), script.to_owned()]);
+        let out = self
+            .api
+            .exec(&self.name, &spec, None)
+            .await
+            .map_err(|e| core_err(format!("exec in {}", self.name), e))?;
+        Ok(ExecResult {
+            exit_code: i32::try_from(out.exit_code).unwrap_or(1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    async fn write_files(&self, files: &[BottleFile]) -> bottle_core::Result<()> {
+        let action = format!("write files into {}", self.name);
+        let tar = tarball::archive("bottle files", files).map_err(|e| core_err(&action, e))?;
+        self.api
+            .upload(&self.name, "/", tar)
+            .await
+            .map_err(|e| core_err(action, e))
+    }
+
+    async fn cp_in(&self, host_path: &Path, bottle_path: &str) -> bottle_core::Result<()> {
+        let target = Path::new(bottle_path);
+        let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+            return Err(core_err(
+                format!("copy into {bottle_path}"),
+                DockerError::InvalidSetting {
+                    name: "bottle path".to_owned(),
+                    value: bottle_path.to_owned(),
+                    hint: "give an absolute path with a file name".to_owned(),
+                },
+            ));
+        };
+        let name = name.to_string_lossy();
+        let mut tar = TarBuilder::new(host_path);
+        let meta = std::fs::metadata(host_path).map_err(|source| {
+            core_err(
+                format!("copy {}", host_path.display()),
+                DockerError::HostFile {
+                    path: host_path.to_path_buf(),
+                    source,
+                },
+            )
+        })?;
+        let packed = if meta.is_dir() {
+            tar.host_tree(host_path, &name, FileOwner::AGENT).map(drop)
+        } else {
+            std::fs::read(host_path)
+                .map_err(|source| DockerError::HostFile {
+                    path: host_path.to_path_buf(),
+                    source,
+                })
+                .and_then(|data| tar.file(&name, &data, 0o644, FileOwner::AGENT).map(drop))
+        };
+        let action = format!("copy {} into {bottle_path}", host_path.display());
+        packed.map_err(|e| core_err(action.clone(), e))?;
+        let bytes = tar.finish().map_err(|e| core_err(action.clone(), e))?;
+        self.api
+            .upload(&self.name, &parent.to_string_lossy(), bytes)
+            .await
+            .map_err(|e| core_err(action, e))
+    }
+
+    fn ca_pem(&self) -> Option<&str> {
+        Some(&self.ca_pem)
+    }
+
+    async fn close(&self) -> bottle_core::Result<()> {
+        // Teardown removes the containers; the handle holds nothing of its own.
+        Ok(())
+    }
+}
