@@ -24,30 +24,76 @@ use crate::api::{
     EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, NetworkSpec, NetworkSummary,
     Progress, ProgressSink, VolumeSummary,
 };
+use crate::endpoint::{EngineEndpoint, Transport};
 use crate::error::{DockerError, Result};
+
+/// Seconds a request may take (bollard's default): long builds stream, so this bounds silence.
+const CLIENT_TIMEOUT_SECS: u64 = 120;
 
 /// A connection to a Docker engine, with the API version negotiated down to what the engine
 /// speaks (bollard defaults to a newer version than, e.g., Debian's 20.10 engine at API 1.41, and
 /// field semantics follow the URL version).
 ///
-/// Negotiation happens on first use, so making an `Engine` never blocks and never fails for a
-/// stopped engine: the first call reports it.
+/// Which engine, and how, is an [`EngineEndpoint`]: a Unix socket, plain TCP (loopback only) or
+/// TCP with TLS. Making an `Engine` reads the TLS material (so a broken certificate fails before
+/// anything else) but never contacts the engine; negotiation happens on first use, and the first
+/// call reports an engine that does not answer, naming the endpoint.
 #[derive(Debug, Clone)]
 pub struct Engine {
     raw: Docker,
+    endpoint: std::sync::Arc<EngineEndpoint>,
     negotiated: std::sync::Arc<tokio::sync::OnceCell<Docker>>,
 }
 
 impl Engine {
-    /// A client for the engine the environment names (`DOCKER_HOST`, else the local socket).
+    /// A client for the engine the environment names (`DOCKER_HOST`, `DOCKER_CONTEXT`, the
+    /// docker config's current context, else the local socket; see [`crate::endpoint`]).
     pub fn new() -> Result<Self> {
-        let raw = Docker::connect_with_defaults().map_err(|e| DockerError::EngineUnreachable {
-            detail: e.to_string(),
-        })?;
+        Engine::for_endpoint(EngineEndpoint::from_env()?)
+    }
+
+    /// A client for `endpoint`.
+    pub fn for_endpoint(endpoint: EngineEndpoint) -> Result<Self> {
+        let unreachable = |e: bollard::errors::Error| DockerError::unreachable(Some(&endpoint), &e);
+        let raw = match &endpoint.transport {
+            Transport::Unix { path } => {
+                if !path.exists() {
+                    return Err(DockerError::EngineUnreachable {
+                        engine: Some(endpoint.to_string()),
+                        detail: format!("no socket at `{}`", path.display()),
+                        fix: endpoint.unreachable_fix(),
+                    });
+                }
+                Docker::connect_with_unix(
+                    &endpoint.address(),
+                    CLIENT_TIMEOUT_SECS,
+                    bollard::API_DEFAULT_VERSION,
+                )
+                .map_err(unreachable)?
+            }
+            Transport::Tcp { tls: None, .. } => Docker::connect_with_http(
+                &endpoint.address(),
+                CLIENT_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .map_err(unreachable)?,
+            Transport::Tcp {
+                host,
+                port,
+                tls: Some(files),
+            } => tls::connect(host, *port, files)?,
+        };
+        tracing::debug!(engine = %endpoint, "Docker engine");
         Ok(Engine {
             raw,
+            endpoint: std::sync::Arc::new(endpoint),
             negotiated: Default::default(),
         })
+    }
+
+    /// The engine this client talks to.
+    pub fn endpoint(&self) -> &EngineEndpoint {
+        &self.endpoint
     }
 
     /// A client that has already negotiated the API version with a reachable engine.
@@ -61,11 +107,11 @@ impl Engine {
     pub async fn client(&self) -> Result<&Docker> {
         self.negotiated
             .get_or_try_init(|| async {
-                self.raw.clone().negotiate_version().await.map_err(|e| {
-                    DockerError::EngineUnreachable {
-                        detail: e.to_string(),
-                    }
-                })
+                self.raw
+                    .clone()
+                    .negotiate_version()
+                    .await
+                    .map_err(|e| DockerError::unreachable(Some(&self.endpoint), &e))
             })
             .await
     }
@@ -798,6 +844,139 @@ impl Engine {
         if let Ok(docker) = self.client().await {
             let _ = docker.resize_exec(id, options).await;
         }
+    }
+}
+
+/// TCP with TLS as the docker CLI does it with `--tlsverify`: the engine's certificate must
+/// chain to `ca.pem` and nothing else (no system roots) and name the host dialled; the client
+/// presents `cert.pem`/`key.pem` when there. Through bollard's custom transport, on the one
+/// crypto provider of the workspace (ring): bollard's own `ssl` feature would add the system
+/// roots to `ca.pem` and read the key only at the first handshake.
+mod tls {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use bollard::{BollardRequest, Docker};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::CLIENT_TIMEOUT_SECS;
+    use crate::endpoint::TlsFiles;
+    use crate::error::{DockerError, Result};
+
+    fn unusable(path: &Path, problem: String, fix: &str) -> DockerError {
+        DockerError::EngineEndpoint {
+            setting: format!("the engine's TLS file `{}`", path.display()),
+            problem,
+            fix: fix.to_owned(),
+        }
+    }
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|source| DockerError::HostFile {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+        let pem = read(path)?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| {
+                unusable(
+                    path,
+                    format!("is not PEM ({e})"),
+                    "replace it with the PEM file docker uses",
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(unusable(
+                path,
+                "holds no certificate".to_owned(),
+                "replace it with the PEM file docker uses",
+            ));
+        }
+        Ok(certs)
+    }
+
+    pub(super) fn config(files: &TlsFiles) -> Result<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certificates(&files.ca)? {
+            roots.add(cert).map_err(|e| {
+                unusable(
+                    &files.ca,
+                    format!("holds a certificate that cannot be a root ({e})"),
+                    "use the CA certificate that signed the engine's certificate",
+                )
+            })?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unusable(&files.ca, e.to_string(), "report this as a bug"))?
+        .with_root_certificates(roots);
+        Ok(match &files.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = certificates(cert)?;
+                let key_pem = read(key)?;
+                let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                    unusable(
+                        key,
+                        format!("is not a PEM private key ({e})"),
+                        "replace it with the key of cert.pem",
+                    )
+                })?;
+                builder.with_client_auth_cert(chain, private).map_err(|e| {
+                    unusable(
+                        key,
+                        format!("does not go with cert.pem ({e})"),
+                        "put the key of cert.pem there",
+                    )
+                })?
+            }
+        })
+    }
+
+    pub(super) fn connect(host: &str, port: u16, files: &TlsFiles) -> Result<Docker> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config(files)?)
+            .https_only()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            // As bollard's own transports: an idle connection is not reused.
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        let transport = move |request: BollardRequest| {
+            let client = client.clone();
+            async move {
+                client
+                    .request(request)
+                    .await
+                    .map_err(bollard::errors::Error::from)
+            }
+        };
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Docker::connect_with_custom_transport(
+            transport,
+            Some(format!("https://{authority}")),
+            CLIENT_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| DockerError::Engine {
+            operation: "connect to",
+            object: authority,
+            detail: e.to_string(),
+        })
     }
 }
 
