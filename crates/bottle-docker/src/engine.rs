@@ -96,6 +96,16 @@ impl Engine {
         &self.endpoint
     }
 
+    /// A failed call, an engine that stopped answering named with this endpoint and its fix.
+    fn fail(
+        &self,
+        operation: &'static str,
+        object: impl Into<String>,
+        err: bollard::errors::Error,
+    ) -> DockerError {
+        DockerError::engine(operation, object, err).at(&self.endpoint)
+    }
+
     /// A client that has already negotiated the API version with a reachable engine.
     pub async fn connect() -> Result<Self> {
         let engine = Engine::new()?;
@@ -148,7 +158,7 @@ impl Engine {
             None,
         );
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| DockerError::engine("import image", &reference, e))?;
+            let info = item.map_err(|e| self.fail("import image", &reference, e))?;
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
                 return Err(DockerError::Build {
                     tag: reference,
@@ -181,7 +191,7 @@ impl Engine {
         let mut stderr = Vec::new();
         let mut output = std::pin::pin!(output);
         while let Some(item) = output.next().await {
-            match item.map_err(|e| DockerError::engine(operation, object, e))? {
+            match item.map_err(|e| self.fail(operation, object, e))? {
                 LogOutput::StdOut { message } | LogOutput::Console { message } => {
                     stdout.extend_from_slice(&message)
                 }
@@ -242,7 +252,7 @@ impl DockerApi for Engine {
             .await?
             .info()
             .await
-            .map_err(|e| DockerError::engine("info", "engine", e))?;
+            .map_err(|e| self.fail("info", "engine", e))?;
         let mut runtimes: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
         runtimes.sort();
         let (major, minor) = self.api_version().await?;
@@ -263,7 +273,7 @@ impl DockerApi for Engine {
                 }))
             }
             Err(e) if Self::not_found(&e) => Ok(None),
-            Err(e) => Err(DockerError::engine("inspect image", reference, e)),
+            Err(e) => Err(self.fail("inspect image", reference, e)),
         }
     }
 
@@ -291,7 +301,7 @@ impl DockerApi for Engine {
                     tag: request.tag.clone(),
                     detail: error,
                 },
-                other => DockerError::engine("build image", &request.tag, other),
+                other => self.fail("build image", &request.tag, other),
             })?;
             // Failures arrive inside the stream, not as an HTTP error: check every item.
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
@@ -343,14 +353,14 @@ impl DockerApi for Engine {
             .create_network(request)
             .await
             .map(drop)
-            .map_err(|e| DockerError::engine("create network", &spec.name, e))
+            .map_err(|e| self.fail("create network", &spec.name, e))
     }
 
     async fn remove_network(&self, name: &str) -> Result<bool> {
         match self.client().await?.remove_network(name).await {
             Ok(()) => Ok(true),
             Err(e) if Self::not_found(&e) => Ok(false),
-            Err(e) => Err(DockerError::engine("remove network", name, e)),
+            Err(e) => Err(self.fail("remove network", name, e)),
         }
     }
 
@@ -363,7 +373,7 @@ impl DockerApi for Engine {
             .await?
             .list_networks(Some(options))
             .await
-            .map_err(|e| DockerError::engine("list networks", "", e))?;
+            .map_err(|e| self.fail("list networks", "", e))?;
         let mut out: Vec<NetworkSummary> = networks
             .into_iter()
             .filter_map(|n| {
@@ -386,7 +396,7 @@ impl DockerApi for Engine {
                 None::<bollard::query_parameters::InspectNetworkOptions>,
             )
             .await
-            .map_err(|e| DockerError::engine("inspect network", name, e))?;
+            .map_err(|e| self.fail("inspect network", name, e))?;
         Ok(network
             .ipam
             .and_then(|ipam| ipam.config)
@@ -435,7 +445,7 @@ impl DockerApi for Engine {
             .create_container(Some(options), body)
             .await
             .map(drop)
-            .map_err(|e| DockerError::engine("create container", &config.name, e))
+            .map_err(|e| self.fail("create container", &config.name, e))
     }
 
     async fn connect_network(&self, container: &str, attachment: &Attachment) -> Result<()> {
@@ -448,7 +458,7 @@ impl DockerApi for Engine {
             .connect_network(&attachment.network, request)
             .await
             .map_err(|e| {
-                DockerError::engine(
+                self.fail(
                     "connect network",
                     format!("{container} to {}", attachment.network),
                     e,
@@ -462,7 +472,7 @@ impl DockerApi for Engine {
             .await?
             .upload_to_container(container, Some(options), bollard::body_full(tar))
             .await
-            .map_err(|e| DockerError::engine("copy into", format!("{container}:{dir}"), e))
+            .map_err(|e| self.fail("copy into", format!("{container}:{dir}"), e))
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {
@@ -473,7 +483,7 @@ impl DockerApi for Engine {
                 None::<bollard::query_parameters::StartContainerOptions>,
             )
             .await
-            .map_err(|e| DockerError::engine("start container", name, e))
+            .map_err(|e| self.fail("start container", name, e))
     }
 
     async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {
@@ -488,7 +498,7 @@ impl DockerApi for Engine {
         {
             Ok(info) => info,
             Err(e) if Self::not_found(&e) => return Ok(None),
-            Err(e) => return Err(DockerError::engine("inspect container", name, e)),
+            Err(e) => return Err(self.fail("inspect container", name, e)),
         };
         let state = info.state.unwrap_or_default();
         let running = state.running.unwrap_or(false);
@@ -518,7 +528,7 @@ impl DockerApi for Engine {
             Some(Ok(response)) => Ok(response.status_code),
             // bollard turns a non-zero exit into this error; it is an outcome, not a failure.
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(DockerError::engine("wait for container", name, e)),
+            Some(Err(e)) => Err(self.fail("wait for container", name, e)),
             None => Err(DockerError::Engine {
                 operation: "wait for container",
                 object: name.to_owned(),
@@ -545,7 +555,7 @@ impl DockerApi for Engine {
                 status_code: 409,
                 message,
             }) if message.contains("already in progress") => Ok(false),
-            Err(e) => Err(DockerError::engine("remove container", name, e)),
+            Err(e) => Err(self.fail("remove container", name, e)),
         }
     }
 
@@ -559,7 +569,7 @@ impl DockerApi for Engine {
             .await?
             .list_containers(Some(options))
             .await
-            .map_err(|e| DockerError::engine("list containers", "", e))?;
+            .map_err(|e| self.fail("list containers", "", e))?;
         let mut out: Vec<ContainerSummary> = containers
             .into_iter()
             .filter_map(|c| {
@@ -584,7 +594,7 @@ impl DockerApi for Engine {
             .await?
             .list_volumes(Some(options))
             .await
-            .map_err(|e| DockerError::engine("list volumes", "", e))?;
+            .map_err(|e| self.fail("list volumes", "", e))?;
         let mut out: Vec<VolumeSummary> = response
             .volumes
             .unwrap_or_default()
@@ -607,7 +617,7 @@ impl DockerApi for Engine {
         {
             Ok(()) => Ok(true),
             Err(e) if Self::not_found(&e) => Ok(false),
-            Err(e) => Err(DockerError::engine("remove volume", name, e)),
+            Err(e) => Err(self.fail("remove volume", name, e)),
         }
     }
 
@@ -633,13 +643,13 @@ impl DockerApi for Engine {
             .await?
             .create_exec(container, config)
             .await
-            .map_err(|e| DockerError::engine("exec in", container, e))?;
+            .map_err(|e| self.fail("exec in", container, e))?;
         let started = self
             .client()
             .await?
             .start_exec(&exec.id, None::<StartExecOptions>)
             .await
-            .map_err(|e| DockerError::engine("exec in", container, e))?;
+            .map_err(|e| self.fail("exec in", container, e))?;
         let (stdout, stderr) = match started {
             StartExecResults::Attached { output, mut input } => {
                 if let Some(data) = stdin {
@@ -707,7 +717,7 @@ impl DockerApi for Engine {
         let exec = docker
             .create_exec(container, config)
             .await
-            .map_err(|e| DockerError::engine("exec in", container, e))?;
+            .map_err(|e| self.fail("exec in", container, e))?;
         let started = docker
             .start_exec(
                 &exec.id,
@@ -717,7 +727,7 @@ impl DockerApi for Engine {
                 }),
             )
             .await
-            .map_err(|e| DockerError::engine("exec in", container, e))?;
+            .map_err(|e| self.fail("exec in", container, e))?;
         let StartExecResults::Attached { mut output, input } = started else {
             return self.exec_exit_code(&exec.id, container).await;
         };
@@ -792,7 +802,7 @@ impl DockerApi for Engine {
             task.abort();
         }
         if let Some(e) = failure {
-            return Err(DockerError::engine("exec in", container, e));
+            return Err(self.fail("exec in", container, e));
         }
         self.exec_exit_code(&exec.id, container).await
     }
@@ -820,7 +830,7 @@ impl Engine {
                 .await?
                 .inspect_exec(id)
                 .await
-                .map_err(|e| DockerError::engine("inspect exec in", container, e))?;
+                .map_err(|e| self.fail("inspect exec in", container, e))?;
             if inspect.running != Some(true)
                 && let Some(code) = inspect.exit_code
             {
@@ -919,7 +929,7 @@ mod tls {
         .with_safe_default_protocol_versions()
         .map_err(|e| unusable(&files.ca, e.to_string(), "report this as a bug"))?
         .with_root_certificates(roots);
-        Ok(match &files.client {
+        let mut config = match &files.client {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
                 let chain = certificates(cert)?;
@@ -939,7 +949,12 @@ mod tls {
                     )
                 })?
             }
-        })
+        };
+        // Every request is a new connection, and a TLS front such as socat (OpenSSL with
+        // client verification and no session id context) refuses resumed sessions outright:
+        // a full handshake each time works with every server.
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(config)
     }
 
     pub(super) fn connect(host: &str, port: u16, files: &TlsFiles) -> Result<Docker> {

@@ -164,6 +164,23 @@ impl DockerError {
         }
     }
 
+    /// Names `endpoint` in an unreachable-engine error that does not name one yet (and gives
+    /// the fix for it); any other error unchanged.
+    pub(crate) fn at(self, endpoint: &crate::endpoint::EngineEndpoint) -> Self {
+        match self {
+            DockerError::EngineUnreachable {
+                engine: None,
+                detail,
+                ..
+            } => DockerError::EngineUnreachable {
+                engine: Some(endpoint.to_string()),
+                detail,
+                fix: endpoint.unreachable_fix(),
+            },
+            other => other,
+        }
+    }
+
     /// The engine at `engine` (the local default when `None`) did not answer: the innermost
     /// cause of `err` (`Connection refused`, a TLS alert) rather than the client's wrapping.
     pub(crate) fn unreachable(
