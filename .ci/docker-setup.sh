@@ -29,6 +29,7 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v runsc >/dev/null 2>&1 || missing+=(runsc)
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+command -v socat >/dev/null 2>&1 || missing+=(socat) # the remote-engine test's TLS front
 if [ "${#missing[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 \
         || die "missing ${missing[*]} and no apt-get to install them; install them by hand"
@@ -37,7 +38,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-    say "docker.io, runsc and mmdebstrap already installed"
+    say "docker.io, runsc, mmdebstrap and socat already installed"
 fi
 
 # --- 2. runsc as a dockerd runtime -------------------------------------------------------------

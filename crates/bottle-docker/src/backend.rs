@@ -18,6 +18,7 @@ use bottle_recipe::LaunchMaterial;
 use crate::api::{DockerApi, Progress};
 use crate::bottle::DockerBottle;
 use crate::cleanup;
+use crate::endpoint::EngineEndpoint;
 use crate::engine::Engine;
 use crate::error::DockerError;
 use crate::image::{self, AgentImageRecipe, ImageSettings};
@@ -71,6 +72,8 @@ pub struct DockerBackend<D: DockerApi + Clone + 'static = Engine> {
     runtime_cache: Mutex<Option<RuntimeChoice>>,
     terminal: Arc<dyn TerminalHost>,
     ready_timeout: Duration,
+    /// The engine, for the preflight (`None`: not known, as for a fake).
+    endpoint: Option<EngineEndpoint>,
     /// Creates still running for a launch that was dropped; teardown waits for them.
     inflight: InFlight,
 }
@@ -90,9 +93,11 @@ impl DockerBackend<Engine> {
         let engine = Engine::new().map_err(|e| core_err("connect to the engine", e))?;
         let options = DockerOptions::from_lookup(|n| std::env::var(n).ok())
             .map_err(|e| core_err("read settings", e))?;
+        let endpoint = engine.endpoint().clone();
         Ok(
             DockerBackend::new(engine, options, ImageSettings::from_env())
-                .with_forced_runtime(std::env::var(runtime::RUNTIME_ENV).ok()),
+                .with_forced_runtime(std::env::var(runtime::RUNTIME_ENV).ok())
+                .with_endpoint(endpoint),
         )
     }
 }
@@ -108,8 +113,16 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
             runtime_cache: Mutex::new(None),
             terminal: Arc::new(NoTerminal),
             ready_timeout: Duration::from_secs(30),
+            endpoint: None,
             inflight: InFlight::default(),
         }
+    }
+
+    /// Names the engine `api` talks to, for the preflight (shown when it is not the local
+    /// default socket).
+    pub fn with_endpoint(mut self, endpoint: EngineEndpoint) -> Self {
+        self.endpoint = Some(endpoint);
+        self
     }
 
     /// Uses `terminal` for raw mode and window sizes in TTY sessions.
@@ -118,8 +131,8 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
         self
     }
 
-    /// Forces a runtime: `runc` skips the gVisor probe, so `prepare` does not contact the
-    /// engine at all (what a `--dry-run` wants).
+    /// Forces a runtime: `runc` skips the gVisor probe and takes no account of the engine's
+    /// runtimes (`prepare` still asks the engine, so that one that does not answer fails first).
     pub fn with_forced_runtime(mut self, runtime: Option<String>) -> Self {
         self.forced_runtime = runtime.filter(|r| !r.is_empty());
         self
@@ -178,12 +191,15 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
     }
 
     /// The runtime as `prepare` may know it: a probe result from earlier in this process, else
-    /// what the engine's registered runtimes say (read-only; see [`runtime::registered`]).
-    async fn planned_runtime(&self) -> RuntimeChoice {
+    /// what the engine's registered runtimes say (read-only; see [`runtime::registered`]), which
+    /// fails when the engine does not answer.
+    async fn planned_runtime(&self) -> bottle_core::Result<RuntimeChoice> {
         if let Some(choice) = self.runtime_cache.lock().ok().and_then(|c| c.clone()) {
-            return choice;
+            return Ok(choice);
         }
-        runtime::registered(&self.api, self.forced_runtime.as_deref()).await
+        runtime::registered(&self.api, self.forced_runtime.as_deref())
+            .await
+            .map_err(|e| core_err("reach the engine", e))
     }
 
     /// The runtime proven at launch: runs the networked gVisor probe (once per process) on a
@@ -263,10 +279,11 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             .images
             .clone()
             .with_manifest(&prepared.agent.bottle.image);
+        // First, the engine: one that does not answer fails the prepare, before any state.
+        let runtime = self.planned_runtime().await?;
         let recipe = AgentImageRecipe::resolve(&settings)
             .map_err(|e| core_err("read the agent image recipe", e))?;
         let agent_image = recipe.tag();
-        let runtime = self.planned_runtime().await;
         let labels = bottle_core::labels::for_bottle(
             &prepared.identity,
             BACKEND_NAME,
@@ -285,6 +302,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         )
         .map_err(|e| core_err("plan the bottle", e))?;
         Ok(DockerPlan {
+            engine: self.endpoint.clone().filter(|e| !e.is_local_default()),
             prepared,
             recipe,
             agent_image,

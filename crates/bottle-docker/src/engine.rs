@@ -24,30 +24,86 @@ use crate::api::{
     EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, NetworkSpec, NetworkSummary,
     Progress, ProgressSink, VolumeSummary,
 };
+use crate::endpoint::{EngineEndpoint, Transport};
 use crate::error::{DockerError, Result};
+
+/// Seconds a request may take (bollard's default): long builds stream, so this bounds silence.
+const CLIENT_TIMEOUT_SECS: u64 = 120;
 
 /// A connection to a Docker engine, with the API version negotiated down to what the engine
 /// speaks (bollard defaults to a newer version than, e.g., Debian's 20.10 engine at API 1.41, and
 /// field semantics follow the URL version).
 ///
-/// Negotiation happens on first use, so making an `Engine` never blocks and never fails for a
-/// stopped engine: the first call reports it.
+/// Which engine, and how, is an [`EngineEndpoint`]: a Unix socket, plain TCP (loopback only) or
+/// TCP with TLS. Making an `Engine` reads the TLS material (so a broken certificate fails before
+/// anything else) but never contacts the engine; negotiation happens on first use, and the first
+/// call reports an engine that does not answer, naming the endpoint.
 #[derive(Debug, Clone)]
 pub struct Engine {
     raw: Docker,
+    endpoint: std::sync::Arc<EngineEndpoint>,
     negotiated: std::sync::Arc<tokio::sync::OnceCell<Docker>>,
 }
 
 impl Engine {
-    /// A client for the engine the environment names (`DOCKER_HOST`, else the local socket).
+    /// A client for the engine the environment names (`DOCKER_HOST`, `DOCKER_CONTEXT`, the
+    /// docker config's current context, else the local socket; see [`crate::endpoint`]).
     pub fn new() -> Result<Self> {
-        let raw = Docker::connect_with_defaults().map_err(|e| DockerError::EngineUnreachable {
-            detail: e.to_string(),
-        })?;
+        Engine::for_endpoint(EngineEndpoint::from_env()?)
+    }
+
+    /// A client for `endpoint`.
+    pub fn for_endpoint(endpoint: EngineEndpoint) -> Result<Self> {
+        let unreachable = |e: bollard::errors::Error| DockerError::unreachable(Some(&endpoint), &e);
+        let raw = match &endpoint.transport {
+            Transport::Unix { path } => {
+                if !path.exists() {
+                    return Err(DockerError::EngineUnreachable {
+                        engine: Some(endpoint.to_string()),
+                        detail: format!("no socket at `{}`", path.display()),
+                        fix: endpoint.unreachable_fix(),
+                    });
+                }
+                Docker::connect_with_unix(
+                    &endpoint.address(),
+                    CLIENT_TIMEOUT_SECS,
+                    bollard::API_DEFAULT_VERSION,
+                )
+                .map_err(unreachable)?
+            }
+            Transport::Tcp { tls: None, .. } => Docker::connect_with_http(
+                &endpoint.address(),
+                CLIENT_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .map_err(unreachable)?,
+            Transport::Tcp {
+                host,
+                port,
+                tls: Some(files),
+            } => tls::connect(host, *port, files)?,
+        };
+        tracing::debug!(engine = %endpoint, "Docker engine");
         Ok(Engine {
             raw,
+            endpoint: std::sync::Arc::new(endpoint),
             negotiated: Default::default(),
         })
+    }
+
+    /// The engine this client talks to.
+    pub fn endpoint(&self) -> &EngineEndpoint {
+        &self.endpoint
+    }
+
+    /// A failed call, an engine that stopped answering named with this endpoint and its fix.
+    fn fail(
+        &self,
+        operation: &'static str,
+        object: impl Into<String>,
+        err: bollard::errors::Error,
+    ) -> DockerError {
+        DockerError::engine(operation, object, err).at(&self.endpoint)
     }
 
     /// A client that has already negotiated the API version with a reachable engine.
@@ -61,11 +117,11 @@ impl Engine {
     pub async fn client(&self) -> Result<&Docker> {
         self.negotiated
             .get_or_try_init(|| async {
-                self.raw.clone().negotiate_version().await.map_err(|e| {
-                    DockerError::EngineUnreachable {
-                        detail: e.to_string(),
-                    }
-                })
+                self.raw
+                    .clone()
+                    .negotiate_version()
+                    .await
+                    .map_err(|e| DockerError::unreachable(Some(&self.endpoint), &e))
             })
             .await
     }
@@ -102,7 +158,7 @@ impl Engine {
             None,
         );
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| DockerError::engine("import image", &reference, e))?;
+            let info = item.map_err(|e| self.fail("import image", &reference, e))?;
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
                 return Err(DockerError::Build {
                     tag: reference,
@@ -135,7 +191,7 @@ impl Engine {
         let mut stderr = Vec::new();
         let mut output = std::pin::pin!(output);
         while let Some(item) = output.next().await {
-            match item.map_err(|e| DockerError::engine(operation, object, e))? {
+            match item.map_err(|e| self.fail(operation, object, e))? {
                 LogOutput::StdOut { message } | LogOutput::Console { message } => {
                     stdout.extend_from_slice(&message)
                 }
@@ -196,7 +252,7 @@ impl DockerApi for Engine {
             .await?
             .info()
             .await
-            .map_err(|e| DockerError::engine("info", "engine", e))?;
+            .map_err(|e| self.fail("info", "engine", e))?;
         let mut runtimes: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
         runtimes.sort();
         let (major, minor) = self.api_version().await?;
@@ -217,7 +273,7 @@ impl DockerApi for Engine {
                 }))
             }
             Err(e) if Self::not_found(&e) => Ok(None),
-            Err(e) => Err(DockerError::engine("inspect image", reference, e)),
+            Err(e) => Err(self.fail("inspect image", reference, e)),
         }
     }
 
@@ -245,7 +301,7 @@ impl DockerApi for Engine {
                     tag: request.tag.clone(),
                     detail: error,
                 },
-                other => DockerError::engine("build image", &request.tag, other),
+                other => self.fail("build image", &request.tag, other),
             })?;
             // Failures arrive inside the stream, not as an HTTP error: check every item.
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
@@ -297,14 +353,14 @@ impl DockerApi for Engine {
             .create_network(request)
             .await
             .map(drop)
-            .map_err(|e| DockerError::engine("create network", &spec.name, e))
+            .map_err(|e| self.fail("create network", &spec.name, e))
     }
 
     async fn remove_network(&self, name: &str) -> Result<bool> {
         match self.client().await?.remove_network(name).await {
             Ok(()) => Ok(true),
             Err(e) if Self::not_found(&e) => Ok(false),
-            Err(e) => Err(DockerError::engine("remove network", name, e)),
+            Err(e) => Err(self.fail("remove network", name, e)),
         }
     }
 
@@ -317,7 +373,7 @@ impl DockerApi for Engine {
             .await?
             .list_networks(Some(options))
             .await
-            .map_err(|e| DockerError::engine("list networks", "", e))?;
+            .map_err(|e| self.fail("list networks", "", e))?;
         let mut out: Vec<NetworkSummary> = networks
             .into_iter()
             .filter_map(|n| {
@@ -340,7 +396,7 @@ impl DockerApi for Engine {
                 None::<bollard::query_parameters::InspectNetworkOptions>,
             )
             .await
-            .map_err(|e| DockerError::engine("inspect network", name, e))?;
+            .map_err(|e| self.fail("inspect network", name, e))?;
         Ok(network
             .ipam
             .and_then(|ipam| ipam.config)
@@ -389,7 +445,7 @@ impl DockerApi for Engine {
             .create_container(Some(options), body)
             .await
             .map(drop)
-            .map_err(|e| DockerError::engine("create container", &config.name, e))
+            .map_err(|e| self.fail("create container", &config.name, e))
     }
 
     async fn connect_network(&self, container: &str, attachment: &Attachment) -> Result<()> {
@@ -402,7 +458,7 @@ impl DockerApi for Engine {
             .connect_network(&attachment.network, request)
             .await
             .map_err(|e| {
-                DockerError::engine(
+                self.fail(
                     "connect network",
                     format!("{container} to {}", attachment.network),
                     e,
@@ -416,7 +472,7 @@ impl DockerApi for Engine {
             .await?
             .upload_to_container(container, Some(options), bollard::body_full(tar))
             .await
-            .map_err(|e| DockerError::engine("copy into", format!("{container}:{dir}"), e))
+            .map_err(|e| self.fail("copy into", format!("{container}:{dir}"), e))
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {
@@ -427,7 +483,7 @@ impl DockerApi for Engine {
                 None::<bollard::query_parameters::StartContainerOptions>,
             )
             .await
-            .map_err(|e| DockerError::engine("start container", name, e))
+            .map_err(|e| self.fail("start container", name, e))
     }
 
     async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {
@@ -442,7 +498,7 @@ impl DockerApi for Engine {
         {
             Ok(info) => info,
             Err(e) if Self::not_found(&e) => return Ok(None),
-            Err(e) => return Err(DockerError::engine("inspect container", name, e)),
+            Err(e) => return Err(self.fail("inspect container", name, e)),
         };
         let state = info.state.unwrap_or_default();
         let running = state.running.unwrap_or(false);
@@ -472,7 +528,7 @@ impl DockerApi for Engine {
             Some(Ok(response)) => Ok(response.status_code),
             // bollard turns a non-zero exit into this error; it is an outcome, not a failure.
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(DockerError::engine("wait for container", name, e)),
+            Some(Err(e)) => Err(self.fail("wait for container", name, e)),
             None => Err(DockerError::Engine {
                 operation: "wait for container",
                 object: name.to_owned(),
@@ -499,7 +555,7 @@ impl DockerApi for Engine {
                 status_code: 409,
                 message,
             }) if message.contains("already in progress") => Ok(false),
-            Err(e) => Err(DockerError::engine("remove container", name, e)),
+            Err(e) => Err(self.fail("remove container", name, e)),
         }
     }
 
@@ -513,7 +569,7 @@ impl DockerApi for Engine {
             .await?
             .list_containers(Some(options))
             .await
-            .map_err(|e| DockerError::engine("list containers", "", e))?;
+            .map_err(|e| self.fail("list containers", "", e))?;
         let mut out: Vec<ContainerSummary> = containers
             .into_iter()
             .filter_map(|c| {
@@ -538,7 +594,7 @@ impl DockerApi for Engine {
             .await?
             .list_volumes(Some(options))
             .await
-            .map_err(|e| DockerError::engine("list volumes", "", e))?;
+            .map_err(|e| self.fail("list volumes", "", e))?;
         let mut out: Vec<VolumeSummary> = response
             .volumes
             .unwrap_or_default()
@@ -561,7 +617,7 @@ impl DockerApi for Engine {
         {
             Ok(()) => Ok(true),
             Err(e) if Self::not_found(&e) => Ok(false),
-            Err(e) => Err(DockerError::engine("remove volume", name, e)),
+            Err(e) => Err(self.fail("remove volume", name, e)),
         }
     }
 
@@ -587,13 +643,13 @@ impl DockerApi for Engine {
             .await?
             .create_exec(container, config)
             .await
-            .map_err(|e| DockerError::engine("exec in", container, e))?;
+            .map_err(|e| self.fail("exec in", container, e))?;
         let started = self
             .client()
             .await?
             .start_exec(&exec.id, None::<StartExecOptions>)
             .await
-            .map_err(|e| DockerError::engine("exec in", container, e))?;
+            .map_err(|e| self.fail("exec in", container, e))?;
         let (stdout, stderr) = match started {
             StartExecResults::Attached { output, mut input } => {
                 if let Some(data) = stdin {
@@ -661,7 +717,7 @@ impl DockerApi for Engine {
         let exec = docker
             .create_exec(container, config)
             .await
-            .map_err(|e| DockerError::engine("exec in", container, e))?;
+            .map_err(|e| self.fail("exec in", container, e))?;
         let started = docker
             .start_exec(
                 &exec.id,
@@ -671,7 +727,7 @@ impl DockerApi for Engine {
                 }),
             )
             .await
-            .map_err(|e| DockerError::engine("exec in", container, e))?;
+            .map_err(|e| self.fail("exec in", container, e))?;
         let StartExecResults::Attached { mut output, input } = started else {
             return self.exec_exit_code(&exec.id, container).await;
         };
@@ -746,7 +802,7 @@ impl DockerApi for Engine {
             task.abort();
         }
         if let Some(e) = failure {
-            return Err(DockerError::engine("exec in", container, e));
+            return Err(self.fail("exec in", container, e));
         }
         self.exec_exit_code(&exec.id, container).await
     }
@@ -774,7 +830,7 @@ impl Engine {
                 .await?
                 .inspect_exec(id)
                 .await
-                .map_err(|e| DockerError::engine("inspect exec in", container, e))?;
+                .map_err(|e| self.fail("inspect exec in", container, e))?;
             if inspect.running != Some(true)
                 && let Some(code) = inspect.exit_code
             {
@@ -798,6 +854,144 @@ impl Engine {
         if let Ok(docker) = self.client().await {
             let _ = docker.resize_exec(id, options).await;
         }
+    }
+}
+
+/// TCP with TLS as the docker CLI does it with `--tlsverify`: the engine's certificate must
+/// chain to `ca.pem` and nothing else (no system roots) and name the host dialled; the client
+/// presents `cert.pem`/`key.pem` when there. Through bollard's custom transport, on the one
+/// crypto provider of the workspace (ring): bollard's own `ssl` feature would add the system
+/// roots to `ca.pem` and read the key only at the first handshake.
+mod tls {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use bollard::{BollardRequest, Docker};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::CLIENT_TIMEOUT_SECS;
+    use crate::endpoint::TlsFiles;
+    use crate::error::{DockerError, Result};
+
+    fn unusable(path: &Path, problem: String, fix: &str) -> DockerError {
+        DockerError::EngineEndpoint {
+            setting: format!("the engine's TLS file `{}`", path.display()),
+            problem,
+            fix: fix.to_owned(),
+        }
+    }
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|source| DockerError::HostFile {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+        let pem = read(path)?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| {
+                unusable(
+                    path,
+                    format!("is not PEM ({e})"),
+                    "replace it with the PEM file docker uses",
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(unusable(
+                path,
+                "holds no certificate".to_owned(),
+                "replace it with the PEM file docker uses",
+            ));
+        }
+        Ok(certs)
+    }
+
+    pub(super) fn config(files: &TlsFiles) -> Result<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certificates(&files.ca)? {
+            roots.add(cert).map_err(|e| {
+                unusable(
+                    &files.ca,
+                    format!("holds a certificate that cannot be a root ({e})"),
+                    "use the CA certificate that signed the engine's certificate",
+                )
+            })?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unusable(&files.ca, e.to_string(), "report this as a bug"))?
+        .with_root_certificates(roots);
+        let mut config = match &files.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = certificates(cert)?;
+                let key_pem = read(key)?;
+                let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                    unusable(
+                        key,
+                        format!("is not a PEM private key ({e})"),
+                        "replace it with the key of cert.pem",
+                    )
+                })?;
+                builder.with_client_auth_cert(chain, private).map_err(|e| {
+                    unusable(
+                        key,
+                        format!("does not go with cert.pem ({e})"),
+                        "put the key of cert.pem there",
+                    )
+                })?
+            }
+        };
+        // Every request is a new connection, and a TLS front such as socat (OpenSSL with
+        // client verification and no session id context) refuses resumed sessions outright:
+        // a full handshake each time works with every server.
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(config)
+    }
+
+    pub(super) fn connect(host: &str, port: u16, files: &TlsFiles) -> Result<Docker> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config(files)?)
+            .https_only()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            // As bollard's own transports: an idle connection is not reused.
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        let transport = move |request: BollardRequest| {
+            let client = client.clone();
+            async move {
+                client
+                    .request(request)
+                    .await
+                    .map_err(bollard::errors::Error::from)
+            }
+        };
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Docker::connect_with_custom_transport(
+            transport,
+            Some(format!("https://{authority}")),
+            CLIENT_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| DockerError::Engine {
+            operation: "connect to",
+            object: authority,
+            detail: e.to_string(),
+        })
     }
 }
 

@@ -7,14 +7,26 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DockerError {
-    /// The Docker engine does not answer.
-    #[error(
-        "cannot reach the Docker engine ({detail}); start it (e.g. `sudo dockerd &` or \
-         `systemctl start docker`) or point DOCKER_HOST at a running one"
-    )]
+    /// The Docker engine does not answer (or its TLS handshake fails).
+    #[error("cannot reach the Docker engine{} ({detail}); {fix}", at(engine))]
     EngineUnreachable {
+        /// The endpoint, as the preflight shows it, when known.
+        engine: Option<String>,
         /// What the client saw.
         detail: String,
+        /// What to do, for that endpoint.
+        fix: String,
+    },
+    /// The engine's address (`DOCKER_HOST`, a docker context) cannot be used: it does not parse,
+    /// names a transport claude-bottle refuses, or its TLS material is missing.
+    #[error("{setting} {problem}; {fix}")]
+    EngineEndpoint {
+        /// What named it, with its value: ``DOCKER_HOST `ssh://build-box` ``.
+        setting: String,
+        /// What is wrong, as the rest of the sentence.
+        problem: String,
+        /// How to fix it.
+        fix: String,
     },
     /// A call to the engine failed.
     #[error("Docker {operation} `{object}` failed: {detail}")]
@@ -116,9 +128,10 @@ impl DockerError {
             E::IOError { .. }
             | E::HyperResponseError { .. }
             | E::SocketNotFoundError(_)
-            | E::RequestTimeoutError => DockerError::EngineUnreachable {
-                detail: err.to_string(),
-            },
+            | E::RequestTimeoutError => DockerError::unreachable(None, &err),
+            E::HyperLegacyError { err: ref legacy } if legacy.is_connect() => {
+                DockerError::unreachable(None, &err)
+            }
             other => DockerError::Engine {
                 operation,
                 object: object.into(),
@@ -126,6 +139,81 @@ impl DockerError {
             },
         }
     }
+}
+
+impl DockerError {
+    /// For an engine that cannot be used (it does not answer, or its address or certificates
+    /// are wrong): the sentence without its fix, and the fix, for a caller that shows the fix
+    /// apart (the CLI's `hint:`). `None` for every other error.
+    pub fn engine_fix(&self) -> Option<(String, &str)> {
+        match self {
+            DockerError::EngineUnreachable {
+                engine,
+                detail,
+                fix,
+            } => Some((
+                format!("cannot reach the Docker engine{} ({detail})", at(engine)),
+                fix,
+            )),
+            DockerError::EngineEndpoint {
+                setting,
+                problem,
+                fix,
+            } => Some((format!("{setting} {problem}"), fix)),
+            _ => None,
+        }
+    }
+
+    /// Names `endpoint` in an unreachable-engine error that does not name one yet (and gives
+    /// the fix for it); any other error unchanged.
+    pub(crate) fn at(self, endpoint: &crate::endpoint::EngineEndpoint) -> Self {
+        match self {
+            DockerError::EngineUnreachable {
+                engine: None,
+                detail,
+                ..
+            } => DockerError::EngineUnreachable {
+                engine: Some(endpoint.to_string()),
+                detail,
+                fix: endpoint.unreachable_fix(),
+            },
+            other => other,
+        }
+    }
+
+    /// The engine at `engine` (the local default when `None`) did not answer: the innermost
+    /// cause of `err` (`Connection refused`, a TLS alert) rather than the client's wrapping.
+    pub(crate) fn unreachable(
+        engine: Option<&crate::endpoint::EngineEndpoint>,
+        err: &(dyn std::error::Error + 'static),
+    ) -> Self {
+        let mut cause = err;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        let detail = cause.to_string();
+        let detail = if detail.is_empty() {
+            err.to_string()
+        } else {
+            detail
+        };
+        let fix = match engine {
+            Some(endpoint) => endpoint.unreachable_fix(),
+            None => crate::endpoint::EngineEndpoint::default().unreachable_fix(),
+        };
+        DockerError::EngineUnreachable {
+            engine: engine.map(ToString::to_string),
+            detail,
+            fix,
+        }
+    }
+}
+
+/// ` at tcp://build-box:2376 (TLS, DOCKER_HOST)`, or nothing.
+fn at(engine: &Option<String>) -> String {
+    engine
+        .as_deref()
+        .map_or_else(String::new, |engine| format!(" at {engine}"))
 }
 
 /// The result type of this crate.

@@ -46,6 +46,8 @@ struct State {
     images: BTreeMap<String, ImageInfo>,
     runtimes: Vec<String>,
     fail_on: Vec<String>,
+    /// Every call fails as if the engine did not answer.
+    unreachable: bool,
     exits_on_start: BTreeSet<String>,
     exec_exit: i64,
     next_ip: u8,
@@ -134,6 +136,11 @@ impl RecordingDocker {
     /// Makes every call whose line starts with `prefix` fail (after being recorded).
     pub fn fail_on(&self, prefix: &str) {
         self.lock().fail_on.push(prefix.to_owned());
+    }
+
+    /// Makes every call fail as an engine that does not answer does (after being recorded).
+    pub fn stop_answering(&self) {
+        self.lock().unreachable = true;
     }
 
     /// Adds an image.
@@ -264,6 +271,13 @@ impl RecordingDocker {
         let mut state = self.lock();
         let fail = state.fail_on.iter().any(|p| line.starts_with(p.as_str()));
         state.calls.push(line.clone());
+        if state.unreachable {
+            return Err(DockerError::EngineUnreachable {
+                engine: Some("tcp://fake:2376 (TLS, DOCKER_HOST)".to_owned()),
+                detail: "Connection refused (os error 111)".to_owned(),
+                fix: "check that the engine runs there".to_owned(),
+            });
+        }
         if fail {
             return Err(DockerError::Engine {
                 operation: "fake",

@@ -80,7 +80,8 @@
 //! - [`image`]: the agent image (the embedded Dockerfile, content-hash tags, build CAs) and the
 //!   egress image's context.
 //! - [`api::DockerApi`]: the engine seam; [`engine::Engine`] on bollard, [`fake::RecordingDocker`]
-//!   for tests.
+//!   for tests; [`endpoint`]: which engine (`DOCKER_HOST`, docker contexts, TLS), decided before
+//!   anything is contacted.
 //! - [`backend`]: bottle-core's [`BottleBackend`](bottle_core::BottleBackend) over all of it;
 //!   [`bottle`]: the [`Bottle`](bottle_core::Bottle) handle, the transport bottle-core's
 //!   provisioning recipe runs over (exec as agent or root, in-memory files, host trees,
@@ -97,6 +98,7 @@ pub mod api;
 pub mod backend;
 pub mod bottle;
 pub mod cleanup;
+pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod fake;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::api::{Attachment, ContainerConfig, DockerApi, NetworkSpec};
+use crate::error::{DockerError, Result};
 use crate::names::{NAME_PREFIX, ObjectRole, label};
 use crate::plan::Runtime;
 
@@ -58,14 +59,25 @@ pub struct ProbeImage {
     pub cmd: Vec<String>,
 }
 
-/// What `prepare` may know without creating anything: `runc` when forced, when the engine cannot
-/// be read or when `runsc` is not registered; otherwise `runsc`, marked
-/// [`probe_at_launch`](RuntimeChoice::probe_at_launch). Reads the engine's info only.
-pub async fn registered<D: DockerApi>(api: &D, forced: Option<&str>) -> RuntimeChoice {
+/// What `prepare` may know without creating anything: `runc` when forced, when the engine's
+/// runtimes cannot be read or when `runsc` is not registered; otherwise `runsc`, marked
+/// [`probe_at_launch`](RuntimeChoice::probe_at_launch). Reads the engine's info only, and is
+/// the first call `prepare` makes: an engine that does not answer is an error here, so that
+/// nothing is planned (and no state kept) for an engine that is not there.
+pub async fn registered<D: DockerApi>(api: &D, forced: Option<&str>) -> Result<RuntimeChoice> {
+    let info = match api.engine_info().await {
+        Err(
+            unreachable @ (DockerError::EngineUnreachable { .. }
+            | DockerError::EngineEndpoint { .. }),
+        ) => {
+            return Err(unreachable);
+        }
+        other => other,
+    };
     if forced == Some("runc") {
-        return RuntimeChoice::runc(format!("{RUNTIME_ENV}=runc"), None);
+        return Ok(RuntimeChoice::runc(format!("{RUNTIME_ENV}=runc"), None));
     }
-    match api.engine_info().await {
+    Ok(match info {
         Ok(info) if info.runtimes.iter().any(|r| r == "runsc") => RuntimeChoice {
             runtime: Runtime::Runsc,
             reason: "gVisor (runsc) is registered; a networked probe at launch confirms it, else \
@@ -81,7 +93,7 @@ pub async fn registered<D: DockerApi>(api: &D, forced: Option<&str>) -> RuntimeC
                 "could not read the engine's runtimes ({e}); the agent runs under runc"
             )),
         ),
-    }
+    })
 }
 
 /// Chooses the agent's runtime, creating a probe container when `runsc` is registered: call it

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::backend::BACKEND_NAME;
 use crate::cleanup::CleanupPlan;
+use crate::endpoint::EngineEndpoint;
 use crate::image::AgentImageRecipe;
 use crate::plan::{DockerOptions, PlanInputs, Topology};
 use crate::runtime::RuntimeChoice;
@@ -18,6 +19,8 @@ use crate::runtime::RuntimeChoice;
 /// A Docker bottle's plan.
 #[derive(Debug, Clone)]
 pub struct DockerPlan {
+    /// The engine, when it is not the local default socket: the preflight names it.
+    pub(crate) engine: Option<EngineEndpoint>,
     pub(crate) prepared: PreparedSpec,
     pub(crate) recipe: AgentImageRecipe,
     pub(crate) agent_image: String,
@@ -64,7 +67,12 @@ impl BottlePlan for DockerPlan {
         summary.runtime = self.runtime.runtime.as_str().to_owned();
         summary.image = self.agent_image.clone();
         let t = &self.topology;
-        let mut details = vec![
+        let engine = self.engine.iter().map(|endpoint| Detail {
+            label: "engine".to_owned(),
+            value: endpoint.to_string(),
+        });
+        let mut details: Vec<Detail> = engine.collect();
+        details.extend([
             Detail {
                 label: "runtime".to_owned(),
                 value: self.runtime.reason.clone(),
@@ -79,7 +87,7 @@ impl BottlePlan for DockerPlan {
                     t.agent.limits.pids
                 ),
             },
-        ];
+        ]);
         // One line per sidecar, in start order, with what the recipe says the agent sees.
         for (container, spec) in t.sidecars.iter().zip(&self.sidecars) {
             details.push(Detail {

@@ -139,6 +139,14 @@ pub(crate) fn core_error(err: bottle_core::Error, stage: Stage) -> CliError {
         },
         _ => Exit::Failure,
     };
+    // An engine that cannot be used: the Docker backend's sentence, and its fix as the hint.
+    if let E::Backend { source, .. } = &err
+        && let Some((sentence, fix)) = source
+            .downcast_ref::<bottle_docker::DockerError>()
+            .and_then(bottle_docker::DockerError::engine_fix)
+    {
+        return CliError::new(exit, sentence).with_hint(fix);
+    }
     let text = err.to_string();
     let mut out = CliError::new(exit, text.trim_end_matches('.'));
     // The Docker backend's own message already says how to start the engine.

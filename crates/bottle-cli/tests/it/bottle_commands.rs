@@ -436,6 +436,80 @@ fn verbose_shows_debug_logs_of_each_event() {
     assert!(!quiet.stderr.contains("DEBUG"), "{}", quiet.stderr);
 }
 
+/// Issue 12: an engine that does not answer (here: a TCP port nobody listens on), or an
+/// address that cannot be used, fails `start`, `resume`, `list active` and `cleanup` with exit
+/// 4, one sentence and its fix, before anything: no state is kept, no teardown is attempted.
+#[test]
+fn an_engine_that_cannot_be_used_fails_before_anything_with_exit_4() {
+    // Bound, then released: nobody listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = format!("tcp://127.0.0.1:{port}");
+    let mut shown = String::new();
+    for docker_host in [
+        closed.as_str(),
+        "ssh://me@build-box",
+        "tcp://build-box:2375",
+    ] {
+        let ctx = TestContext::new()
+            .env("CLAUDE_BOTTLE_BACKEND", "docker")
+            .env("CLAUDE_CODE_OAUTH_TOKEN", "test-token")
+            .env("DOCKER_HOST", docker_host);
+        // A bottle kept earlier, to resume.
+        let identity = "default-k3pt0";
+        ctx.write(
+            ctx.home().join(format!("state/{identity}/state.json")),
+            &format!(
+                r#"{{"identity":"{identity}","agent":"default","cwd":"{}","copy_cwd":false,"backend":"docker","started":"2026-12-02T03:07:39Z","image":"claude-bottle-agent:0","remote_control":false}}"#,
+                ctx.cwd().display()
+            ),
+        );
+        let state_before = std::fs::read_dir(ctx.home().join("state")).unwrap().count();
+        for args in [
+            &["start", "--yes", "--exec", "true"][..],
+            &["start", "--dry-run"],
+            &["resume", "--yes", identity, "--exec", "true"],
+            &["list", "active"],
+            &["cleanup", "--yes"],
+        ] {
+            let run = ctx.run(args);
+            assert_eq!(run.code, 4, "{docker_host} {args:?}: {}", run.all());
+            let stderr = run.stderr.replace(&port.to_string(), "[PORT]");
+            assert_eq!(
+                stderr.lines().count(),
+                2,
+                "one sentence and one fix: {docker_host} {args:?}: {stderr}"
+            );
+            assert!(stderr.starts_with("error: "), "{stderr}");
+            assert!(
+                stderr.lines().nth(1).unwrap().starts_with("hint: "),
+                "{stderr}"
+            );
+            for never in ["teardown", "tearing down", "state kept", "resume default"] {
+                assert!(
+                    !run.all().contains(never),
+                    "{docker_host} {args:?}: {}",
+                    run.all()
+                );
+            }
+            if args[0] == "list" {
+                shown.push_str(&format!(
+                    "$ DOCKER_HOST={docker_host} claude-bottle list active\n{stderr}"
+                ));
+            }
+        }
+        assert_eq!(
+            std::fs::read_dir(ctx.home().join("state")).unwrap().count(),
+            state_before,
+            "no state was added"
+        );
+    }
+    insta::assert_snapshot!(shown.replace(&closed, "tcp://127.0.0.1:[PORT]"));
+}
+
 #[test]
 fn an_unreachable_engine_exits_4_with_how_to_fix_it() {
     let ctx = TestContext::new()

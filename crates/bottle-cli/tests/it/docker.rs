@@ -16,6 +16,10 @@ use crate::bottle_support::{PtyRun, find_identity, kept_states};
 /// The engine settings a test run passes on to the binary.
 const PASSED_ON: &[&str] = &[
     "DOCKER_HOST",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_CERT_PATH",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
     "CLAUDE_BOTTLE_RUNTIME",
     "CLAUDE_BOTTLE_EGRESS_IMAGE",
     "CLAUDE_BOTTLE_BASE_IMAGE",

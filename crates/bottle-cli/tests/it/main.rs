@@ -11,6 +11,7 @@ mod logs;
 mod manifest_commands;
 mod preflight;
 mod pty;
+mod remote;
 mod tidy;
 
 use std::fs;

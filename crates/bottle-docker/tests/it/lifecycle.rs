@@ -317,6 +317,29 @@ fn agent_runtime(fake: &RecordingDocker) -> Option<String> {
         .runtime
 }
 
+/// An engine that does not answer fails `prepare` itself, before any plan (so before the
+/// CLI keeps state or starts a launch that would then need a teardown), and whatever the
+/// runtime setting: a forced `runc` reads no runtimes but still needs the engine.
+#[tokio::test]
+async fn prepare_fails_first_when_the_engine_does_not_answer() {
+    for forced in [None, Some("runc")] {
+        let fake = RecordingDocker::new();
+        let backend = backend(&fake).with_forced_runtime(forced.map(str::to_owned));
+        fake.clear_calls();
+        fake.stop_answering();
+        let err = backend
+            .resolve_plan(prepared(ID), &host())
+            .await
+            .expect_err("an engine that does not answer cannot be planned for");
+        assert!(
+            err.to_string()
+                .contains("cannot reach the Docker engine at tcp://fake:2376"),
+            "{err}"
+        );
+        assert_eq!(fake.calls(), ["engine info"], "{forced:?}");
+    }
+}
+
 #[tokio::test]
 async fn prepare_creates_nothing_even_when_runsc_is_registered() {
     let fake = RecordingDocker::new();
@@ -504,15 +527,17 @@ async fn a_missing_egress_image_is_a_clear_error() {
     assert!(text.contains("cargo xtask images egress"), "{text}");
 }
 
+/// A forced runc ignores a registered runsc and probes nothing; the one call is the check that
+/// the engine answers (see `prepare_fails_first_when_the_engine_does_not_answer`).
 #[tokio::test]
-async fn a_forced_runc_prepares_without_touching_the_engine() {
+async fn a_forced_runc_prepares_with_one_read_and_no_probe() {
     let fake = RecordingDocker::new();
     fake.add_runtime("runsc");
     let backend = backend(&fake).with_forced_runtime(Some("runc".to_owned()));
     fake.clear_calls();
     let plan = plan(&backend).await;
     assert_eq!(plan.runtime().runtime, Runtime::Runc);
-    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    assert_eq!(fake.calls(), ["engine info"]);
 }
 
 #[tokio::test]
@@ -784,6 +809,51 @@ async fn the_docker_preflight_marks_the_grants_this_backend_lacks() {
     ]}, {
         insta::assert_yaml_snapshot!(summary.details);
     });
+}
+
+/// The preflight names the engine when it is not the local default socket: which address,
+/// whether TLS, and what chose it.
+#[tokio::test]
+async fn the_preflight_names_an_engine_that_is_not_the_local_default() {
+    use bottle_docker::endpoint::{EngineEndpoint, Origin, TlsFiles, Transport};
+    let fake = RecordingDocker::new();
+    let remote = EngineEndpoint {
+        transport: Transport::Tcp {
+            host: "build-box".to_owned(),
+            port: 2376,
+            tls: Some(TlsFiles {
+                ca: "/home/me/.docker/ca.pem".into(),
+                client: None,
+            }),
+        },
+        origin: Origin::Context {
+            name: "build-box".to_owned(),
+        },
+    };
+    let remote_backend = backend(&fake).with_endpoint(remote);
+    let summary = remote_backend
+        .resolve_plan(prepared(ID), &host())
+        .await
+        .unwrap()
+        .summary();
+    insta::with_settings!({ filters => vec![
+        (r"claude-bottle-agent:[0-9a-f]{16}", "claude-bottle-agent:[hash]"),
+        (r"claude-bottle-egress:\d+\.\d+\.\d+", "claude-bottle-egress:[version]"),
+    ]}, {
+        insta::assert_yaml_snapshot!(summary.details);
+    });
+    // The local default is not mentioned.
+    let local = backend(&fake).with_endpoint(EngineEndpoint::default());
+    let summary = local
+        .resolve_plan(prepared(ID), &host())
+        .await
+        .unwrap()
+        .summary();
+    assert!(
+        summary.details.iter().all(|d| d.label != "engine"),
+        "{:?}",
+        summary.details
+    );
 }
 
 /// Adding a sidecar is adding data: a second spec and its image, and the launch starts it

@@ -3,5 +3,6 @@
 
 mod common;
 mod docker;
+mod endpoint;
 mod lifecycle;
 mod plan;
