@@ -26,7 +26,7 @@ use crate::launch::{self, LaunchValues};
 use crate::liveness;
 use crate::names::label;
 use crate::plan::{self, DockerOptions, EnvValue, PlanInputs};
-use crate::runtime::{self, ProbeImage, RuntimeChoice};
+use crate::runtime::{self, ProbeImage, RuntimeChoice, Verdicts};
 use crate::summary::{DockerCleanupPlan, DockerPlan};
 
 /// The backend's registry name.
@@ -69,6 +69,8 @@ pub struct DockerBackend<D: DockerApi + Clone + 'static = Engine> {
     images: ImageSettings,
     forced_runtime: Option<String>,
     runtime_cache: Mutex<Option<RuntimeChoice>>,
+    /// Probe verdicts kept across runs, when the launcher gives a place for them.
+    runtime_verdicts: Option<Verdicts>,
     terminal: Arc<dyn TerminalHost>,
     ready_timeout: Duration,
     /// Creates still running for a launch that was dropped; teardown waits for them.
@@ -106,6 +108,7 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
             images,
             forced_runtime: None,
             runtime_cache: Mutex::new(None),
+            runtime_verdicts: None,
             terminal: Arc::new(NoTerminal),
             ready_timeout: Duration::from_secs(30),
             inflight: InFlight::default(),
@@ -122,6 +125,13 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
     /// engine at all (what a `--dry-run` wants).
     pub fn with_forced_runtime(mut self, runtime: Option<String>) -> Self {
         self.forced_runtime = runtime.filter(|r| !r.is_empty());
+        self
+    }
+
+    /// Keeps the gVisor probe's verdict in `verdicts` across runs, so that a start on a known
+    /// engine skips the probe (see [`runtime`]).
+    pub fn with_runtime_verdicts(mut self, verdicts: Verdicts) -> Self {
+        self.runtime_verdicts = Some(verdicts);
         self
     }
 
@@ -218,8 +228,14 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
         } else {
             None
         };
-        let choice =
-            runtime::detect(api, probe.as_ref(), labels, self.forced_runtime.as_deref()).await;
+        let choice = runtime::detect(
+            api,
+            probe.as_ref(),
+            labels,
+            self.forced_runtime.as_deref(),
+            self.runtime_verdicts.as_ref(),
+        )
+        .await;
         if let Ok(mut cache) = self.runtime_cache.lock() {
             *cache = Some(choice.clone());
         }
