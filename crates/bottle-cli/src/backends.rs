@@ -6,16 +6,21 @@ use std::sync::Arc;
 use bottle_core::{DynBackend, Registry};
 use bottle_docker::DockerBackend;
 use bottle_docker::backend::BACKEND_NAME;
+use bottle_docker::runtime::Verdicts;
 
+use crate::context::Context;
 use crate::ui::terminal::HostTerminal;
 
-/// Every backend this build knows.
-pub(crate) fn registry() -> Registry {
+/// Every backend this build knows, keeping what they may cache under `ctx`'s claude-bottle home.
+pub(crate) fn registry(ctx: &Context) -> Registry {
     let mut registry = Registry::new();
+    let verdicts = Verdicts::at(ctx.layout.cache_dir().join("runtime-verdicts.json"));
     // Builds the client only; the engine is first contacted by `prepare` (or `list active`,
     // `cleanup`), whose errors say when it cannot be reached.
-    registry.register(BACKEND_NAME, || {
-        let backend = DockerBackend::from_env()?.with_terminal(Arc::new(HostTerminal));
+    registry.register(BACKEND_NAME, move || {
+        let backend = DockerBackend::from_env()?
+            .with_terminal(Arc::new(HostTerminal))
+            .with_runtime_verdicts(verdicts.clone());
         Ok(Arc::new(backend) as Arc<dyn DynBackend>)
     });
     #[cfg(feature = "testing")]

@@ -27,8 +27,8 @@ pub const WORKDIR: &str = "/home/node/workspace";
 pub const CA_FILE: &str = "/etc/claude-bottle/ca.pem";
 /// The system CA bundle; the CA step adds the per-bottle CA to it.
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-/// Where the CA step puts the per-bottle CA for the system's trust tool
-/// (`update-ca-certificates`).
+/// Where the CA step puts the per-bottle CA for the system's trust tool, so that a later
+/// `update-ca-certificates` keeps it (the step itself appends to [`CA_BUNDLE`]).
 pub const SYSTEM_CA_FILE: &str = "/usr/local/share/ca-certificates/claude-bottle.crt";
 /// The agent's system prompt, when it has one.
 pub const PROMPT_FILE: &str = "/home/node/.claude-bottle/prompt.md";

@@ -85,8 +85,9 @@ impl Role {
         Role::SIDECARS.contains(&self)
     }
 
-    /// The order containers are removed in: the agent first (it is the untrusted one, and
-    /// depends on everything else), then the sidecars in reverse start order, then probes.
+    /// The order container removals start in (a backend may run them at once): the agent
+    /// first (it is the untrusted one, and depends on everything else), then the sidecars in
+    /// reverse start order, then probes.
     pub fn removal_rank(self) -> usize {
         match self {
             Role::Agent => 0,

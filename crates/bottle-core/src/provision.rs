@@ -17,10 +17,14 @@ use crate::backend::{Bottle, BottleFile, ExecUser, FileOwner};
 use crate::error::{Error, Result};
 use crate::plan::SkillSource;
 
-/// Makes the agent trust the per-bottle CA: [`CA_FILE`] for `NODE_EXTRA_CA_CERTS`, and the
-/// system bundle [`CA_BUNDLE`] through the system's trust tool (or, on a base without
-/// `update-ca-certificates`, by appending to the bundle). Runs as root; fails unless the bundle
-/// then holds the CA.
+/// Makes the agent trust the per-bottle CA: [`CA_FILE`] for `NODE_EXTRA_CA_CERTS`, appended
+/// to the system bundle [`CA_BUNDLE`], and linked under its subject hash in `/etc/ssl/certs`
+/// (for OpenSSL's `CApath` lookups) when the image has `openssl`. Runs as root; fails unless
+/// the bundle then holds the CA.
+///
+/// Not `update-ca-certificates`: it rebuilds the whole bundle and every hash link and runs the
+/// image's hooks — over a second of every start for the same result. [`SYSTEM_CA_FILE`] is
+/// still written, so a later `update-ca-certificates` (by root in the image) keeps the CA.
 pub async fn install_ca<B: Bottle>(bottle: &B, ca_pem: &str) -> Result<()> {
     let pem = ca_pem.as_bytes();
     let mut files = dirs_between("/etc", CA_FILE, FileOwner::ROOT);
@@ -34,9 +38,16 @@ pub async fn install_ca<B: Bottle>(bottle: &B, ca_pem: &str) -> Result<()> {
     bottle.write_files(&files).await?;
     // The second line of the PEM is the start of the certificate's base64: present in the
     // bundle only if the CA was added.
+    let certs = Path::new(CA_BUNDLE)
+        .parent()
+        .and_then(Path::to_str)
+        .unwrap_or("/etc/ssl/certs");
     let script = format!(
-        "set -e; if command -v update-ca-certificates >/dev/null 2>&1; then \
-         update-ca-certificates >/dev/null 2>&1; else cat {CA_FILE} >> {CA_BUNDLE}; fi; \
+        "set -e; mkdir -p {certs}; cat {CA_FILE} >> {CA_BUNDLE}; \
+         if command -v openssl >/dev/null 2>&1; then \
+         h=$(openssl x509 -hash -noout -in {CA_FILE}); i=0; \
+         while [ -e {certs}/$h.$i ]; do i=$((i+1)); done; \
+         ln -s {SYSTEM_CA_FILE} {certs}/$h.$i; fi; \
          grep -q \"$(sed -n 2p {CA_FILE})\" {CA_BUNDLE}"
     );
     let out = bottle.exec(ExecUser::Root, &script).await?;

@@ -254,6 +254,8 @@ pub struct ImageInfo {
 /// What the engine is: its version and the runtimes it offers.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct EngineInfo {
+    /// The engine's ID (stable across restarts of one engine).
+    pub id: String,
     /// The engine's version string, e.g. `20.10.24+dfsg1`.
     pub server_version: String,
     /// The negotiated API version, e.g. `1.41`.

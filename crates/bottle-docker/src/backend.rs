@@ -27,7 +27,7 @@ use crate::launch::{self, LaunchValues};
 use crate::liveness;
 use crate::names::label;
 use crate::plan::{self, DockerOptions, EnvValue, PlanInputs};
-use crate::runtime::{self, ProbeImage, RuntimeChoice};
+use crate::runtime::{self, ProbeImage, RuntimeChoice, Verdicts};
 use crate::summary::{DockerCleanupPlan, DockerPlan};
 
 /// The backend's registry name.
@@ -70,6 +70,8 @@ pub struct DockerBackend<D: DockerApi + Clone + 'static = Engine> {
     images: ImageSettings,
     forced_runtime: Option<String>,
     runtime_cache: Mutex<Option<RuntimeChoice>>,
+    /// Probe verdicts kept across runs, when the launcher gives a place for them.
+    runtime_verdicts: Option<Verdicts>,
     terminal: Arc<dyn TerminalHost>,
     ready_timeout: Duration,
     /// The engine, for the preflight (`None`: not known, as for a fake).
@@ -111,6 +113,7 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
             images,
             forced_runtime: None,
             runtime_cache: Mutex::new(None),
+            runtime_verdicts: None,
             terminal: Arc::new(NoTerminal),
             ready_timeout: Duration::from_secs(30),
             endpoint: None,
@@ -135,6 +138,13 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
     /// runtimes (`prepare` still asks the engine, so that one that does not answer fails first).
     pub fn with_forced_runtime(mut self, runtime: Option<String>) -> Self {
         self.forced_runtime = runtime.filter(|r| !r.is_empty());
+        self
+    }
+
+    /// Keeps the gVisor probe's verdict in `verdicts` across runs, so that a start on a known
+    /// engine skips the probe (see [`runtime`]).
+    pub fn with_runtime_verdicts(mut self, verdicts: Verdicts) -> Self {
+        self.runtime_verdicts = Some(verdicts);
         self
     }
 
@@ -234,8 +244,14 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
         } else {
             None
         };
-        let choice =
-            runtime::detect(api, probe.as_ref(), labels, self.forced_runtime.as_deref()).await;
+        let choice = runtime::detect(
+            api,
+            probe.as_ref(),
+            labels,
+            self.forced_runtime.as_deref(),
+            self.runtime_verdicts.as_ref(),
+        )
+        .await;
         if let Ok(mut cache) = self.runtime_cache.lock() {
             *cache = Some(choice.clone());
         }

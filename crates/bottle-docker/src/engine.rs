@@ -257,6 +257,7 @@ impl DockerApi for Engine {
         runtimes.sort();
         let (major, minor) = self.api_version().await?;
         Ok(EngineInfo {
+            id: info.id.unwrap_or_default(),
             server_version: info.server_version.unwrap_or_default(),
             api_version: format!("{major}.{minor}"),
             runtimes,

@@ -313,6 +313,7 @@ impl DockerApi for RecordingDocker {
     async fn engine_info(&self) -> Result<EngineInfo> {
         self.call("engine info".to_owned())?;
         Ok(EngineInfo {
+            id: "fake-engine".to_owned(),
             server_version: "fake".to_owned(),
             api_version: "1.41".to_owned(),
             runtimes: self.lock().runtimes.clone(),

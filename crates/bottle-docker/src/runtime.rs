@@ -11,11 +11,18 @@
 //! it only reads the engine's registered runtimes ([`registered`]); the probe ([`detect`]) runs
 //! at launch, once the images it needs exist, and its objects carry the bottle's labels so that
 //! a teardown interrupting it removes them too.
+//!
+//! The probe costs a container and a network (about two seconds on a busy machine), so its
+//! verdict is kept across runs in a [`Verdicts`] file, keyed by the engine's identity, version
+//! and registered runtimes, for at most [`VERDICT_TTL`]: a start on a known engine does not
+//! probe again, and a change to the engine (a new runtime, an upgrade, another engine) or a day
+//! passing does.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::{Attachment, ContainerConfig, DockerApi, NetworkSpec};
 use crate::error::{DockerError, Result};
@@ -105,6 +112,7 @@ pub async fn detect<D: DockerApi>(
     probe_image: Option<&ProbeImage>,
     labels: &BTreeMap<String, String>,
     forced: Option<&str>,
+    verdicts: Option<&Verdicts>,
 ) -> RuntimeChoice {
     if forced == Some("runc") {
         return RuntimeChoice::runc(format!("{RUNTIME_ENV}=runc"), None);
@@ -129,20 +137,138 @@ pub async fn detect<D: DockerApi>(
             Some("gVisor (runsc) is registered but could not be tested (no local image yet); the agent runs under runc".to_owned()),
         );
     };
-    match probe(api, image, labels).await {
-        Ok(()) => RuntimeChoice {
-            runtime: Runtime::Runsc,
-            reason: "gVisor (runsc) is registered and ran a networked probe".to_owned(),
-            warning: None,
-            probe_at_launch: false,
-        },
-        Err(why) => RuntimeChoice::runc(
-            "gVisor (runsc) failed its networked probe",
-            Some(format!(
-                "gVisor (runsc) is registered but cannot run a networked container ({why}); the agent runs under runc"
-            )),
-        ),
+    let engine = EngineKey::of(&info);
+    let now = SystemTime::now();
+    if let Some(verdict) = verdicts.and_then(|v| v.load(&engine, now)) {
+        return verdict.choice(true);
     }
+    let verdict = Verdict {
+        engine: engine.0.clone(),
+        probed_at: unix_seconds(now),
+        failure: probe(api, image, labels).await.err(),
+    };
+    if let Some(verdicts) = verdicts
+        && let Err(e) = verdicts.store(&verdict)
+    {
+        // Only the next start's speed depends on it.
+        tracing::debug!("could not keep the runtime probe's verdict: {e}");
+    }
+    verdict.choice(false)
+}
+
+/// How long a probe's verdict stands before a launch probes again.
+pub const VERDICT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How many engines' verdicts the file keeps.
+const KEPT_ENGINES: usize = 16;
+
+/// What identifies an engine's runtime set: its ID, version and registered runtimes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EngineKey(String);
+
+impl EngineKey {
+    fn of(info: &crate::api::EngineInfo) -> Self {
+        EngineKey(format!(
+            "{} {} {}",
+            info.id,
+            info.server_version,
+            info.runtimes.join(",")
+        ))
+    }
+}
+
+/// One probe's outcome on one engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Verdict {
+    engine: String,
+    /// Seconds since the Unix epoch.
+    probed_at: u64,
+    /// Why `runsc` failed the probe; `None` when it passed.
+    failure: Option<String>,
+}
+
+impl Verdict {
+    fn choice(&self, remembered: bool) -> RuntimeChoice {
+        let when = if remembered {
+            " (remembered from an earlier launch)"
+        } else {
+            ""
+        };
+        match &self.failure {
+            None => RuntimeChoice {
+                runtime: Runtime::Runsc,
+                reason: format!("gVisor (runsc) is registered and ran a networked probe{when}"),
+                warning: None,
+                probe_at_launch: false,
+            },
+            Some(why) => RuntimeChoice::runc(
+                format!("gVisor (runsc) failed its networked probe{when}"),
+                Some(format!(
+                    "gVisor (runsc) is registered but cannot run a networked container ({why}); the agent runs under runc"
+                )),
+            ),
+        }
+    }
+}
+
+/// The file that keeps probe verdicts across runs (a JSON list, one entry per engine).
+/// Unreadable or malformed content counts as no verdict: the cost is one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdicts {
+    path: PathBuf,
+}
+
+impl Verdicts {
+    /// Verdicts kept in `path` (created on the first store, with its folder).
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Verdicts { path: path.into() }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read(&self) -> Vec<Verdict> {
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// The verdict for `engine`, unless it is older than [`VERDICT_TTL`] (or from the future:
+    /// a clock set back must not keep a verdict forever).
+    fn load(&self, engine: &EngineKey, now: SystemTime) -> Option<Verdict> {
+        let now = unix_seconds(now);
+        self.read().into_iter().find(|v| {
+            v.engine == engine.0 && v.probed_at <= now && now - v.probed_at < VERDICT_TTL.as_secs()
+        })
+    }
+
+    /// Keeps `verdict`, replacing the engine's previous one; written whole and renamed into
+    /// place, so a concurrent reader sees the old file or the new one.
+    fn store(&self, verdict: &Verdict) -> std::io::Result<()> {
+        let mut all: Vec<Verdict> = self
+            .read()
+            .into_iter()
+            .filter(|v| v.engine != verdict.engine)
+            .collect();
+        all.push(verdict.clone());
+        // One launcher sees few engines; the oldest verdicts go first.
+        let keep_from = all.len().saturating_sub(KEPT_ENGINES);
+        all.drain(..keep_from);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".verdicts.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&all)?)?;
+        std::fs::rename(&tmp, &self.path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+}
+
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 async fn probe<D: DockerApi>(

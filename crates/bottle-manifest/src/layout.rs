@@ -91,6 +91,11 @@ impl Layout {
         &self.cwd
     }
 
+    /// `$CLAUDE_BOTTLE_HOME/cache`: what a launcher may forget at any time (it costs only time).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.home.join("cache")
+    }
+
     /// `$CLAUDE_BOTTLE_HOME/bottles`: the only place bottles are read from.
     pub fn bottles_dir(&self) -> PathBuf {
         self.home.join("bottles")

@@ -36,7 +36,7 @@ struct ActiveJson<'a> {
 
 pub(crate) async fn run(ctx: &Context, ui: &Ui, args: &ListArgs) -> Result<u8, CliError> {
     let host = host(ctx);
-    let registry = backends::registry();
+    let registry = backends::registry(ctx);
     let backend = registry
         .select(args.backend.as_deref(), &host)
         .map_err(|err| core_error(err, Stage::Engine))?;

@@ -17,7 +17,7 @@ const QUESTION: &str = "remove all of it?";
 
 pub(crate) async fn run(ctx: &Context, ui: &Ui, args: CleanupArgs) -> Result<u8, CliError> {
     let host = host(ctx);
-    let registry = backends::registry();
+    let registry = backends::registry(ctx);
     let backend = registry
         .select(args.backend.backend.as_deref(), &host)
         .map_err(|err| core_error(err, Stage::Engine))?;

@@ -36,7 +36,7 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: ResumeArgs) -> Result<u8, 
     show_warnings(ctx, ui, index.warnings());
     let manifest: Arc<dyn ManifestSource> = Arc::new(index);
 
-    let registry = backends::registry();
+    let registry = backends::registry(ctx);
     let backend = registry
         .create(&state.backend, "the bottle's resume state")
         .map_err(|err| core_error(err, Stage::Engine))?;

@@ -41,7 +41,7 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: StartArgs) -> Result<u8, C
     let manifest: Arc<dyn ManifestSource> = Arc::new(index);
 
     let host = host(ctx);
-    let registry = backends::registry();
+    let registry = backends::registry(ctx);
     let backend = registry
         .select(args.backend.backend.as_deref(), &host)
         .map_err(|err| core_error(err, Stage::Engine))?;

@@ -63,7 +63,10 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
             _ => None,
         })
         .expect("the CA step runs a command as root");
-    assert!(ca_script.contains("update-ca-certificates"), "{ca_script}");
+    assert!(
+        ca_script.contains("cat /etc/claude-bottle/ca.pem >> /etc/ssl/certs/ca-certificates.crt"),
+        "{ca_script}"
+    );
     let agent = |path: &str| format!("{path} 644 1000:1000");
     let dir = |path: &str, owner: &str| format!("{path}/ 755 {owner}");
     assert_eq!(

@@ -209,7 +209,7 @@ async fn runtime_detection_proves_runsc_or_falls_back_to_runc() {
     };
     let mut labels = guard.labels();
     labels.insert(label::IDENTITY.to_owned(), identity.to_string());
-    let choice = runtime::detect(&engine, Some(&probe_image), &labels, None).await;
+    let choice = runtime::detect(&engine, Some(&probe_image), &labels, None, None).await;
     // Debian's runsc cannot run a networked container: the probe must catch that.
     match choice.runtime {
         Runtime::Runc => {
@@ -436,6 +436,13 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     )
     .await;
     assert_eq!(r.stdout.trim(), "200", "{r:?}");
+    // OpenSSL's CApath lookup finds the CA by its subject hash, not only through the bundle.
+    let r = sh(
+        &bottle,
+        "openssl verify -no-CAfile -CApath /etc/ssl/certs /etc/claude-bottle/ca.pem 2>&1",
+    )
+    .await;
+    assert_eq!(r.stdout.trim(), "/etc/claude-bottle/ca.pem: OK", "{r:?}");
     let node = format!(
         "const http=require('http'),tls=require('tls');\
          http.request({{host:'egress',port:9099,method:'CONNECT',path:'{alias}:443'}})\

@@ -10,6 +10,7 @@ use bottle_docker::fake::RecordingDocker;
 use bottle_docker::image::ImageSettings;
 use bottle_docker::names::label;
 use bottle_docker::plan::{DockerOptions, Runtime};
+use bottle_docker::runtime;
 use bottle_docker::{DockerBackend, DockerPlan};
 
 use crate::common::{labels, prepared, started};
@@ -436,6 +437,110 @@ async fn a_broken_runsc_falls_back_to_runc_at_launch_with_a_warning() {
         Runtime::Runc,
         "a later prepare in the same process knows the probe's answer"
     );
+}
+
+/// Launches `plan`'s bottle on a fresh backend (a new process, as far as the in-memory cache
+/// knows) keeping probe verdicts in `verdicts`; returns whether a probe ran and the agent's
+/// runtime and the warnings about gVisor.
+async fn launch_with_verdicts(
+    fake: &RecordingDocker,
+    verdicts: &std::path::Path,
+) -> (bool, Option<String>, Vec<String>) {
+    let backend = backend(fake).with_runtime_verdicts(runtime::Verdicts::at(verdicts));
+    let plan = plan(&backend).await;
+    fake.clear_calls();
+    let (secrets, events) = (secrets(), EventLog::new());
+    backend
+        .launch(&plan, &ctx(&secrets, &events))
+        .await
+        .unwrap();
+    let probed = fake
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("create network claude-bottle-probe-"));
+    let runtime = agent_runtime(fake);
+    let warnings = events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            bottle_core::Event::Warning { message } if message.contains("runsc") => Some(message),
+            _ => None,
+        })
+        .collect();
+    backend.teardown(&plan, &events).await.unwrap();
+    (probed, runtime, warnings)
+}
+
+#[tokio::test]
+async fn the_probe_verdict_is_kept_across_runs_so_a_second_start_does_not_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let verdicts = dir.path().join("cache/runtime-verdicts.json");
+    let fake = RecordingDocker::new();
+    fake.add_runtime("runsc");
+    fake.fail_on("start claude-bottle-probe-");
+
+    let (probed, runtime, warnings) = launch_with_verdicts(&fake, &verdicts).await;
+    assert!(probed, "the first start on an engine probes");
+    assert_eq!(runtime.as_deref(), Some("runc"));
+    assert!(verdicts.is_file(), "the verdict was kept");
+
+    let (probed, runtime, again) = launch_with_verdicts(&fake, &verdicts).await;
+    assert!(!probed, "the second start takes the kept verdict");
+    assert_eq!(runtime.as_deref(), Some("runc"));
+    assert_eq!(again, warnings, "the user is told the same, every start");
+
+    // A passing probe is kept too.
+    let fake = RecordingDocker::new();
+    fake.add_runtime("runsc");
+    let elsewhere = dir.path().join("other.json");
+    assert!(launch_with_verdicts(&fake, &elsewhere).await.0);
+    let (probed, runtime, _) = launch_with_verdicts(&fake, &elsewhere).await;
+    assert!(!probed);
+    assert_eq!(runtime.as_deref(), Some("runsc"));
+}
+
+#[tokio::test]
+async fn a_verdict_is_not_used_for_a_changed_engine_when_stale_or_when_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let verdicts = dir.path().join("runtime-verdicts.json");
+    let fake = RecordingDocker::new();
+    fake.add_runtime("runsc");
+    fake.fail_on("start claude-bottle-probe-");
+    assert!(launch_with_verdicts(&fake, &verdicts).await.0);
+
+    // Another runtime registered: the engine is not the one that was probed.
+    fake.add_runtime("kata");
+    assert!(
+        launch_with_verdicts(&fake, &verdicts).await.0,
+        "changed engine"
+    );
+    assert!(
+        !launch_with_verdicts(&fake, &verdicts).await.0,
+        "kept again"
+    );
+
+    // Older than a day (and the one from the future a clock set back would make).
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&verdicts).unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for probed_at in [now - runtime::VERDICT_TTL.as_secs() - 1, now + 3600] {
+        let mut aged = kept.clone();
+        for verdict in aged.as_array_mut().unwrap() {
+            verdict["probed_at"] = probed_at.into();
+        }
+        std::fs::write(&verdicts, serde_json::to_vec(&aged).unwrap()).unwrap();
+        assert!(
+            launch_with_verdicts(&fake, &verdicts).await.0,
+            "a verdict probed at {probed_at} (now {now}) is not used"
+        );
+    }
+
+    std::fs::write(&verdicts, b"{ not json").unwrap();
+    assert!(launch_with_verdicts(&fake, &verdicts).await.0, "unreadable");
+    assert!(!launch_with_verdicts(&fake, &verdicts).await.0, "rewritten");
 }
 
 #[tokio::test]
