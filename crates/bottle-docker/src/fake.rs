@@ -22,7 +22,7 @@ use bytes::Bytes;
 use crate::api::{
     Attachment, BuildRequest, ContainerConfig, ContainerInfo, ContainerSummary, DockerApi,
     EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, NetworkSpec, NetworkSummary,
-    Progress, ProgressSink, VolumeSummary,
+    Progress, ProgressSink, TarStream, VolumeSummary,
 };
 use crate::error::{DockerError, Result};
 
@@ -302,6 +302,9 @@ impl DockerApi for RecordingDocker {
             server_version: "fake".to_owned(),
             api_version: "1.41".to_owned(),
             runtimes: self.lock().runtimes.clone(),
+            storage_driver: "overlay2".to_owned(),
+            backing_filesystem: Some("extfs".to_owned()),
+            cpus: Some(8),
         })
     }
 
@@ -475,6 +478,16 @@ impl DockerApi for RecordingDocker {
             .ok_or_else(|| conflict(container, "no such container"))?;
         c.files.extend(files);
         Ok(())
+    }
+
+    async fn upload_stream(&self, container: &str, dir: &str, mut tar: TarStream) -> Result<()> {
+        use futures_util::StreamExt;
+        let mut whole = Vec::new();
+        while let Some(chunk) = tar.next().await {
+            let chunk = chunk.map_err(|e| conflict(container, &format!("upload ended: {e}")))?;
+            whole.extend_from_slice(&chunk);
+        }
+        self.upload(container, dir, Bytes::from(whole)).await
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {
