@@ -7,7 +7,7 @@
 //! use bottle_docker::fake::RecordingDocker;
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let docker = RecordingDocker::new();
-//! let net = NetworkSpec { name: "n".into(), internal: true, labels: Default::default() };
+//! let net = NetworkSpec::internal("n", Default::default());
 //! docker.create_network(&net).await.unwrap();
 //! assert_eq!(docker.calls(), ["create network n internal"]);
 //! # });
