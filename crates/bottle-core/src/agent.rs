@@ -1,8 +1,9 @@
 //! The agent contract: what every backend gives the agent the same way, whatever runs it.
 //!
 //! The agent runs as [`USER`] with its home at [`HOME`] and the working tree at [`WORKDIR`];
-//! its only way out is the egress, reached as [`EGRESS_ALIAS`] on port [`EGRESS_PORT`], which
-//! the proxy variables of its [fixed environment](fixed_env) name; it trusts the per-bottle CA
+//! its only way out is the egress, reached as [`EGRESS_ALIAS`] on port [`EGRESS_PORT`] with the
+//! bottle's own proxy credential (user [`PROXY_USER`], a token minted at launch), which the
+//! proxy variables of its [environment](environment) carry; it trusts the per-bottle CA
 //! at [`CA_FILE`] and, after provisioning, through the system bundle at [`CA_BUNDLE`]. Claude
 //! Code gets its prompt with [`claude_argv`].
 //!
@@ -47,37 +48,60 @@ pub const APPEND_SYSTEM_PROMPT_FILE: &str = "--append-system-prompt-file";
 /// Claude Code's flag for remote control from claude.ai.
 pub const REMOTE_CONTROL: &str = "--remote-control";
 
-/// The proxy URL the agent uses: `http://egress:9099`.
+/// The user name of the bottle's proxy credential: the egress admits a client only with
+/// `Proxy-Authorization: Basic base64(bottle:<token>)`, the token minted for the bottle at
+/// launch.
+pub const PROXY_USER: &str = "bottle";
+
+/// The variable the egress reads the bottle's proxy token from (its config's
+/// `proxy_auth.token_ref`); a route credential may not use this name.
+pub const PROXY_TOKEN_VAR: &str = "BOTTLE_EGRESS_PROXY_TOKEN";
+
+/// The egress's address as the agent reaches it, without the credential: `http://egress:9099`
+/// (for people; the agent's variables carry [`proxy_url_with`]).
 pub fn proxy_url() -> String {
     format!("http://{EGRESS_ALIAS}:{EGRESS_PORT}")
 }
 
-/// The value of a fixed variable under this contract.
-pub fn fixed_value(value: FixedValue) -> String {
-    match value {
-        FixedValue::ProxyUrl => proxy_url(),
+/// The proxy URL the agent's variables hold: `http://bottle:<token>@egress:9099`. The token
+/// must be URL-safe as it is (the launch mints hex); the result is a secret of the agent's own.
+pub fn proxy_url_with(token: &str) -> String {
+    format!("http://{PROXY_USER}:{token}@{EGRESS_ALIAS}:{EGRESS_PORT}")
+}
+
+/// What a secret made at launch, for one bottle, is. Never in a plan: a backend asks the
+/// launch's material (`bottle_recipe::LaunchMaterial::secret`) for its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LaunchSecret {
+    /// The bottle's proxy token, for the egress that checks it.
+    ProxyToken,
+    /// The agent's proxy URL with that token in it ([`proxy_url_with`]).
+    ProxyUrl,
+}
+
+/// The value of a fixed variable under this contract, or `None` for the proxy URL, which holds
+/// the bottle's proxy credential and so is a [`LaunchSecret::ProxyUrl`] made at launch.
+pub fn fixed_value(value: FixedValue) -> Option<String> {
+    Some(match value {
+        FixedValue::ProxyUrl => return None,
         FixedValue::NoProxy => NO_PROXY.to_owned(),
         FixedValue::Enabled => "1".to_owned(),
         FixedValue::CaFile => CA_FILE.to_owned(),
         FixedValue::CaBundle => CA_BUNDLE.to_owned(),
         FixedValue::Home => HOME.to_owned(),
-    }
-}
-
-/// The variables claude-bottle sets in the agent itself, `(name, value)`, in order. None is a
-/// secret.
-pub fn fixed_env() -> impl Iterator<Item = (&'static str, String)> {
-    FIXED_ENV
-        .iter()
-        .map(|(name, value)| (*name, fixed_value(*value)))
+    })
 }
 
 /// Where an agent variable's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "from", content = "value")]
 pub enum AgentEnvValue {
-    /// A fixed, non-secret value of this contract (proxy URL, CA paths).
+    /// A fixed, non-secret value of this contract (CA paths, `NO_PROXY`).
     Fixed(String),
+    /// A secret made at launch for this bottle (the proxy URL with its credential); never in a
+    /// plan.
+    Launch(LaunchSecret),
     /// The bottle's env entry (or placeholder) of that name, from
     /// [`Secrets`](crate::Secrets) at launch; never in a plan.
     Manifest,
@@ -98,10 +122,14 @@ pub struct AgentEnv {
 /// manifest, whatever the manifest says: the manifest refuses them, and this is the second
 /// wall (a bottle built in code does not pass the manifest's checks).
 pub fn environment(bottle: &BottleDef) -> Vec<AgentEnv> {
-    let mut env: Vec<AgentEnv> = fixed_env()
+    let mut env: Vec<AgentEnv> = FIXED_ENV
+        .iter()
         .map(|(name, value)| AgentEnv {
-            name: name.to_owned(),
-            value: AgentEnvValue::Fixed(value),
+            name: (*name).to_owned(),
+            value: match fixed_value(*value) {
+                Some(fixed) => AgentEnvValue::Fixed(fixed),
+                None => AgentEnvValue::Launch(LaunchSecret::ProxyUrl),
+            },
         })
         .collect();
     let from_manifest = bottle
@@ -128,13 +156,17 @@ pub struct Limits {
     pub memory_bytes: i64,
     /// Maximum number of processes.
     pub pids: i64,
+    /// CPU time, in thousandths of a CPU (`2000`: two CPUs' worth). A backend lowers it to
+    /// what its machine has.
+    pub millicpus: i64,
 }
 
 /// The agent's default limits: a coding agent runs compilers and test suites, so generous,
-/// but bounded.
+/// but bounded — two CPUs, so one bottle cannot starve the machine.
 pub const DEFAULT_LIMITS: Limits = Limits {
     memory_bytes: 8 << 30,
     pids: 4096,
+    millicpus: 2000,
 };
 
 /// Claude Code's argv: the prompt file and remote-control flags, then the user's `args`.
@@ -171,8 +203,26 @@ mod tests {
         let env = environment(&bottle);
         let https: Vec<_> = env.iter().filter(|e| e.name == "HTTPS_PROXY").collect();
         assert_eq!(https.len(), 1);
-        assert_eq!(https[0].value, AgentEnvValue::Fixed(proxy_url()));
+        assert_eq!(
+            https[0].value,
+            AgentEnvValue::Launch(LaunchSecret::ProxyUrl)
+        );
         let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(&names[names.len() - 2..], ["GH_HOST", "T"]);
+    }
+
+    #[test]
+    fn every_proxy_variable_carries_the_launch_credential_and_nothing_else_is_secret() {
+        let env = environment(&BottleDef::new("b"));
+        for e in &env {
+            let is_proxy = e.name.eq_ignore_ascii_case("http_proxy")
+                || e.name.eq_ignore_ascii_case("https_proxy");
+            assert_eq!(
+                e.value == AgentEnvValue::Launch(LaunchSecret::ProxyUrl),
+                is_proxy,
+                "{e:?}"
+            );
+        }
+        assert_eq!(proxy_url_with("abc123"), "http://bottle:abc123@egress:9099");
     }
 }

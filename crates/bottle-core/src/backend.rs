@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -156,6 +156,45 @@ impl fmt::Debug for BottleFile {
     }
 }
 
+/// A host file or folder to copy into a bottle ([`Bottle::cp_in`]), and the files under it whose
+/// copy differs from the host's: the working tree's git configs, with their credentials
+/// stripped ([`crate::cwd::workdir_copy`]). The host's files are never changed. Its `Debug` names
+/// the replaced files, never their contents.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostTree {
+    /// The host file or folder.
+    pub path: PathBuf,
+    /// Files under [`path`](Self::path), by their path relative to it, that are copied with
+    /// these bytes instead of the host's (keeping the host file's mode). A replaced file is
+    /// never read from the host by the copy.
+    pub replaced: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl HostTree {
+    /// `path`, copied as it is.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        HostTree {
+            path: path.into(),
+            replaced: BTreeMap::new(),
+        }
+    }
+
+    /// The same tree with the file at `relative` copied as `contents`.
+    pub fn replacing(mut self, relative: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+        self.replaced.insert(relative.into(), contents.into());
+        self
+    }
+}
+
+impl fmt::Debug for HostTree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostTree")
+            .field("path", &self.path)
+            .field("replaced", &self.replaced.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 /// A running bottle: the transport a backend provides, over which the provisioning recipe
 /// ([`crate::provision`]) and the session run.
 pub trait Bottle: Send + Sync + 'static {
@@ -180,11 +219,12 @@ pub trait Bottle: Send + Sync + 'static {
     /// mode and owner. Missing parent directories are created owned by root.
     fn write_files(&self, files: &[BottleFile]) -> impl Future<Output = Result<()>> + Send;
 
-    /// Copies the host file or folder `host_path` to `bottle_path` in the bottle (a folder is
-    /// copied with its contents to `bottle_path`), owned by the agent user. Symbolic links are
-    /// copied as links, never followed.
-    fn cp_in(&self, host_path: &Path, bottle_path: &str)
-    -> impl Future<Output = Result<()>> + Send;
+    /// Copies the host file or folder `tree.path` to `bottle_path` in the bottle (a folder is
+    /// copied with its contents to `bottle_path`), owned by the agent user, with each of
+    /// `tree.replaced` in place of the host's file. Symbolic links are copied as links, never
+    /// followed. A file that changes size while it is copied fails the copy: an archive is
+    /// never sent with a file cut short or grown.
+    fn cp_in(&self, tree: &HostTree, bottle_path: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// The certificate (PEM) of the per-bottle CA the bottle's egress signs with, which the
     /// agent must trust; `None` for a bottle whose egress does not intercept TLS (the CA step
@@ -372,8 +412,8 @@ pub trait BottleBackend: Send + Sync + 'static {
         provision::copy_skills(bottle, &plan.prepared().skills)
     }
 
-    /// Copies the user's working tree (with its `.git`) in, with `--cwd`. Default:
-    /// [`provision::copy_workdir`].
+    /// Copies the user's working tree (with its `.git`, its git configs' credentials stripped)
+    /// in, with `--cwd`. Default: [`provision::copy_workdir`].
     fn copy_workdir(
         &self,
         plan: &Self::Plan,

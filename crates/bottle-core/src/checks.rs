@@ -97,6 +97,14 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
 
     for route in &agent.bottle.egress.routes {
         if let Some(auth) = &route.auth
+            && auth.token_ref() == crate::agent::PROXY_TOKEN_VAR
+        {
+            return Err(Error::TokenRefReserved {
+                host: route.host.to_string(),
+                token_ref: auth.token_ref().to_owned(),
+            });
+        }
+        if let Some(auth) = &route.auth
             && host.var(auth.token_ref()).is_none()
         {
             return Err(Error::TokenRefMissing {

@@ -5,8 +5,9 @@
 //! user's home, SSH keys, Claude Code login or claude-bottle home is refused, and the git config
 //! that goes with the tree is searched for the credentials CI checkouts and hand-made remotes
 //! leave there (`http.<url>.extraheader`, `https://user:token@…`). The findings are data on the
-//! plan ([`PreparedSpec::cwd_credentials`](crate::PreparedSpec::cwd_credentials)): the preflight
-//! warns about them and a backend's copy step can act on each one by file and line.
+//! plan ([`PreparedSpec::cwd_credentials`](crate::PreparedSpec::cwd_credentials)), which the
+//! preflight shows by file and line; the copy ([`workdir_copy`]) reads each config again and
+//! carries it with those credentials stripped, never changing the host's file.
 
 use std::fs;
 use std::io::Read;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::backend::HostTree;
 use crate::error::{Error, Result};
 use crate::host::HostContext;
 
@@ -102,20 +104,10 @@ const MAX_MODULE_DEPTH: usize = 8;
 /// `.git/config` and each submodule's `.git/modules/**/config`. Symlinks are not followed (a
 /// copy stores them as links, not as what they point to); unreadable files are skipped.
 pub fn git_credentials(cwd: &Path) -> Vec<GitCredential> {
-    let git = cwd.join(".git");
-    if !is_real_dir(&git) {
-        return Vec::new();
-    }
-    let mut files = vec![PathBuf::from(".git/config")];
-    module_configs(cwd, Path::new(".git/modules"), 0, &mut files);
     let mut found = Vec::new();
-    for file in files {
-        let path = cwd.join(&file);
-        if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
-            continue;
-        }
+    for file in git_config_files(cwd) {
         let mut bytes = Vec::new();
-        if fs::File::open(&path)
+        if fs::File::open(cwd.join(&file))
             .and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_end(&mut bytes))
             .is_err()
         {
@@ -126,6 +118,100 @@ pub fn git_credentials(cwd: &Path) -> Vec<GitCredential> {
     found
 }
 
+/// The working tree `cwd` as a copy carries it: each git config under `.git` (the files
+/// [`git_credentials`] reads) is read here, once, and replaced in the copy by its text with
+/// every credential stripped — an `http.*.extraheader` line becomes a comment saying what was
+/// removed, a URL's `user:token@` is cut out. A config without credentials is carried byte for
+/// byte. Because the copy takes these bytes instead of reading the file again, what arrives is
+/// what was checked. The host's files are never changed.
+///
+/// Fails (rather than copy a credential) for a config that cannot be read, is larger than
+/// 1 MiB, or still shows a credential after stripping.
+pub fn workdir_copy(cwd: &Path) -> Result<HostTree> {
+    let mut tree = HostTree::new(cwd);
+    for file in git_config_files(cwd) {
+        let path = cwd.join(&file);
+        let refuse = |reason: String| Error::GitConfigCopy {
+            path: path.clone(),
+            reason,
+        };
+        let mut bytes = Vec::new();
+        fs::File::open(&path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| refuse(format!("it could not be read ({e})")))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(refuse("it is larger than 1 MiB".to_owned()));
+        }
+        let stripped = strip_credentials(&file, &bytes).map_err(refuse)?;
+        tree.replaced.insert(file, stripped);
+    }
+    Ok(tree)
+}
+
+/// The git config files a copy of `cwd` carries, relative to it: `.git/config` and each
+/// submodule's `.git/modules/**/config`, real files only (symlinks are copied as links).
+fn git_config_files(cwd: &Path) -> Vec<PathBuf> {
+    if !is_real_dir(&cwd.join(".git")) {
+        return Vec::new();
+    }
+    let mut files = vec![PathBuf::from(".git/config")];
+    module_configs(cwd, Path::new(".git/modules"), 0, &mut files);
+    files.retain(|file| cwd.join(file).symlink_metadata().is_ok_and(|m| m.is_file()));
+    files
+}
+
+/// `bytes` (the config file `file`) without the credentials [`scan_config`] finds in it: each
+/// extraheader line (and its continuation lines) replaced by a comment, each credential
+/// user-info cut out of the URLs on its line. Unchanged when there is nothing to strip. An
+/// error when a credential remains: the copy is then refused.
+fn strip_credentials(file: &Path, bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let text = String::from_utf8_lossy(bytes);
+    let found = scan_config(file, &text);
+    if found.is_empty() {
+        return Ok(bytes.to_vec());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut continued = false;
+    for (index, raw) in text.split_inclusive('\n').enumerate() {
+        let ending = &raw[raw.trim_end_matches(['\r', '\n']).len()..];
+        let content = &raw[..raw.len() - ending.len()];
+        // The continuation lines of a removed value go with it.
+        if continued {
+            continued = content.ends_with('\\');
+            continue;
+        }
+        let here: Vec<&GitCredential> = found.iter().filter(|c| c.line == index + 1).collect();
+        if let Some(header) = here
+            .iter()
+            .find(|c| c.kind == GitCredentialKind::ExtraHeader)
+        {
+            // `[http] extraheader = …` keeps its section header; a key line goes whole.
+            let line = content.trim_start();
+            if line.starts_with('[')
+                && let Some((_, _, rest)) = parse_header(line)
+            {
+                out.push_str(&strip_url_credentials(
+                    &content[..content.len() - rest.len()],
+                ));
+                out.push_str(ending);
+            }
+            out.push_str(&format!(
+                "# claude-bottle removed {} (a credential) from this copy\n",
+                header.key
+            ));
+            continued = content.ends_with('\\');
+        } else if here.is_empty() {
+            out.push_str(raw);
+        } else {
+            out.push_str(&strip_url_credentials(content));
+            out.push_str(ending);
+        }
+    }
+    if !scan_config(file, &out).is_empty() {
+        return Err("a credential was still there after stripping".to_owned());
+    }
+    Ok(out.into_bytes())
+}
 fn is_real_dir(path: &Path) -> bool {
     path.symlink_metadata().is_ok_and(|m| m.is_dir())
 }
@@ -264,11 +350,31 @@ fn url_userinfos(text: &str) -> Vec<(usize, usize)> {
 /// enough to be a token (`https://ghp_…@github.com`); a plain short user name
 /// (`https://me@bitbucket.org`) is not a credential.
 fn has_url_credentials(text: &str) -> bool {
+    url_userinfos(text)
+        .into_iter()
+        .any(|(start, end)| is_credential(&text[start..end]))
+}
+
+/// Whether a URL's user-info is a credential: it has a password, or it is long enough to be a
+/// token.
+fn is_credential(userinfo: &str) -> bool {
     const TOKEN_LENGTH: usize = 20;
-    url_userinfos(text).into_iter().any(|(start, end)| {
-        let userinfo = &text[start..end];
-        userinfo.contains(':') || userinfo.len() >= TOKEN_LENGTH
-    })
+    userinfo.contains(':') || userinfo.len() >= TOKEN_LENGTH
+}
+
+/// `text` with each credential user-info and its `@` cut out of its `http(s)` URLs
+/// (`https://user:token@host/` → `https://host/`); a plain user name stays.
+fn strip_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (start, end) in url_userinfos(text) {
+        if is_credential(&text[start..end]) {
+            out.push_str(&text[last..start]);
+            last = end + 1;
+        }
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// `text` with the user-info of each `http(s)` URL shown as `…`.
@@ -358,6 +464,71 @@ mod tests {
         assert!(
             scan("[core]\n\tbare = false\n# url = https://a:b@c/\n[remote \"o\"]\n\turl = git@github.com:me/x.git\n")
                 .is_empty()
+        );
+    }
+
+    fn strip(text: &str) -> String {
+        String::from_utf8(strip_credentials(Path::new(".git/config"), text.as_bytes()).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn stripping_removes_every_credential_and_keeps_everything_else() {
+        let config = "[core]\r\n\tbare = false\r\n\
+[remote \"origin\"]\n\turl = https://x-access-token:ghs_abcdef@github.com/me/app.git\n\
+\tfetch = +refs/heads/*:refs/remotes/origin/*\n\
+[remote \"bitbucket\"]\n\turl = https://me@bitbucket.org/team/app.git\n\
+[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic \\\n\t  eC1hY2Nlc3M=\n\
+[HTTP] extraHeader = X-Token: abc\n\
+[url \"https://oauth2:glpat-secret@gitlab.example.com/\"]\n\tinsteadOf = https://gitlab.example.com/\n";
+        assert_eq!(
+            strip(config),
+            "[core]\r\n\tbare = false\r\n\
+[remote \"origin\"]\n\turl = https://github.com/me/app.git\n\
+\tfetch = +refs/heads/*:refs/remotes/origin/*\n\
+[remote \"bitbucket\"]\n\turl = https://me@bitbucket.org/team/app.git\n\
+[http \"https://github.com/\"]\n\
+# claude-bottle removed http.https://github.com/.extraheader (a credential) from this copy\n\
+[HTTP]\n# claude-bottle removed http.extraheader (a credential) from this copy\n\
+[url \"https://gitlab.example.com/\"]\n\tinsteadOf = https://gitlab.example.com/\n"
+        );
+    }
+
+    #[test]
+    fn the_copy_of_a_tree_carries_its_git_configs_stripped_and_leaves_the_hosts_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path();
+        fs::create_dir_all(cwd.join(".git/modules/lib")).unwrap();
+        let top =
+            "[remote \"origin\"]\n\turl = https://me:ghp_0123456789abcdefghij@github.com/a/b\n";
+        let sub = "[http]\n\textraheader = Authorization: bearer xyz\n[core]\n\tbare = true\n";
+        fs::write(cwd.join(".git/config"), top).unwrap();
+        fs::write(cwd.join(".git/modules/lib/config"), sub).unwrap();
+        let tree = workdir_copy(cwd).unwrap();
+        assert_eq!(tree.path, cwd);
+        let text = |p: &str| String::from_utf8(tree.replaced[Path::new(p)].clone()).unwrap();
+        assert_eq!(
+            text(".git/config"),
+            "[remote \"origin\"]\n\turl = https://github.com/a/b\n"
+        );
+        assert_eq!(
+            text(".git/modules/lib/config"),
+            "[http]\n# claude-bottle removed http.extraheader (a credential) from this copy\n\
+             [core]\n\tbare = true\n"
+        );
+        assert_eq!(fs::read_to_string(cwd.join(".git/config")).unwrap(), top);
+        assert_eq!(
+            fs::read_to_string(cwd.join(".git/modules/lib/config")).unwrap(),
+            sub
+        );
+    }
+
+    #[test]
+    fn a_config_without_credentials_is_copied_byte_for_byte() {
+        let bytes = b"[core]\n\tbare = false\n\xff\xfe not utf-8\n";
+        assert_eq!(
+            strip_credentials(Path::new(".git/config"), bytes).unwrap(),
+            bytes
         );
     }
 

@@ -106,6 +106,20 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A git config of the working tree cannot be copied without its credentials.
+    #[error(
+        "the git config {path} cannot be copied into the bottle with its credentials removed: \
+         {reason}; fix or remove that file (the copy never carries a git config it could not \
+         check), then run again.",
+        path = escape_path(path)
+    )]
+    GitConfigCopy {
+        /// The config file on the host.
+        path: PathBuf,
+        /// Why, for people.
+        reason: String,
+    },
+
     /// A `${VAR}` env entry names a host variable that is not set.
     #[error(
         "env entry `{name}` copies host variable `{var}`, which is not set; export {var} in the \
@@ -124,6 +138,19 @@ pub enum Error {
          set; export {token_ref} in the shell that runs claude-bottle, or remove the route's `auth`."
     )]
     TokenRefMissing {
+        /// The route's host.
+        host: String,
+        /// The variable named by `token_ref`.
+        token_ref: String,
+    },
+
+    /// An egress route's credential uses the name the bottle's own proxy token goes by.
+    #[error(
+        "egress route `{host}` takes its credential from `{token_ref}`, the name the egress reads \
+         the bottle's own proxy token from; export the credential under another name and point \
+         the route's `token_ref` at it."
+    )]
+    TokenRefReserved {
         /// The route's host.
         host: String,
         /// The variable named by `token_ref`.

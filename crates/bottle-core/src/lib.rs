@@ -90,9 +90,9 @@ pub mod terminal;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use agent::claude_argv;
+pub use agent::{LaunchSecret, claude_argv};
 pub use backend::{
-    Bottle, BottleBackend, BottleFile, ExecResult, ExecUser, FileContents, FileOwner,
+    Bottle, BottleBackend, BottleFile, ExecResult, ExecUser, FileContents, FileOwner, HostTree,
     LaunchContext, Provisioned,
 };
 pub use capability::{Capabilities, Feature, FeatureKind};

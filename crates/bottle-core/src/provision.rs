@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use crate::agent::{CA_BUNDLE, CA_FILE, HOME, PROMPT_FILE, SKILLS_DIR, SYSTEM_CA_FILE, WORKDIR};
-use crate::backend::{Bottle, BottleFile, ExecUser, FileOwner};
+use crate::backend::{Bottle, BottleFile, ExecUser, FileOwner, HostTree};
 use crate::error::{Error, Result};
 use crate::plan::SkillSource;
 
@@ -88,15 +88,21 @@ pub async fn copy_skills<B: Bottle>(bottle: &B, skills: &[SkillSource]) -> Resul
     bottle.write_files(&dirs).await?;
     for skill in skills {
         bottle
-            .cp_in(&skill.host_dir, &format!("{SKILLS_DIR}/{}", skill.name))
+            .cp_in(
+                &HostTree::new(&skill.host_dir),
+                &format!("{SKILLS_DIR}/{}", skill.name),
+            )
             .await?;
     }
     Ok(())
 }
 
-/// Copies the user's working tree, with its `.git`, to [`WORKDIR`], owned by the agent.
+/// Copies the user's working tree, with its `.git`, to [`WORKDIR`], owned by the agent. Its git
+/// configs are read now, once, and copied with their credentials stripped
+/// ([`crate::cwd::workdir_copy`]); the host's files are not changed.
 pub async fn copy_workdir<B: Bottle>(bottle: &B, cwd: &Path) -> Result<()> {
-    bottle.cp_in(cwd, WORKDIR).await
+    let tree = crate::cwd::workdir_copy(cwd)?;
+    bottle.cp_in(&tree, WORKDIR).await
 }
 
 /// The directories strictly between `base` (which exists and is left as it is) and `path`'s

@@ -86,6 +86,8 @@ pub enum SidecarEnvValue {
     /// A route credential of that name ([`Secrets::token`](crate::Secrets::token)), handed to
     /// the sidecar at launch and to nothing else; never in a plan.
     Credential,
+    /// A secret made at launch for this bottle (the egress's proxy token); never in a plan.
+    Launch(crate::agent::LaunchSecret),
 }
 
 /// How a backend knows a sidecar is ready.

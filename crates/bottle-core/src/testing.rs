@@ -15,7 +15,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::backend::{
-    Bottle, BottleBackend, BottleFile, ExecResult, ExecUser, FileContents, LaunchContext,
+    Bottle, BottleBackend, BottleFile, ExecResult, ExecUser, FileContents, HostTree, LaunchContext,
 };
 use crate::capability::Capabilities;
 use crate::error::{Error, Result};
@@ -103,6 +103,8 @@ pub enum Call {
         host_path: PathBuf,
         /// Bottle side.
         bottle_path: String,
+        /// The files copied with other bytes than the host's, and those bytes (lossy UTF-8).
+        replaced: Vec<(PathBuf, String)>,
     },
     /// The first `Bottle::close` (later ones do nothing and are not recorded).
     Close {
@@ -437,10 +439,15 @@ impl Bottle for FakeBottle {
         Some(FAKE_CA_PEM)
     }
 
-    async fn cp_in(&self, host_path: &Path, bottle_path: &str) -> Result<()> {
+    async fn cp_in(&self, tree: &HostTree, bottle_path: &str) -> Result<()> {
         self.backend.record(Call::CpIn {
-            host_path: host_path.to_path_buf(),
+            host_path: tree.path.clone(),
             bottle_path: bottle_path.to_owned(),
+            replaced: tree
+                .replaced
+                .iter()
+                .map(|(path, bytes)| (path.clone(), String::from_utf8_lossy(bytes).into_owned()))
+                .collect(),
         });
         Ok(())
     }

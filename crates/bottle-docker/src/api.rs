@@ -51,15 +51,68 @@ impl fmt::Debug for EnvVar {
     }
 }
 
-/// A network to create.
+/// The bridge driver's option that keeps the host from holding an address on a network.
+pub const INHIBIT_IPV4: &str = "com.docker.network.bridge.inhibit_ipv4";
+
+/// A network to create (always a `bridge`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkSpec {
     /// Its name.
     pub name: String,
     /// `true`: no route out of the network (Docker's `internal`).
     pub internal: bool,
+    /// The bridge driver's options (`com.docker.network.bridge.*`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_options: BTreeMap<String, String>,
+    /// IPv6 on the network; sent explicitly, so a daemon default cannot turn it on.
+    pub ipv6: bool,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+}
+
+impl NetworkSpec {
+    /// An internal network the host holds no address on: no route out, and — because the
+    /// bridge carries no gateway address ([`INHIBIT_IPV4`]) — nothing on the host is reachable
+    /// from it, not even a service listening on every address. Its containers reach each other
+    /// over the link. IPv6 off.
+    pub fn internal(name: impl Into<String>, labels: BTreeMap<String, String>) -> Self {
+        NetworkSpec {
+            name: name.into(),
+            internal: true,
+            driver_options: BTreeMap::from([(INHIBIT_IPV4.to_owned(), "true".to_owned())]),
+            ipv6: false,
+            labels,
+        }
+    }
+
+    /// A routed bridge (a sidecar's way upstream), IPv6 off.
+    pub fn bridge(name: impl Into<String>, labels: BTreeMap<String, String>) -> Self {
+        NetworkSpec {
+            name: name.into(),
+            internal: false,
+            driver_options: BTreeMap::new(),
+            ipv6: false,
+            labels,
+        }
+    }
+}
+
+/// Log rotation of a container's `json-file` log: the engine keeps at most `max_files` files
+/// of `max_size_bytes` each, so no container's output can fill the host's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogRotation {
+    /// The size at which a log file is rotated.
+    pub max_size_bytes: u64,
+    /// How many files are kept.
+    pub max_files: u32,
+}
+
+impl LogRotation {
+    /// 10 MiB, 3 files: 30 MiB of log at most per container.
+    pub const DEFAULT: LogRotation = LogRotation {
+        max_size_bytes: 10 << 20,
+        max_files: 3,
+    };
 }
 
 /// A container's membership in a network.
@@ -106,10 +159,21 @@ pub struct ContainerConfig {
     pub pids_limit: Option<i64>,
     /// Memory limit in bytes.
     pub memory_bytes: Option<i64>,
+    /// CPU limit in billionths of a CPU (the engine's `NanoCpus`).
+    pub nano_cpus: Option<i64>,
+    /// Log rotation of the `json-file` log driver (`None`: the daemon's log settings).
+    pub log: Option<LogRotation>,
+    /// The size of the container's writable layer, in bytes (the engine's `StorageOpt
+    /// size`; only some storage drivers accept it).
+    pub storage_bytes: Option<i64>,
     /// Run an init process as PID 1 (reaps orphaned processes).
     pub init: bool,
     /// Upstream DNS servers of the engine's embedded resolver for this container.
     pub dns: Vec<String>,
+    /// DNS search domains (`["."]`: none, instead of the host's).
+    pub dns_search: Vec<String>,
+    /// Resolver options (set: instead of the host's).
+    pub dns_options: Vec<String>,
     /// `/etc/hosts` entries, `host:ip`.
     pub extra_hosts: Vec<String>,
 }
@@ -251,7 +315,7 @@ pub struct ImageInfo {
     pub user: String,
 }
 
-/// What the engine is: its version and the runtimes it offers.
+/// What the engine is: its version, the runtimes it offers, its storage and its machine.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct EngineInfo {
     /// The engine's ID (stable across restarts of one engine).
@@ -262,6 +326,12 @@ pub struct EngineInfo {
     pub api_version: String,
     /// Registered OCI runtimes, e.g. `runc`, `runsc`.
     pub runtimes: Vec<String>,
+    /// The storage driver, e.g. `overlay2`.
+    pub storage_driver: String,
+    /// The file system under the storage driver, e.g. `extfs`, `xfs` (`None`: not reported).
+    pub backing_filesystem: Option<String>,
+    /// The number of CPUs of the engine's machine (`None`: not reported).
+    pub cpus: Option<u32>,
 }
 
 /// A request to build an image from a tar context.
@@ -321,6 +391,10 @@ pub enum Progress {
     },
 }
 
+/// An archive as a stream of chunks, made while it is sent ([`crate::tarball::stream`]).
+pub type TarStream =
+    Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static>>;
+
 /// A receiver of [`Progress`] events.
 pub type ProgressSink<'a> = &'a (dyn Fn(Progress) + Send + Sync);
 
@@ -365,6 +439,14 @@ pub trait DockerApi: Send + Sync {
         container: &str,
         dir: &str,
         tar: Bytes,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// [`upload`](DockerApi::upload), with the archive streamed as it is made (a host tree of
+    /// any size in bounded memory). An error item ends the upload, failed.
+    fn upload_stream(
+        &self,
+        container: &str,
+        dir: &str,
+        tar: TarStream,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Starts a container.
     fn start_container(&self, name: &str) -> impl Future<Output = Result<()>> + Send;

@@ -15,7 +15,7 @@ use bottle_core::{
 use bottle_egress::Cidr;
 use bottle_recipe::LaunchMaterial;
 
-use crate::api::{DockerApi, Progress};
+use crate::api::{DockerApi, EngineInfo, Progress};
 use crate::bottle::DockerBottle;
 use crate::cleanup;
 use crate::endpoint::EngineEndpoint;
@@ -26,7 +26,7 @@ use crate::inflight::{InFlight, SETTLE_TIMEOUT, Tracked};
 use crate::launch::{self, LaunchValues};
 use crate::liveness;
 use crate::names::label;
-use crate::plan::{self, DockerOptions, EnvValue, PlanInputs};
+use crate::plan::{self, DiskBound, DockerOptions, EnvValue, PlanInputs};
 use crate::runtime::{self, ProbeImage, RuntimeChoice, Verdicts};
 use crate::summary::{DockerCleanupPlan, DockerPlan};
 
@@ -201,15 +201,12 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
     }
 
     /// The runtime as `prepare` may know it: a probe result from earlier in this process, else
-    /// what the engine's registered runtimes say (read-only; see [`runtime::registered`]), which
-    /// fails when the engine does not answer.
-    async fn planned_runtime(&self) -> bottle_core::Result<RuntimeChoice> {
+    /// what the engine's registered runtimes say (see [`runtime::registered`]).
+    fn planned_runtime(&self, info: &crate::error::Result<EngineInfo>) -> RuntimeChoice {
         if let Some(choice) = self.runtime_cache.lock().ok().and_then(|c| c.clone()) {
-            return Ok(choice);
+            return choice;
         }
-        runtime::registered(&self.api, self.forced_runtime.as_deref())
-            .await
-            .map_err(|e| core_err("reach the engine", e))
+        runtime::registered(info.as_ref(), self.forced_runtime.as_deref())
     }
 
     /// The runtime proven at launch: runs the networked gVisor probe (once per process) on a
@@ -295,8 +292,17 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             .images
             .clone()
             .with_manifest(&prepared.agent.bottle.image);
-        // First, the engine: one that does not answer fails the prepare, before any state.
-        let runtime = self.planned_runtime().await?;
+        // First, the one engine call of `prepare`, a read: its runtimes, CPUs and storage. An
+        // engine that does not answer fails the prepare, before any state.
+        let info = match self.api.engine_info().await {
+            Err(
+                unreachable @ (DockerError::EngineUnreachable { .. }
+                | DockerError::EngineEndpoint { .. }),
+            ) => return Err(core_err("reach the engine", unreachable)),
+            other => other,
+        };
+        let runtime = self.planned_runtime(&info);
+        let engine = info.ok();
         let recipe = AgentImageRecipe::resolve(&settings)
             .map_err(|e| core_err("read the agent image recipe", e))?;
         let agent_image = recipe.tag();
@@ -314,16 +320,20 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
                 options: &self.options,
                 labels: &labels,
                 sidecars: &sidecars,
+                engine: engine.as_ref(),
             },
         )
         .map_err(|e| core_err("plan the bottle", e))?;
         Ok(DockerPlan {
-            engine: self.endpoint.clone().filter(|e| !e.is_local_default()),
+            endpoint: self.endpoint.clone().filter(|e| !e.is_local_default()),
             prepared,
             recipe,
             agent_image,
             runtime,
             sidecars,
+            disk: DiskBound::for_engine(engine.as_ref(), self.options.agent_disk_bytes),
+            asked: self.options.agent_limits,
+            engine,
             topology,
         })
     }
@@ -364,10 +374,11 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
             owners.insert(sidecar.role, owner_of(&info.user));
         }
 
-        // The per-bottle CA is minted here, in memory; its key goes only into the egress
-        // container and disappears with it.
+        // The per-bottle CA and proxy token are minted here, in memory: the CA's key goes only
+        // into the egress container and disappears with it; the token goes to the egress and,
+        // inside the proxy URL, to the agent, and is never in the plan, a log or the state.
         let material = LaunchMaterial::mint(&plan.prepared)
-            .map_err(|e| core_err("mint the bottle CA", e.into()))?;
+            .map_err(|e| core_err("mint the bottle's CA and proxy token", e.into()))?;
         let files = |role: Role, bottle_networks: &[Cidr]| {
             let owner = owners.get(&role).copied().unwrap_or(FileOwner::ROOT);
             Ok(material.files(&plan.prepared, role, owner, bottle_networks)?)
@@ -409,8 +420,10 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         let topology =
             plan::plan(&plan.prepared, &inputs).map_err(|e| core_err("plan the bottle", e))?;
         let secrets = ctx.secrets;
+        let material = &material;
         let value = move |name: &str, source: &EnvValue| -> Option<String> {
             match source {
+                EnvValue::Launch(secret) => Some(material.secret(*secret).expose().to_owned()),
                 EnvValue::Manifest => secrets
                     .env()
                     .find(|(n, _)| *n == name)

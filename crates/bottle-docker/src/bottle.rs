@@ -9,13 +9,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bottle_core::agent::{USER, WORKDIR};
-use bottle_core::{Bottle, BottleFile, ExecResult, ExecUser, FileOwner, Role, TerminalHost};
+use bottle_core::{
+    Bottle, BottleFile, ExecResult, ExecUser, FileOwner, HostTree, Role, TerminalHost,
+};
 
 use crate::api::{DockerApi, ExecSpec, Interactive};
 use crate::backend::{BACKEND_NAME, core_err};
 use crate::engine::Engine;
 use crate::error::DockerError;
-use crate::tarball::{self, TarBuilder};
+use crate::tarball;
 
 /// A running Docker bottle.
 pub struct DockerBottle<D: DockerApi + Clone + 'static = Engine> {
@@ -177,7 +179,7 @@ impl<D: DockerApi + Clone + 'static> Bottle for DockerBottle<D> {
             .map_err(|e| core_err(action, e))
     }
 
-    async fn cp_in(&self, host_path: &Path, bottle_path: &str) -> bottle_core::Result<()> {
+    async fn cp_in(&self, tree: &HostTree, bottle_path: &str) -> bottle_core::Result<()> {
         let target = Path::new(bottle_path);
         let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
             return Err(core_err(
@@ -189,34 +191,26 @@ impl<D: DockerApi + Clone + 'static> Bottle for DockerBottle<D> {
                 },
             ));
         };
-        let name = name.to_string_lossy();
-        let mut tar = TarBuilder::new(host_path);
-        let meta = std::fs::metadata(host_path).map_err(|source| {
-            core_err(
-                format!("copy {}", host_path.display()),
-                DockerError::HostFile {
-                    path: host_path.to_path_buf(),
-                    source,
-                },
-            )
-        })?;
-        let packed = if meta.is_dir() {
-            tar.host_tree(host_path, &name, FileOwner::AGENT).map(drop)
-        } else {
-            std::fs::read(host_path)
-                .map_err(|source| DockerError::HostFile {
-                    path: host_path.to_path_buf(),
-                    source,
-                })
-                .and_then(|data| tar.file(&name, &data, 0o644, FileOwner::AGENT).map(drop))
-        };
-        let action = format!("copy {} into {bottle_path}", host_path.display());
-        packed.map_err(|e| core_err(action.clone(), e))?;
-        let bytes = tar.finish().map_err(|e| core_err(action.clone(), e))?;
-        self.api
-            .upload(&self.name, &parent.to_string_lossy(), bytes)
-            .await
-            .map_err(|e| core_err(action, e))
+        let action = format!("copy {} into {bottle_path}", tree.path.display());
+        // Packed while it is sent: bounded memory for a tree of any size.
+        let (tar, packer) = tarball::stream(
+            tree.clone(),
+            name.to_string_lossy().into_owned(),
+            FileOwner::AGENT,
+        );
+        let sent = self
+            .api
+            .upload_stream(&self.name, &parent.to_string_lossy(), tar)
+            .await;
+        // The packer's error (a file that changed, one that cannot be read) says more than the
+        // engine's view of a stream that ended failed.
+        let packed = packer.done.await.unwrap_or_else(|e| {
+            Err(DockerError::Pack {
+                path: tree.path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        });
+        packed.and(sent).map_err(|e| core_err(action, e))
     }
 
     fn ca_pem(&self) -> Option<&str> {

@@ -1,8 +1,12 @@
 //! Finding and removing what dead bottles left behind, and listing live ones.
 //!
-//! One list call per kind of resource by the managed label, one more by the `claude-bottle-`
-//! name prefix for objects whose labels were lost. A bottle whose launcher still runs (see
-//! [`liveness`](crate::liveness)) is never touched, so cleanup is safe while other bottles run.
+//! One list call per kind of resource, for the objects claude-bottle created: those with the
+//! managed label, a bottle identity and a role ([`is_ours`]). Nothing else is ever considered —
+//! not an object merely named `claude-bottle-…`, and not a container someone made from a
+//! claude-bottle image (images carry only image labels, but older images carried the managed
+//! label, which every container made from them inherits). A bottle whose launcher still runs
+//! (see [`liveness`](crate::liveness)) is never touched, so cleanup is safe while other bottles
+//! run.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +15,9 @@ use serde::Serialize;
 use crate::api::{ContainerSummary, DockerApi, Filter, NetworkSummary, ProgressSink};
 use crate::error::Result;
 use crate::liveness::Liveness;
-use crate::names::{NAME_PREFIX, label, parse_name};
+use bottle_core::Role;
+
+use crate::names::{Names, label};
 use crate::remove::{ObjectKind, Removed, remove_all};
 
 /// One object cleanup would remove.
@@ -51,11 +57,29 @@ impl CleanupPlan {
     }
 }
 
-fn identity_of(labels: &BTreeMap<String, String>, name: &str, is_network: bool) -> Option<String> {
-    labels
-        .get(label::IDENTITY)
-        .cloned()
-        .or_else(|| parse_name(name, is_network).map(|(_, id)| id))
+/// The filter of what claude-bottle creates: managed, with an identity and a role.
+fn created_by_bottles() -> Filter {
+    Filter {
+        labels: vec![
+            format!("{}={}", label::MANAGED, label::MANAGED_VALUE),
+            label::IDENTITY.to_owned(),
+            label::ROLE.to_owned(),
+        ],
+        name: None,
+    }
+}
+
+/// Whether `labels` are those of an object a bottle created: the managed label, a valid bottle
+/// identity and a role claude-bottle gives. The engine's filter asks the same; this is the
+/// second wall, which an engine ignoring a filter cannot pass.
+pub fn is_ours(labels: &BTreeMap<String, String>) -> bool {
+    labels.get(label::MANAGED).map(String::as_str) == Some(label::MANAGED_VALUE)
+        && labels
+            .get(label::IDENTITY)
+            .is_some_and(|id| Names::new(id).is_ok())
+        && labels
+            .get(label::ROLE)
+            .is_some_and(|role| Role::parse(role).is_some())
 }
 
 /// Finds leftovers. `live` judges a launcher label value (inject
@@ -64,33 +88,27 @@ pub async fn plan_cleanup<D: DockerApi>(
     api: &D,
     live: &(dyn Fn(&str) -> Liveness + Send + Sync),
 ) -> Result<CleanupPlan> {
-    let managed = Filter::has_label(label::MANAGED);
-    let prefixed = Filter::name(NAME_PREFIX);
-    let mut containers: BTreeMap<String, ContainerSummary> = BTreeMap::new();
-    for c in api
-        .list_containers(&managed)
+    let filter = created_by_bottles();
+    let containers: BTreeMap<String, ContainerSummary> = api
+        .list_containers(&filter)
         .await?
         .into_iter()
-        .chain(api.list_containers(&prefixed).await?)
-    {
-        let ours = c.labels.contains_key(label::MANAGED) || c.name.starts_with(NAME_PREFIX);
-        if ours {
-            containers.entry(c.name.clone()).or_insert(c);
-        }
-    }
-    let mut networks: BTreeMap<String, NetworkSummary> = BTreeMap::new();
-    for n in api
-        .list_networks(&managed)
+        .filter(|c| is_ours(&c.labels))
+        .map(|c| (c.name.clone(), c))
+        .collect();
+    let networks: BTreeMap<String, NetworkSummary> = api
+        .list_networks(&filter)
         .await?
         .into_iter()
-        .chain(api.list_networks(&prefixed).await?)
-    {
-        let ours = n.labels.contains_key(label::MANAGED) || n.name.starts_with(NAME_PREFIX);
-        if ours {
-            networks.entry(n.name.clone()).or_insert(n);
-        }
-    }
-    let volumes = api.list_volumes(&managed).await?;
+        .filter(|n| is_ours(&n.labels))
+        .map(|n| (n.name.clone(), n))
+        .collect();
+    let volumes: Vec<_> = api
+        .list_volumes(&filter)
+        .await?
+        .into_iter()
+        .filter(|v| is_ours(&v.labels))
+        .collect();
 
     // A bottle is live when any of its objects names a launcher that may still run.
     let mut live_identities = BTreeSet::new();
@@ -115,7 +133,7 @@ pub async fn plan_cleanup<D: DockerApi>(
 
     let mut plan = CleanupPlan::default();
     for c in containers.values() {
-        let identity = identity_of(&c.labels, &c.name, false);
+        let identity = c.labels.get(label::IDENTITY).cloned();
         if !keep(&identity) {
             plan.containers.push(Leftover {
                 kind: ObjectKind::Container,
@@ -135,7 +153,7 @@ pub async fn plan_cleanup<D: DockerApi>(
         }
     }
     for n in networks.values() {
-        let identity = identity_of(&n.labels, &n.name, true);
+        let identity = n.labels.get(label::IDENTITY).cloned();
         if !keep(&identity) {
             plan.networks.push(Leftover {
                 kind: ObjectKind::Network,

@@ -6,8 +6,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkingConfig,
+    ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig, HostConfigLogConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -21,8 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api::{
     Attachment, BuildRequest, ContainerConfig, ContainerInfo, ContainerSummary, DockerApi,
-    EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, NetworkSpec, NetworkSummary,
-    Progress, ProgressSink, VolumeSummary,
+    EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, LogRotation, NetworkSpec,
+    NetworkSummary, Progress, ProgressSink, TarStream, VolumeSummary,
 };
 use crate::endpoint::{EngineEndpoint, Transport};
 use crate::error::{DockerError, Result};
@@ -233,6 +233,17 @@ fn endpoint(attachment: &Attachment) -> EndpointSettings {
     }
 }
 
+/// The `json-file` driver with `rotation`: the engine keeps `max-file` files of `max-size`.
+fn log_config(rotation: LogRotation) -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some("json-file".to_owned()),
+        config: Some(HashMap::from([
+            ("max-size".to_owned(), rotation.max_size_bytes.to_string()),
+            ("max-file".to_owned(), rotation.max_files.to_string()),
+        ])),
+    }
+}
+
 /// Classic-builder step lines look like `Step 3/7 : RUN ...`.
 fn parse_step(line: &str) -> Option<(u32, u32, String)> {
     let rest = line.strip_prefix("Step ")?;
@@ -256,11 +267,20 @@ impl DockerApi for Engine {
         let mut runtimes: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
         runtimes.sort();
         let (major, minor) = self.api_version().await?;
+        let backing_filesystem = info
+            .driver_status
+            .unwrap_or_default()
+            .into_iter()
+            .find(|pair| pair.first().map(String::as_str) == Some("Backing Filesystem"))
+            .and_then(|pair| pair.into_iter().nth(1));
         Ok(EngineInfo {
             id: info.id.unwrap_or_default(),
             server_version: info.server_version.unwrap_or_default(),
             api_version: format!("{major}.{minor}"),
             runtimes,
+            storage_driver: info.driver.unwrap_or_default(),
+            backing_filesystem,
+            cpus: info.ncpu.and_then(|n| u32::try_from(n).ok()),
         })
     }
 
@@ -346,6 +366,9 @@ impl DockerApi for Engine {
             name: spec.name.clone(),
             driver: Some("bridge".to_owned()),
             internal: Some(spec.internal),
+            // Explicit either way: a daemon's `default-network-opts` must not turn IPv6 on.
+            enable_ipv6: Some(spec.ipv6),
+            options: (!spec.driver_options.is_empty()).then(|| hashmap(&spec.driver_options)),
             labels: Some(hashmap(&spec.labels)),
             ..Default::default()
         };
@@ -417,8 +440,15 @@ impl DockerApi for Engine {
             memory: config.memory_bytes,
             // Same as memory: no swap on top of the limit.
             memory_swap: config.memory_bytes,
+            nano_cpus: config.nano_cpus,
+            log_config: config.log.map(log_config),
+            storage_opt: config
+                .storage_bytes
+                .map(|bytes| HashMap::from([("size".to_owned(), bytes.to_string())])),
             init: Some(config.init),
             dns: none_if_empty(&config.dns),
+            dns_search: none_if_empty(&config.dns_search),
+            dns_options: none_if_empty(&config.dns_options),
             extra_hosts: none_if_empty(&config.extra_hosts),
             network_mode: config.network.as_ref().map(|a| a.network.clone()),
             ..Default::default()
@@ -474,6 +504,15 @@ impl DockerApi for Engine {
             .upload_to_container(container, Some(options), bollard::body_full(tar))
             .await
             .map_err(|e| self.fail("copy into", format!("{container}:{dir}"), e))
+    }
+
+    async fn upload_stream(&self, container: &str, dir: &str, tar: TarStream) -> Result<()> {
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.client()
+            .await?
+            .upload_to_container(container, Some(options), bollard::body_try_stream(tar))
+            .await
+            .map_err(|e| DockerError::engine("copy into", format!("{container}:{dir}"), e))
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {

@@ -101,6 +101,18 @@ pub enum DockerError {
     /// minted).
     #[error(transparent)]
     Recipe(#[from] bottle_recipe::RecipeError),
+    /// A host file changed size while it was packed: the archive is abandoned, never sent with
+    /// the file cut short or grown (its bytes would be read as the next entries' headers).
+    #[error(
+        "`{path}` changed while it was copied into the bottle ({detail}); copy again once \
+         nothing writes to it, or move it out of the tree"
+    )]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// How, e.g. `it grew past the 12 bytes it had when it was listed`.
+        detail: String,
+    },
     /// Building a tar stream failed.
     #[error("cannot pack `{path}` for the bottle: {source}")]
     Pack {

@@ -7,7 +7,7 @@
 //! use bottle_docker::fake::RecordingDocker;
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let docker = RecordingDocker::new();
-//! let net = NetworkSpec { name: "n".into(), internal: true, labels: Default::default() };
+//! let net = NetworkSpec::internal("n", Default::default());
 //! docker.create_network(&net).await.unwrap();
 //! assert_eq!(docker.calls(), ["create network n internal"]);
 //! # });
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use crate::api::{
     Attachment, BuildRequest, ContainerConfig, ContainerInfo, ContainerSummary, DockerApi,
     EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, NetworkSpec, NetworkSummary,
-    Progress, ProgressSink, VolumeSummary,
+    Progress, ProgressSink, TarStream, VolumeSummary,
 };
 use crate::error::{DockerError, Result};
 
@@ -317,6 +317,9 @@ impl DockerApi for RecordingDocker {
             server_version: "fake".to_owned(),
             api_version: "1.41".to_owned(),
             runtimes: self.lock().runtimes.clone(),
+            storage_driver: "overlay2".to_owned(),
+            backing_filesystem: Some("extfs".to_owned()),
+            cpus: Some(8),
         })
     }
 
@@ -490,6 +493,16 @@ impl DockerApi for RecordingDocker {
             .ok_or_else(|| conflict(container, "no such container"))?;
         c.files.extend(files);
         Ok(())
+    }
+
+    async fn upload_stream(&self, container: &str, dir: &str, mut tar: TarStream) -> Result<()> {
+        use futures_util::StreamExt;
+        let mut whole = Vec::new();
+        while let Some(chunk) = tar.next().await {
+            let chunk = chunk.map_err(|e| conflict(container, &format!("upload ended: {e}")))?;
+            whole.extend_from_slice(&chunk);
+        }
+        self.upload(container, dir, Bytes::from(whole)).await
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {

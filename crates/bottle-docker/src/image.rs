@@ -255,7 +255,6 @@ impl AgentImageRecipe {
             context: self.context()?,
             build_args,
             labels: BTreeMap::from([
-                (label::MANAGED.to_owned(), "true".to_owned()),
                 (label::IMAGE.to_owned(), "agent".to_owned()),
                 (label::CONTENT_HASH.to_owned(), self.content_hash()),
             ]),

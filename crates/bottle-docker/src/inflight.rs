@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::api::{
     Attachment, BuildRequest, ContainerConfig, ContainerInfo, ContainerSummary, DockerApi,
     EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, NetworkSpec, NetworkSummary,
-    ProgressSink, VolumeSummary,
+    ProgressSink, TarStream, VolumeSummary,
 };
 use crate::error::{DockerError, Result};
 
@@ -127,6 +127,9 @@ impl<D: DockerApi + Clone + 'static> DockerApi for Tracked<'_, D> {
     }
     async fn upload(&self, container: &str, dir: &str, tar: Bytes) -> Result<()> {
         self.api.upload(container, dir, tar).await
+    }
+    async fn upload_stream(&self, container: &str, dir: &str, tar: TarStream) -> Result<()> {
+        self.api.upload_stream(container, dir, tar).await
     }
     async fn start_container(&self, name: &str) -> Result<()> {
         self.api.start_container(name).await

@@ -2,8 +2,9 @@
 //!
 //! Every object carries [`label::MANAGED`] and [`label::IDENTITY`], so that `cleanup` and
 //! `list_active` find a bottle's objects with one label-filtered call per kind of resource, even
-//! after the launching process was killed. Names all start with [`NAME_PREFIX`], the fallback for
-//! objects whose labels were lost (created by hand, or by an older version).
+//! after the launching process was killed. Names all start with [`NAME_PREFIX`]; a name alone
+//! never makes an object a bottle's to cleanup (a stranger may name anything so), only to the
+//! teardown of the bottle whose topology names it.
 
 use bottle_core::{Identity, Role};
 
@@ -26,7 +27,8 @@ pub mod label {
     /// Who launched the bottle (boot id, pid and process start time of the launching process),
     /// so cleanup can tell a live bottle from a leftover (see [`crate::liveness`]).
     pub const LAUNCHER: &str = "claude-bottle.launcher";
-    /// On images: which image this is (`agent`, `egress`).
+    /// On images: which image this is (`agent`, `egress`). Images carry only image labels —
+    /// never [`MANAGED`], which every container made from them would inherit.
     pub const IMAGE: &str = "claude-bottle.image";
     /// On images: the content hash of the build inputs.
     pub const CONTENT_HASH: &str = "claude-bottle.content-hash";
@@ -126,8 +128,7 @@ impl Names {
     }
 }
 
-/// The role and identity an unlabelled object's name implies, for the name-prefix fallback of
-/// cleanup. Networks and containers are told apart by the caller; `is_network` picks the table.
+/// The role and identity an unlabelled object's name implies, for a bottle's own teardown. Networks and containers are told apart by the caller; `is_network` picks the table.
 /// Returns `None` for names without the prefix. A sidecar's name is recognised only when what
 /// follows its role is itself an identity, so the agent of a bottle whose agent is called
 /// `egress` is not taken for an egress.

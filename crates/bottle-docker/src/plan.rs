@@ -23,10 +23,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use bottle_core::agent::{self, AgentEnvValue};
-use bottle_core::{PreparedSpec, Readiness, Role, SidecarEnvValue, SidecarSpec};
+use bottle_core::{LaunchSecret, PreparedSpec, Readiness, Role, SidecarEnvValue, SidecarSpec};
 use serde::Serialize;
 
-use crate::api::{Attachment, ContainerConfig, EnvVar, NetworkSpec};
+use crate::api::{Attachment, ContainerConfig, EngineInfo, EnvVar, LogRotation, NetworkSpec};
 use crate::error::{DockerError, Result};
 use crate::names::{Names, ObjectRole, label};
 
@@ -58,13 +58,23 @@ pub mod env {
     pub const MEMORY: &str = "CLAUDE_BOTTLE_MEMORY";
     /// Agent process limit.
     pub const PIDS_LIMIT: &str = "CLAUDE_BOTTLE_PIDS_LIMIT";
+    /// Agent CPU limit: a number of CPUs, `2`, `1.5`, `0.5`.
+    pub const CPUS: &str = "CLAUDE_BOTTLE_CPUS";
+    /// The bound of the agent's writable layer: bytes or `20g`, where the storage driver can
+    /// bound it.
+    pub const DISK: &str = "CLAUDE_BOTTLE_DISK";
 }
+
+/// The default bound of the agent's writable layer: room for dependencies and builds.
+pub const DEFAULT_AGENT_DISK_BYTES: i64 = 32 << 30;
 
 /// Backend settings that are not part of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerOptions {
     /// The agent's limits.
     pub agent_limits: Limits,
+    /// The bound of the agent's writable layer, where the engine's storage can hold it.
+    pub agent_disk_bytes: i64,
     /// The image of each sidecar this backend runs, by role. A new sidecar is a new entry
     /// here (and in the recipe); nothing else in this crate names it.
     pub sidecar_images: BTreeMap<Role, SidecarImage>,
@@ -85,6 +95,7 @@ impl Default for DockerOptions {
     fn default() -> Self {
         DockerOptions {
             agent_limits: agent::DEFAULT_LIMITS,
+            agent_disk_bytes: DEFAULT_AGENT_DISK_BYTES,
             sidecar_images: BTreeMap::from([(
                 Role::Egress,
                 SidecarImage {
@@ -112,8 +123,8 @@ impl DockerOptions {
             .map_or("", |image| image.reference.as_str())
     }
 
-    /// Defaults overridden by `CLAUDE_BOTTLE_MEMORY`, `CLAUDE_BOTTLE_PIDS_LIMIT` and
-    /// `CLAUDE_BOTTLE_EGRESS_IMAGE`.
+    /// Defaults overridden by `CLAUDE_BOTTLE_MEMORY`, `CLAUDE_BOTTLE_PIDS_LIMIT`,
+    /// `CLAUDE_BOTTLE_CPUS`, `CLAUDE_BOTTLE_DISK` and `CLAUDE_BOTTLE_EGRESS_IMAGE`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut options = DockerOptions::default();
         if let Some(v) = lookup(env::MEMORY).filter(|v| !v.trim().is_empty()) {
@@ -132,6 +143,21 @@ impl DockerOptions {
                     hint: "use a positive number, e.g. 4096".to_owned(),
                 },
             )?;
+        }
+        if let Some(v) = lookup(env::CPUS).filter(|v| !v.trim().is_empty()) {
+            options.agent_limits.millicpus =
+                parse_millicpus(&v).ok_or(DockerError::InvalidSetting {
+                    name: env::CPUS.to_owned(),
+                    value: v.clone(),
+                    hint: "use a number of CPUs of at least 0.01, e.g. 2 or 1.5".to_owned(),
+                })?;
+        }
+        if let Some(v) = lookup(env::DISK).filter(|v| !v.trim().is_empty()) {
+            options.agent_disk_bytes = parse_bytes(&v).ok_or(DockerError::InvalidSetting {
+                name: env::DISK.to_owned(),
+                value: v.clone(),
+                hint: "use bytes or a number with k, m or g, e.g. 20g".to_owned(),
+            })?;
         }
         if let Some(v) = lookup(crate::image::env::EGRESS_IMAGE).filter(|v| !v.trim().is_empty())
             && let Some(egress) = options.sidecar_images.get_mut(&Role::Egress)
@@ -156,12 +182,120 @@ pub fn parse_bytes(value: &str) -> Option<i64> {
     (n > 0).then_some(n)?.checked_mul(1 << shift)
 }
 
+/// `2`, `1.5`, `0.25` CPUs → thousandths of a CPU; at least 0.01 (the engine's minimum), at
+/// most three decimals.
+pub fn parse_millicpus(value: &str) -> Option<i64> {
+    let v = value.trim();
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    if fraction.len() > 3
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || (whole.is_empty() && fraction.is_empty())
+    {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let fraction: i64 = format!("{fraction:0<3}").parse().ok()?;
+    let millicpus = whole.checked_mul(1000)?.checked_add(fraction)?;
+    (millicpus >= 10).then_some(millicpus)
+}
+
+/// Thousandths of a CPU for people: `2 CPUs`, `1.5 CPUs`, `1 CPU`.
+pub fn show_cpus(millicpus: i64) -> String {
+    let whole = millicpus / 1000;
+    let fraction = millicpus % 1000;
+    let number = if fraction == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{}", format!("{fraction:03}").trim_end_matches('0'))
+    };
+    format!("{number} CPU{}", if millicpus == 1000 { "" } else { "s" })
+}
+
+/// Whether the engine's storage can bound a container's writable layer, and so the agent's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskBound {
+    /// The agent's writable layer holds at most this many bytes.
+    Bounded {
+        /// The bound.
+        bytes: i64,
+    },
+    /// The agent can write until the engine's disk is full.
+    NotBounded {
+        /// Why, as a clause (`the engine's overlay2 on extfs cannot limit a container's size`).
+        reason: String,
+    },
+}
+
+impl DiskBound {
+    /// What `engine`'s storage allows for a bound of `bytes`: overlay2 only over xfs (mounted
+    /// with `pquota`, which the engine checks when the container is created), devicemapper,
+    /// btrfs and zfs; nothing else can limit a container's size.
+    pub fn for_engine(engine: Option<&EngineInfo>, bytes: i64) -> DiskBound {
+        let Some(engine) = engine else {
+            return DiskBound::NotBounded {
+                reason: "the engine's storage driver could not be read".to_owned(),
+            };
+        };
+        let driver = engine.storage_driver.as_str();
+        let backing = engine.backing_filesystem.as_deref();
+        let bounded = match driver {
+            "overlay2" => backing == Some("xfs"),
+            "devicemapper" | "btrfs" | "zfs" => true,
+            _ => false,
+        };
+        if bounded {
+            return DiskBound::Bounded { bytes };
+        }
+        let what = match (driver, backing) {
+            ("", _) => "storage driver".to_owned(),
+            (driver, Some(backing)) => format!("{driver} on {backing}"),
+            (driver, None) => driver.to_owned(),
+        };
+        DiskBound::NotBounded {
+            reason: format!("the engine's {what} cannot limit a container's size"),
+        }
+    }
+
+    /// The bound, when there is one.
+    pub fn bytes(&self) -> Option<i64> {
+        match self {
+            DiskBound::Bounded { bytes } => Some(*bytes),
+            DiskBound::NotBounded { .. } => None,
+        }
+    }
+}
+
+/// `limits` with its CPU share lowered to what the engine's machine has (the engine refuses
+/// more CPUs than it has).
+pub fn fit_to_engine(limits: Limits, engine: Option<&EngineInfo>) -> Limits {
+    let available = engine
+        .and_then(|e| e.cpus)
+        .map(|cpus| i64::from(cpus.max(1)) * 1000);
+    Limits {
+        millicpus: available.map_or(limits.millicpus, |a| limits.millicpus.min(a)),
+        ..limits
+    }
+}
+
+/// The agent's resolver options: the embedded resolver's own default, set so that the host's
+/// options are not copied in.
+pub const AGENT_DNS_OPTIONS: &str = "ndots:0";
+
 /// Where a planned environment variable's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "from", content = "value")]
 pub enum EnvValue {
-    /// A fixed, non-secret value set by the backend (proxy URLs, CA paths).
+    /// A fixed, non-secret value set by the backend (CA paths, the config's path).
     Fixed(String),
+    /// A secret made at launch for this bottle (the proxy token, the proxy URL with it); never
+    /// in the plan.
+    Launch(LaunchSecret),
     /// The bottle's env entry of that name, handed over at launch; never in the plan.
     Manifest,
     /// A route credential (`token_ref`), handed to the egress at launch; never in the plan.
@@ -236,11 +370,22 @@ pub struct ContainerPlan {
     pub security_opt: Vec<String>,
     /// Limits.
     pub limits: Limits,
+    /// Its log's rotation.
+    pub log: LogRotation,
+    /// The bound of its writable layer, in bytes (`None`: unbounded, see [`DiskBound`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_bytes: Option<i64>,
     /// An init process as PID 1.
     pub init: bool,
     /// Upstream DNS servers, resolved at launch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<LaunchAddress>,
+    /// DNS search domains (`.`: none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// Resolver options.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
     /// `/etc/hosts` entries, resolved at launch.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub hosts: BTreeMap<String, LaunchAddress>,
@@ -299,6 +444,9 @@ pub struct PlanInputs<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// The bottle's sidecars, from the recipe (`bottle_recipe::sidecars`).
     pub sidecars: &'a [SidecarSpec],
+    /// What the engine said of itself at prepare (its CPUs, its storage); `None` when it could
+    /// not be read.
+    pub engine: Option<&'a EngineInfo>,
 }
 
 fn labels_for(base: &BTreeMap<String, String>, role: ObjectRole) -> BTreeMap<String, String> {
@@ -318,6 +466,7 @@ fn sidecar(
     internal: &str,
     base: &BTreeMap<String, String>,
     options: &DockerOptions,
+    engine: Option<&EngineInfo>,
 ) -> Result<(ContainerPlan, Option<NetworkSpec>)> {
     let image = &options
         .sidecar_image(spec.role)
@@ -327,10 +476,11 @@ fn sidecar(
             hint: "the docker backend has no image for it yet".to_owned(),
         })?
         .reference;
-    let upstream = spec.upstream.then(|| NetworkSpec {
-        name: names.upstream_network(spec.role),
-        internal: false,
-        labels: labels_for(base, ObjectRole::UpstreamNetwork(spec.role)),
+    let upstream = spec.upstream.then(|| {
+        NetworkSpec::bridge(
+            names.upstream_network(spec.role),
+            labels_for(base, ObjectRole::UpstreamNetwork(spec.role)),
+        )
     });
     let connect = upstream
         .iter()
@@ -349,6 +499,7 @@ fn sidecar(
             value: match &e.value {
                 SidecarEnvValue::Fixed(v) => EnvValue::Fixed(v.clone()),
                 SidecarEnvValue::Credential => EnvValue::Credential,
+                SidecarEnvValue::Launch(secret) => EnvValue::Launch(*secret),
             },
         })
         .collect();
@@ -371,9 +522,13 @@ fn sidecar(
         cap_drop: vec!["ALL".to_owned()],
         cap_add: Vec::new(),
         security_opt: vec!["no-new-privileges".to_owned()],
-        limits: spec.limits,
+        limits: fit_to_engine(spec.limits, engine),
+        log: LogRotation::DEFAULT,
+        storage_bytes: None,
         init: false,
         dns: Vec::new(),
+        dns_search: Vec::new(),
+        dns_options: Vec::new(),
         hosts: BTreeMap::new(),
         files: spec.files.clone(),
         readiness: Some(spec.readiness.clone()),
@@ -389,16 +544,22 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
     base.extend(inputs.options.extra_labels.clone());
     let bottle = &prepared.agent.bottle;
 
-    let internal = NetworkSpec {
-        name: names.internal_network(),
-        internal: true,
-        labels: labels_for(&base, ObjectRole::InternalNetwork),
-    };
+    let internal = NetworkSpec::internal(
+        names.internal_network(),
+        labels_for(&base, ObjectRole::InternalNetwork),
+    );
     let mut networks = vec![internal.clone()];
     let mut sidecars = Vec::new();
     let mut joined = Vec::new();
     for spec in inputs.sidecars {
-        let (container, upstream) = sidecar(spec, &names, &internal.name, &base, inputs.options)?;
+        let (container, upstream) = sidecar(
+            spec,
+            &names,
+            &internal.name,
+            &base,
+            inputs.options,
+            inputs.engine,
+        )?;
         networks.extend(upstream);
         joined.extend(spec.joins.iter().cloned());
         sidecars.push(container);
@@ -414,6 +575,7 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
             name: e.name,
             value: match e.value {
                 AgentEnvValue::Fixed(value) => EnvValue::Fixed(value),
+                AgentEnvValue::Launch(secret) => EnvValue::Launch(secret),
                 AgentEnvValue::Manifest => EnvValue::Manifest,
             },
         })
@@ -461,9 +623,15 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
         // (no CAP_DAC_OVERRIDE).
         cap_add: Vec::new(),
         security_opt: vec!["no-new-privileges".to_owned()],
-        limits: inputs.options.agent_limits,
+        limits: fit_to_engine(inputs.options.agent_limits, inputs.engine),
+        log: LogRotation::DEFAULT,
+        storage_bytes: DiskBound::for_engine(inputs.engine, inputs.options.agent_disk_bytes)
+            .bytes(),
         init: true,
         dns,
+        // No search domain and fixed options: nothing of the host's resolv.conf.
+        dns_search: vec![".".to_owned()],
+        dns_options: vec![AGENT_DNS_OPTIONS.to_owned()],
         hosts,
         files: BTreeMap::new(),
         readiness: None,
@@ -535,8 +703,13 @@ impl ContainerPlan {
             security_opt: self.security_opt.clone(),
             pids_limit: Some(self.limits.pids),
             memory_bytes: Some(self.limits.memory_bytes),
+            nano_cpus: Some(self.limits.millicpus * 1_000_000),
+            log: Some(self.log),
+            storage_bytes: self.storage_bytes,
             init: self.init,
             dns,
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_options.clone(),
             extra_hosts,
         })
     }
@@ -562,13 +735,76 @@ mod tests {
         let o = DockerOptions::from_lookup(|n| match n {
             env::MEMORY => Some("2g".into()),
             env::PIDS_LIMIT => Some("100".into()),
+            env::CPUS => Some("1.5".into()),
+            env::DISK => Some("20g".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(o.agent_limits.memory_bytes, 2 << 30);
         assert_eq!(o.agent_limits.pids, 100);
-        let bad = DockerOptions::from_lookup(|n| (n == env::PIDS_LIMIT).then(|| "many".into()));
-        let msg = bad.unwrap_err().to_string();
-        assert!(msg.contains("CLAUDE_BOTTLE_PIDS_LIMIT"), "{msg}");
+        assert_eq!(o.agent_limits.millicpus, 1500);
+        assert_eq!(o.agent_disk_bytes, 20 << 30);
+        for (name, value) in [
+            (env::PIDS_LIMIT, "many"),
+            (env::CPUS, "0"),
+            (env::DISK, "x"),
+        ] {
+            let bad = DockerOptions::from_lookup(|n| (n == name).then(|| value.into()));
+            let msg = bad.unwrap_err().to_string();
+            assert!(msg.contains(name), "{msg}");
+        }
+    }
+
+    #[test]
+    fn cpu_counts_parse_and_show() {
+        assert_eq!(parse_millicpus("2"), Some(2000));
+        assert_eq!(parse_millicpus("1.5"), Some(1500));
+        assert_eq!(parse_millicpus(" .25 "), Some(250));
+        assert_eq!(parse_millicpus("0.01"), Some(10));
+        for bad in ["0", "0.001", "1.2345", "-1", "two", ".", "", "1e3"] {
+            assert_eq!(parse_millicpus(bad), None, "{bad:?}");
+        }
+        assert_eq!(show_cpus(2000), "2 CPUs");
+        assert_eq!(show_cpus(1000), "1 CPU");
+        assert_eq!(show_cpus(1500), "1.5 CPUs");
+        assert_eq!(show_cpus(250), "0.25 CPUs");
+    }
+
+    #[test]
+    fn the_cpu_share_never_exceeds_the_engines_machine() {
+        let engine = |cpus| EngineInfo {
+            cpus: Some(cpus),
+            ..EngineInfo::default()
+        };
+        let asked = agent::DEFAULT_LIMITS;
+        assert_eq!(fit_to_engine(asked, Some(&engine(1))).millicpus, 1000);
+        assert_eq!(fit_to_engine(asked, Some(&engine(8))).millicpus, 2000);
+        assert_eq!(fit_to_engine(asked, None).millicpus, 2000);
+    }
+
+    #[test]
+    fn only_storage_that_can_bound_a_container_is_asked_to() {
+        let engine = |driver: &str, backing: Option<&str>| EngineInfo {
+            storage_driver: driver.to_owned(),
+            backing_filesystem: backing.map(str::to_owned),
+            ..EngineInfo::default()
+        };
+        let bound = |e: &EngineInfo| DiskBound::for_engine(Some(e), 1 << 30);
+        assert_eq!(
+            bound(&engine("overlay2", Some("xfs"))),
+            DiskBound::Bounded { bytes: 1 << 30 }
+        );
+        assert_eq!(
+            bound(&engine("btrfs", Some("btrfs"))).bytes(),
+            Some(1 << 30)
+        );
+        assert_eq!(
+            bound(&engine("overlay2", Some("extfs"))),
+            DiskBound::NotBounded {
+                reason: "the engine's overlay2 on extfs cannot limit a container's size".into()
+            }
+        );
+        assert_eq!(bound(&engine("vfs", None)).bytes(), None);
+        assert_eq!(DiskBound::for_engine(None, 1).bytes(), None);
     }
 }

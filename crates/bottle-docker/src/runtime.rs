@@ -24,8 +24,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Attachment, ContainerConfig, DockerApi, NetworkSpec};
-use crate::error::{DockerError, Result};
+use crate::api::{Attachment, ContainerConfig, DockerApi, EngineInfo, LogRotation, NetworkSpec};
+use crate::error::DockerError;
 use crate::names::{NAME_PREFIX, ObjectRole, label};
 use crate::plan::Runtime;
 
@@ -66,25 +66,18 @@ pub struct ProbeImage {
     pub cmd: Vec<String>,
 }
 
-/// What `prepare` may know without creating anything: `runc` when forced, when the engine's
-/// runtimes cannot be read or when `runsc` is not registered; otherwise `runsc`, marked
-/// [`probe_at_launch`](RuntimeChoice::probe_at_launch). Reads the engine's info only, and is
-/// the first call `prepare` makes: an engine that does not answer is an error here, so that
-/// nothing is planned (and no state kept) for an engine that is not there.
-pub async fn registered<D: DockerApi>(api: &D, forced: Option<&str>) -> Result<RuntimeChoice> {
-    let info = match api.engine_info().await {
-        Err(
-            unreachable @ (DockerError::EngineUnreachable { .. }
-            | DockerError::EngineEndpoint { .. }),
-        ) => {
-            return Err(unreachable);
-        }
-        other => other,
-    };
+/// What `prepare` may know without creating anything: `runc` when forced, when the engine
+/// could not be read or when `runsc` is not registered; otherwise `runsc`, marked
+/// [`probe_at_launch`](RuntimeChoice::probe_at_launch). Pure: `info` is the engine's answer to
+/// the one read `prepare` makes.
+pub fn registered(
+    info: std::result::Result<&EngineInfo, &DockerError>,
+    forced: Option<&str>,
+) -> RuntimeChoice {
     if forced == Some("runc") {
-        return Ok(RuntimeChoice::runc(format!("{RUNTIME_ENV}=runc"), None));
+        return RuntimeChoice::runc(format!("{RUNTIME_ENV}=runc"), None);
     }
-    Ok(match info {
+    match info {
         Ok(info) if info.runtimes.iter().any(|r| r == "runsc") => RuntimeChoice {
             runtime: Runtime::Runsc,
             reason: "gVisor (runsc) is registered; a networked probe at launch confirms it, else \
@@ -100,7 +93,7 @@ pub async fn registered<D: DockerApi>(api: &D, forced: Option<&str>) -> Result<R
                 "could not read the engine's runtimes ({e}); the agent runs under runc"
             )),
         ),
-    })
+    }
 }
 
 /// Chooses the agent's runtime, creating a probe container when `runsc` is registered: call it
@@ -289,11 +282,7 @@ async fn probe<D: DockerApi>(
         probe_labels.insert(k.to_owned(), v.to_owned());
     }
     probe_labels.insert(label::MANAGED.to_owned(), label::MANAGED_VALUE.to_owned());
-    let network = NetworkSpec {
-        name: name.clone(),
-        internal: true,
-        labels: probe_labels.clone(),
-    };
+    let network = NetworkSpec::internal(name.clone(), probe_labels.clone());
     let result = async {
         api.create_network(&network)
             .await
@@ -310,6 +299,7 @@ async fn probe<D: DockerApi>(
             runtime: Some("runsc".to_owned()),
             cap_drop: vec!["ALL".to_owned()],
             security_opt: vec!["no-new-privileges".to_owned()],
+            log: Some(LogRotation::DEFAULT),
             ..Default::default()
         })
         .await

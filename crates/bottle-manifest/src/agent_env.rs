@@ -15,7 +15,8 @@ use crate::builtin::ClaudeAuth;
 /// decided, instead of reaching the agent unset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FixedValue {
-    /// The egress's proxy URL (`http://egress:9099`).
+    /// The egress's proxy URL with the bottle's proxy credential
+    /// (`http://bottle:<token>@egress:9099`): a secret minted at launch, never in a plan.
     ProxyUrl,
     /// The hosts that skip the proxy: loopback only.
     NoProxy,

@@ -1,16 +1,22 @@
 //! The egress sidecar: the [bottle-egress](bottle_egress) proxy that is the agent's only way
 //! out, as every backend runs it — its spec, its config (routes, CA, trust roots, the clients
-//! it serves) and its files.
+//! it serves, the bottle's proxy credential) and its files.
+//!
+//! Two walls keep anyone but the bottle's agent from using it, and with it the credentials it
+//! injects: it answers only its own networks ([`clients`]), and every request must carry the
+//! bottle's proxy credential ([`proxy_auth`]: user `bottle`, a random token minted at launch,
+//! which the agent holds in its proxy URL and the egress in its environment).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use bottle_core::agent::{self, EGRESS_ALIAS, EGRESS_PORT, Limits};
+use bottle_core::agent::{self, EGRESS_ALIAS, EGRESS_PORT, Limits, PROXY_TOKEN_VAR, PROXY_USER};
 use bottle_core::{
-    BottleFile, FileOwner, PreparedSpec, Readiness, Role, SidecarEnv, SidecarEnvValue, SidecarSpec,
+    BottleFile, FileOwner, LaunchSecret, PreparedSpec, Readiness, Role, SidecarEnv,
+    SidecarEnvValue, SidecarSpec,
 };
-use bottle_egress::{CaFiles, CertificateAuthority, Cidr, EgressConfig};
+use bottle_egress::{CaFiles, CertificateAuthority, Cidr, EgressConfig, ProxyAuth};
 
 use crate::error::{RecipeError, Result};
 
@@ -27,21 +33,29 @@ pub const CONFIG_ENV: &str = "BOTTLE_EGRESS_CONFIG";
 /// The egress image's binary, its entrypoint.
 pub const BINARY: &str = "/bottle-egress";
 
-/// The proxy needs little; the bound contains a runaway.
+/// The proxy needs little; the bound contains a runaway (one CPU: an agent flooding it with
+/// requests slows its own bottle, not the machine).
 pub const LIMITS: Limits = Limits {
     memory_bytes: 512 << 20,
     pids: 512,
+    millicpus: 1000,
 };
 
 /// The egress of `prepared`'s bottle: alias `egress` on the internal network, its own way
-/// upstream, the `egress.networks` joined, each route's credential by name, and ready when
-/// `bottle-egress health` answers from inside.
+/// upstream, the `egress.networks` joined, each route's credential by name, the bottle's proxy
+/// token (minted at launch), and ready when `bottle-egress health` answers from inside.
 pub fn sidecar(prepared: &PreparedSpec) -> SidecarSpec {
     let bottle = &prepared.agent.bottle;
-    let mut env = vec![SidecarEnv {
-        name: CONFIG_ENV.to_owned(),
-        value: SidecarEnvValue::Fixed(CONFIG_FILE.to_owned()),
-    }];
+    let mut env = vec![
+        SidecarEnv {
+            name: CONFIG_ENV.to_owned(),
+            value: SidecarEnvValue::Fixed(CONFIG_FILE.to_owned()),
+        },
+        SidecarEnv {
+            name: PROXY_TOKEN_VAR.to_owned(),
+            value: SidecarEnvValue::Launch(LaunchSecret::ProxyToken),
+        },
+    ];
     let mut credentials: Vec<&str> = bottle
         .egress
         .routes
@@ -58,7 +72,9 @@ pub fn sidecar(prepared: &PreparedSpec) -> SidecarSpec {
     let mut files = BTreeMap::from([
         (
             CONFIG_FILE.to_owned(),
-            "routes, listen address, log mode, the bottle's own client networks".to_owned(),
+            "routes, listen address, log mode, the bottle's own client networks, the proxy \
+             credential's variable"
+                .to_owned(),
         ),
         (
             CA_CERT.to_owned(),
@@ -85,14 +101,21 @@ pub fn sidecar(prepared: &PreparedSpec) -> SidecarSpec {
     spec.joins = bottle.egress.networks.clone();
     spec.env = env;
     spec.files = files;
-    // From inside, on loopback (always among its clients): no path from the host needed.
+    // From inside, on loopback (always among its clients): no path from the host needed. The
+    // config names the proxy credential's variable, which the check reads from the egress's
+    // own environment.
     spec.readiness = Readiness::Exec(vec![
         BINARY.to_owned(),
         "health".to_owned(),
         "--addr".to_owned(),
         format!("127.0.0.1:{EGRESS_PORT}"),
+        "--config".to_owned(),
+        CONFIG_FILE.to_owned(),
     ]);
-    spec.summary = format!("proxy {}", agent::proxy_url());
+    spec.summary = format!(
+        "proxy {}, only with the proxy credential minted for this bottle",
+        agent::proxy_url()
+    );
     spec
 }
 
@@ -146,7 +169,20 @@ pub fn clients(bottle_networks: &[Cidr]) -> Vec<Cidr> {
     clients
 }
 
-/// The egress config of `prepared`'s bottle, serving `bottle_networks` (see [`clients`]).
+/// The credential every client of the egress presents: user [`PROXY_USER`], the token from
+/// [`PROXY_TOKEN_VAR`] in the egress's environment. The agent's proxy URL carries it
+/// ([`agent::proxy_url_with`]); the egress strips it before forwarding.
+pub fn proxy_auth() -> ProxyAuth {
+    ProxyAuth {
+        user: PROXY_USER.to_owned(),
+        token_ref: PROXY_TOKEN_VAR
+            .parse()
+            .unwrap_or_else(|_| unreachable!("a valid variable name")),
+    }
+}
+
+/// The egress config of `prepared`'s bottle, serving `bottle_networks` (see [`clients`]) with
+/// the bottle's [`proxy_auth`].
 // The egress's config gains fields of its own; those the recipe does not set take their
 // defaults, so the struct update stays even while every field is set.
 #[allow(clippy::needless_update)]
@@ -163,6 +199,7 @@ pub fn config(prepared: &PreparedSpec, bottle_networks: &[Cidr]) -> EgressConfig
             .map(|i| PathBuf::from(trust_file(i)))
             .collect(),
         clients: Some(clients(bottle_networks)),
+        proxy_auth: Some(proxy_auth()),
         // Each route's own roots, at the paths they are copied to in the egress.
         routes: egress
             .routes

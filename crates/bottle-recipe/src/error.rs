@@ -17,6 +17,9 @@ pub enum RecipeError {
     /// The per-bottle CA could not be minted.
     #[error("could not mint the bottle's CA: {0}")]
     Ca(#[source] bottle_egress::EgressError),
+    /// The operating system's random source failed (for the proxy token).
+    #[error("could not mint the bottle's proxy token: the system's random source failed ({0})")]
+    Random(String),
     /// The egress config could not be written.
     #[error("could not write the egress config: {0}")]
     Config(#[source] serde_json::Error),

@@ -23,8 +23,11 @@
 //! assert_eq!(specs[0].role, Role::Egress);
 //! assert!(matches!(specs[0].readiness, Readiness::Exec(_)));
 //!
-//! // At launch: mint the CA, then make the egress's files for the bottle's network.
+//! // At launch: mint the CA and the proxy token, then make the egress's files for the
+//! // bottle's network.
 //! let material = LaunchMaterial::mint(&prepared)?;
+//! let url = material.secret(bottle_core::LaunchSecret::ProxyUrl).expose();
+//! assert!(url.starts_with("http://bottle:") && url.ends_with("@egress:9099"));
 //! let network = "10.0.0.0/16".parse().unwrap();
 //! let files = material.files(&prepared, Role::Egress, FileOwner { uid: 65532, gid: 65532 }, &[network])?;
 //! let key = files.iter().find(|f| f.path.ends_with("ca.key")).unwrap();
@@ -46,8 +49,11 @@ mod error;
 
 use std::fmt;
 
-use bottle_core::{BottleFile, FileOwner, PreparedSpec, Role, SidecarSpec};
+use bottle_core::{
+    BottleFile, FileOwner, LaunchSecret, PreparedSpec, Role, SecretString, SidecarSpec,
+};
 use bottle_egress::{CertificateAuthority, Cidr};
+use rand::TryRngCore;
 
 pub use error::{RecipeError, Result};
 
@@ -57,18 +63,37 @@ pub fn sidecars(prepared: &PreparedSpec) -> Vec<SidecarSpec> {
     vec![egress::sidecar(prepared)]
 }
 
-/// What a launch makes once for its bottle — the per-bottle CA, in memory — and the sidecars'
-/// files from it. Its `Debug` shows nothing of the key.
+/// What a launch makes once for its bottle — the per-bottle CA and the proxy token, in memory —
+/// and the sidecars' files from it. Its `Debug` shows nothing of the key or the token.
 pub struct LaunchMaterial {
     ca: CertificateAuthority,
+    proxy_token: SecretString,
+    proxy_url: SecretString,
 }
 
 impl LaunchMaterial {
-    /// Mints the bottle's CA ([`egress::mint_ca`]).
+    /// Mints the bottle's CA ([`egress::mint_ca`]) and its proxy token: 32 bytes from the
+    /// operating system's random source, as hex.
     pub fn mint(prepared: &PreparedSpec) -> Result<Self> {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|e| RecipeError::Random(e.to_string()))?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Ok(LaunchMaterial {
             ca: egress::mint_ca(prepared)?,
+            proxy_url: SecretString::new(bottle_core::agent::proxy_url_with(&token)),
+            proxy_token: SecretString::new(token),
         })
+    }
+
+    /// The value of a secret made at this launch: the egress's proxy token, or the agent's
+    /// proxy URL that carries it. For handing to the container that needs it, and nothing else.
+    pub fn secret(&self, secret: LaunchSecret) -> &SecretString {
+        match secret {
+            LaunchSecret::ProxyToken => &self.proxy_token,
+            LaunchSecret::ProxyUrl => &self.proxy_url,
+        }
     }
 
     /// The CA certificate the agent must trust (for [`Bottle::ca_pem`](bottle_core::Bottle)).

@@ -321,7 +321,6 @@ async fn build_sidecar(engine: &Engine, options: &Options, sidecar: SidecarImage
         context,
         build_args: image::host_proxy_args(|n| std::env::var(n).ok()),
         labels: [
-            (label::MANAGED.to_owned(), "true".to_owned()),
             (label::IMAGE.to_owned(), step.to_owned()),
             (label::CONTENT_HASH.to_owned(), hash),
         ]

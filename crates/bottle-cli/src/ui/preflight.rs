@@ -173,8 +173,8 @@ pub(crate) fn render(
             push(
                 "",
                 format!(
-                    "{} {}:{} {}: {}; copied in, the agent can read it",
-                    paint.warn("!"),
+                    "{} {}:{} {}: {}; stripped from the copy (your file is unchanged)",
+                    paint.dim("-"),
                     show_path(&found.file),
                     found.line,
                     e(&found.key),

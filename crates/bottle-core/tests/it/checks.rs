@@ -198,6 +198,27 @@ async fn header_token_ref_is_checked_too() {
     );
 }
 
+#[tokio::test]
+async fn a_route_cannot_take_the_name_of_the_bottles_proxy_token() {
+    let host = Host::new();
+    let mut agent = support::agent();
+    agent.bottle.egress.routes.push(Route {
+        auth: Some(RouteAuth::Header {
+            header: "x-api-key".parse().unwrap(),
+            token_ref: "BOTTLE_EGRESS_PROXY_TOKEN".parse().unwrap(),
+        }),
+        ..Route::host("api.example.com")
+    });
+    let err = prepare_error(&host, spec_with(&host, agent)).await;
+    assert!(matches!(err, Error::TokenRefReserved { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "egress route `api.example.com` takes its credential from `BOTTLE_EGRESS_PROXY_TOKEN`, \
+         the name the egress reads the bottle's own proxy token from; export the credential \
+         under another name and point the route's `token_ref` at it."
+    );
+}
+
 #[test]
 fn host_context_resolves_home_and_tilde() {
     let env = [("CLAUDE_BOTTLE_HOME".to_owned(), "/srv/cb".to_owned())].into();

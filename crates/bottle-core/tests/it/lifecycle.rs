@@ -109,11 +109,13 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
             Call::CpIn {
                 host_path: host.home().join(".claude/skills/web"),
                 bottle_path: format!("{SKILLS_DIR}/web"),
+                replaced: vec![],
             },
             Call::CopyWorkdir,
             Call::CpIn {
                 host_path: host.home().join("project"),
                 bottle_path: WORKDIR.to_owned(),
+                replaced: vec![],
             },
             Call::ProvisionSupervise,
             Call::ExecClaude {

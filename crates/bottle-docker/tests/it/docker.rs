@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bottle_core::{
-    Bottle, BottleBackend, BottleCleanupPlan, EventLog, HostContext, Identity, LaunchContext,
-    PreparedSpec, Secrets, SkillSource,
+    Bottle, BottleBackend, BottleCleanupPlan, BottlePlan, EventLog, HostContext, Identity,
+    LaunchContext, PreparedSpec, Secrets, SkillSource,
 };
 use bottle_docker::api::{Attachment, ContainerConfig, DockerApi, ExecSpec, Filter, NetworkSpec};
 use bottle_docker::engine::Engine;
@@ -250,20 +250,20 @@ async fn start_origin(engine: &Engine, guard: &Guard, alias: &str) -> (String, S
     let network = format!("bottle-test-net-{}", guard.value);
     let labels = guard.labels();
     engine
-        .create_network(&NetworkSpec {
-            name: network.clone(),
-            internal: false,
-            labels: labels.clone(),
-        })
+        .create_network(&NetworkSpec::bridge(network.clone(), labels.clone()))
         .await
         .unwrap();
     let name = format!("bottle-test-origin-{}", guard.value);
     let script = r#"
-import http.server, ssl, json
+import http.server, ssl, json, os
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path.startswith('/echo'):
+        path = self.path.split('?')[0]
+        if path.startswith('/echo'):
             body = json.dumps(dict(self.headers)).encode()
+            self.send_response(200)
+        elif path.startswith('/git/') and '..' not in path and os.path.isfile('/srv' + path):
+            body = open('/srv' + path, 'rb').read()
             self.send_response(200)
         else:
             body = b'not here'
@@ -282,7 +282,17 @@ s.serve_forever()
         .create_container(&ContainerConfig {
             name: name.clone(),
             image: agent_image(),
-            cmd: Some(vec!["python3".into(), "-c".into(), script.into()]),
+            // A repository served over git's dumb HTTP, for clones through the egress.
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "set -e; git init -q /tmp/w; cd /tmp/w; echo hi > f; git add f; \
+                 git -c user.email=t@example.com -c user.name=t commit -qm init; \
+                 mkdir -p /srv/git; git clone -q --bare /tmp/w /srv/git/app.git; \
+                 git -C /srv/git/app.git update-server-info; exec python3 -c \"$0\""
+                    .into(),
+                script.into(),
+            ]),
             user: Some("0".into()),
             labels,
             network: Some(Attachment {
@@ -338,6 +348,11 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     std::fs::create_dir_all(tree.join(".git")).unwrap();
     std::fs::write(tree.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
     std::fs::write(tree.join("README.md"), "hello\n").unwrap();
+    // The credentials a CI checkout or a hand-made remote leaves in the tree's git config.
+    let git_config = "[core]\n\tbare = false\n\
+        [remote \"origin\"]\n\turl = https://x-access-token:ghs_cwdsecret1234@github.com/me/app.git\n\
+        [http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic Y3dkc2VjcmV0\n";
+    std::fs::write(tree.join(".git/config"), git_config).unwrap();
 
     let identity = Identity::generate("e2e").unwrap();
     let mut prepared = spec(&identity);
@@ -445,13 +460,88 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     assert_eq!(r.stdout.trim(), "/etc/claude-bottle/ca.pem: OK", "{r:?}");
     let node = format!(
         "const http=require('http'),tls=require('tls');\
-         http.request({{host:'egress',port:9099,method:'CONNECT',path:'{alias}:443'}})\
+         const u=new URL(process.env.HTTPS_PROXY);\
+         http.request({{host:'egress',port:9099,method:'CONNECT',path:'{alias}:443',\
+         headers:{{'proxy-authorization':'Basic '+Buffer.from(u.username+':'+u.password).toString('base64')}}}})\
          .on('connect',(res,sock)=>{{const t=tls.connect({{socket:sock,servername:'{alias}'}},()=>\
          {{console.log('authorized',t.authorized);t.end();process.exit(0)}});\
          t.on('error',e=>{{console.log('tls error',e.message);process.exit(1)}})}}).end()"
     );
     let r = sh(&bottle, &format!("node -e \"{node}\"")).await;
     assert!(r.stdout.contains("authorized true"), "{r:?}");
+
+    // The egress admits only the bottle's proxy credential: without it, or with another
+    // token, 407 (CONNECT and plain requests alike); git clones through it, answering the 407
+    // with the credential of its proxy URL.
+    let r = sh(
+        &bottle,
+        &format!(
+            "curl -s -o /dev/null -w '%{{http_connect}}\\n' -x http://egress:9099 https://{alias}/echo; \
+             curl -s -o /dev/null -w '%{{http_connect}}\\n' -x http://bottle:wrong@egress:9099 https://{alias}/echo; \
+             curl -s -o /dev/null -w '%{{http_code}}\\n' -x http://egress:9099 http://{alias}/echo"
+        ),
+    )
+    .await;
+    assert_eq!(r.stdout, "407\n407\n407\n", "{r:?}");
+    let r = sh(
+        &bottle,
+        &format!("git clone -q https://{alias}/git/app.git /tmp/app 2>&1 && cat /tmp/app/f"),
+    )
+    .await;
+    assert_eq!(r.stdout, "hi\n", "git clones through the egress: {r:?}");
+    // The proxy token is the agent's own, in its proxy variables, and nowhere in the plan.
+    let r = sh(&bottle, "printenv HTTPS_PROXY http_proxy").await;
+    let urls: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(urls.len(), 2, "{r:?}");
+    assert_eq!(urls[0], urls[1]);
+    let token = urls[0]
+        .strip_prefix("http://bottle:")
+        .and_then(|rest| rest.strip_suffix("@egress:9099"))
+        .unwrap_or_else(|| panic!("proxy URL with the credential: {r:?}"));
+    assert_eq!(token.len(), 64, "{r:?}");
+    let shown = format!(
+        "{plan:?} {} {:?}",
+        serde_json::to_string(plan.topology()).unwrap(),
+        plan.summary()
+    );
+    assert!(!shown.contains(token), "the plan shows the proxy token");
+
+    // From the host, no address of the egress serves a CONNECT while the bottle runs: on the
+    // internal network the host has no route, on the upstream bridge the egress closes on a
+    // client that is not its bottle's (and would answer 407 without the credential).
+    let egress_name = plan
+        .topology()
+        .sidecar(bottle_core::Role::Egress)
+        .unwrap()
+        .name
+        .clone();
+    let egress_info = engine
+        .inspect_container(&egress_name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(egress_info.addresses.len() >= 2, "{egress_info:?}");
+    for ip in egress_info.addresses.values() {
+        let outcome = host_connect(std::net::SocketAddr::new(*ip, 9099), alias);
+        assert!(
+            !outcome.starts_with("HTTP/1.1 200") && !outcome.starts_with("HTTP/1.0 200"),
+            "the host borrowed the egress at {ip}: {outcome}"
+        );
+    }
+
+    // The working tree's git config arrives without its credentials; the host's is unchanged.
+    let r = sh(&bottle, "cat /home/node/workspace/.git/config").await;
+    assert!(r.success(), "{r:?}");
+    assert!(!r.stdout.contains("ghs_cwdsecret1234"), "{r:?}");
+    assert!(!r.stdout.contains("Y3dkc2VjcmV0"), "{r:?}");
+    assert!(
+        r.stdout.contains("url = https://github.com/me/app.git"),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(plan.prepared().user_cwd.join(".git/config")).unwrap(),
+        git_config
+    );
 
     // The egress serves its bottle only: the origin shares a network with it (`egress.networks`)
     // and reaches its port, but the connection is closed unanswered, so no one there can borrow
@@ -829,4 +919,401 @@ async fn a_session_without_a_terminal_keeps_streams_apart_and_ends_stdin() {
     err.read_to_string(&mut e).await.unwrap();
     assert_eq!(o, "piped data\n");
     assert_eq!(e, "oops\n");
+}
+
+/// A listener of the test on the host: answers `hello` to every connection until dropped.
+struct HostListener {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostListener {
+    /// Listens on `addr` (port 0: a free one).
+    fn bind(addr: &str) -> Self {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        let _ = stream.write_all(b"hello\n");
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        HostListener {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HostListener {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Every address the host holds, on every interface (docker0 and each bridge included), IPv4
+/// and IPv6, with the interface for link-local ones: `(address, interface, interface index)`.
+/// Tentative addresses (IPv6 duplicate detection not done, so unusable even by the host) are
+/// listed too; [`tentative`] tells them.
+fn host_addresses() -> Vec<(std::net::IpAddr, String, u32)> {
+    let out = Command::new("ip").args(["-o", "addr"]).output().unwrap();
+    assert!(out.status.success(), "ip -o addr: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            // `7: br-1a2b    inet 172.18.0.1/16 brd ...`
+            let mut fields = line.split_whitespace();
+            let index: u32 = fields.next()?.trim_end_matches(':').parse().ok()?;
+            let interface = fields.next()?.split('@').next()?.to_owned();
+            let _family = fields.next()?;
+            let ip = fields.next()?.split('/').next()?.parse().ok()?;
+            Some((ip, interface, index))
+        })
+        .collect()
+}
+
+/// The host's addresses that are still tentative, by `ip -o addr`.
+fn tentative() -> Vec<std::net::IpAddr> {
+    let out = Command::new("ip").args(["-o", "addr"]).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains(" tentative"))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .nth(3)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn is_link_local(ip: &std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}
+
+/// `docker inspect`'s answer to `format` for `object`.
+fn inspect(kind: &str, object: &str, format: &str) -> String {
+    let out = Command::new("docker")
+        .args([kind, "inspect", "-f", format, object])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {kind} inspect {object}: {out:?}"
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(docker_tests),
+    ignore = "needs Docker: build with CLAUDE_BOTTLE_DOCKER_TESTS=1"
+)]
+async fn nothing_on_the_host_answers_the_agent_not_even_a_listener_on_every_address() {
+    let engine = engine().await;
+    let guard = Guard::new();
+    let backend = backend(&engine, &guard);
+    let events = EventLog::new();
+    let secrets = Secrets::empty();
+    let identity = Identity::generate("walls").unwrap();
+    let plan = backend
+        .resolve_plan(spec(&identity), &host())
+        .await
+        .unwrap();
+    let bottle = match backend
+        .launch(&plan, &ctx(&identity, &secrets, &events))
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = backend.teardown(&plan, &events).await;
+            panic!("launch failed: {e} ({:?})", std::error::Error::source(&e));
+        }
+    };
+    // Listeners on every address of the host: IPv4 and IPv6 (`[::]` takes both here unless
+    // the host sets bindv6only), each on a free port.
+    let listeners = [
+        HostListener::bind("0.0.0.0:0"),
+        HostListener::bind("[::]:0"),
+    ];
+    // The addresses, taken now that the bottle's bridges exist.
+    let addresses = host_addresses();
+    assert!(
+        addresses.iter().any(|(_, i, _)| i == "docker0") || addresses.len() > 2,
+        "{addresses:?}"
+    );
+    // Every listener answers the host itself on every address: a refusal from inside the bottle
+    // is the wall, not a dead listener. (A tentative address answers no one, the host
+    // included; it is still dialled from inside below.)
+    let tentative = tentative();
+    for (ip, interface, index) in &addresses {
+        if tentative.contains(ip) {
+            continue;
+        }
+        for (index_of_listener, listener) in listeners.iter().enumerate() {
+            // The first listens on IPv4 only; the second takes IPv4 too unless the host sets
+            // bindv6only.
+            let v6only = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only")
+                .is_ok_and(|v| v.trim() == "1");
+            if (ip.is_ipv6() && index_of_listener == 0)
+                || (ip.is_ipv4() && index_of_listener == 1 && v6only)
+            {
+                continue;
+            }
+            let addr = match ip {
+                std::net::IpAddr::V6(v6) if is_link_local(ip) => std::net::SocketAddr::V6(
+                    std::net::SocketAddrV6::new(*v6, listener.port, 0, *index),
+                ),
+                _ => std::net::SocketAddr::new(*ip, listener.port),
+            };
+            let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                .unwrap_or_else(|e| {
+                    panic!("the host reaches its listener at {addr} ({interface}): {e}")
+                });
+            let mut hello = String::new();
+            std::io::Read::read_to_string(&mut stream, &mut hello).unwrap();
+            assert_eq!(hello, "hello\n", "{addr}");
+        }
+    }
+    // The internal network: the host holds no address on it, IPv6 off.
+    let network = plan.topology().internal_network().name.clone();
+    let subnet = inspect(
+        "network",
+        &network,
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    );
+    let subnet: bottle_egress::Cidr = subnet
+        .split_whitespace()
+        .find(|s| !s.contains(':'))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let would_be_gateway = match subnet.network() {
+        std::net::IpAddr::V4(v4) => std::net::Ipv4Addr::from(u32::from(v4) + 1),
+        other => panic!("IPv4 subnet expected: {other}"),
+    };
+    // From inside: the would-be gateway and every address of the host, on every listener's
+    // port, link-local ones through the agent's own interface. All fail.
+    let mut targets: Vec<String> = vec![would_be_gateway.to_string()];
+    targets.extend(addresses.iter().map(|(ip, _, _)| {
+        if is_link_local(ip) {
+            format!("{ip}%eth0")
+        } else {
+            ip.to_string()
+        }
+    }));
+    let ports: Vec<String> = listeners.iter().map(|l| l.port.to_string()).collect();
+    let script = format!(
+        "import socket, threading\n\
+         targets = {targets:?}\n\
+         ports = [{ports}]\n\
+         out = []\n\
+         def dial(host, port):\n\
+         \x20   try:\n\
+         \x20       s = socket.create_connection((host, port), timeout=4)\n\
+         \x20       out.append('reached %s %d %r' % (host, port, s.recv(16)))\n\
+         \x20   except OSError as e:\n\
+         \x20       out.append('blocked %s %d %s' % (host, port, e))\n\
+         threads = [threading.Thread(target=dial, args=(h, p)) for h in targets for p in ports]\n\
+         [t.start() for t in threads]\n\
+         [t.join() for t in threads]\n\
+         print('\\n'.join(sorted(out)))\n",
+        ports = ports.join(", ")
+    );
+    bottle
+        .write_files(&[bottle_core::BottleFile::file(
+            "/tmp/dial.py",
+            script,
+            0o644,
+            bottle_core::FileOwner::AGENT,
+        )])
+        .await
+        .unwrap();
+    let r = sh(&bottle, "python3 /tmp/dial.py").await;
+    assert!(r.success(), "{r:?}");
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("blocked "))
+            .count(),
+        targets.len() * listeners.len(),
+        "every dial fails: {r:?}"
+    );
+    assert!(!r.stdout.contains("reached"), "{r:?}");
+    assert!(
+        !addresses
+            .iter()
+            .any(|(ip, _, _)| *ip == std::net::IpAddr::V4(would_be_gateway)),
+        "the host holds the internal network's gateway {would_be_gateway}: {addresses:?}"
+    );
+    assert_eq!(
+        inspect(
+            "network",
+            &network,
+            "{{.EnableIPv6}} {{index .Options \"com.docker.network.bridge.inhibit_ipv4\"}} {{.Internal}}"
+        ),
+        "false true true"
+    );
+    // The link to the egress is all the agent has: it reaches it (403 for a host no route
+    // allows, with the bottle's proxy credential from its environment).
+    let r = sh(
+        &bottle,
+        "curl -s -o /dev/null -w '%{http_connect}' https://denied.example/",
+    )
+    .await;
+    assert_eq!(r.stdout, "403", "{r:?}");
+    drop(listeners);
+    backend.teardown(&plan, &events).await.unwrap();
+    assert!(objects_of(&engine, identity.as_str()).await.is_empty());
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(docker_tests),
+    ignore = "needs Docker: build with CLAUDE_BOTTLE_DOCKER_TESTS=1"
+)]
+async fn a_bottle_runs_with_a_cpu_limit_rotated_logs_and_none_of_the_hosts_dns_settings() {
+    let engine = engine().await;
+    let guard = Guard::new();
+    let backend = backend(&engine, &guard);
+    let events = EventLog::new();
+    let secrets = Secrets::empty();
+    let identity = Identity::generate("bounds").unwrap();
+    let plan = backend
+        .resolve_plan(spec(&identity), &host())
+        .await
+        .unwrap();
+    let bottle = match backend
+        .launch(&plan, &ctx(&identity, &secrets, &events))
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = backend.teardown(&plan, &events).await;
+            panic!("launch failed: {e} ({:?})", std::error::Error::source(&e));
+        }
+    };
+    let egress = plan
+        .topology()
+        .sidecar(bottle_core::Role::Egress)
+        .unwrap()
+        .name
+        .clone();
+    let format = "{{.HostConfig.NanoCpus}} {{.HostConfig.LogConfig.Type}} \
+                  {{index .HostConfig.LogConfig.Config \"max-size\"}} \
+                  {{index .HostConfig.LogConfig.Config \"max-file\"}}";
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
+    let agent_nano = 2_000_000_000.min(cpus * 1_000_000_000);
+    assert_eq!(
+        inspect("container", bottle.name(), format),
+        format!("{agent_nano} json-file 10485760 3")
+    );
+    assert_eq!(
+        inspect("container", &egress, format),
+        "1000000000 json-file 10485760 3"
+    );
+    // The resolver the agent sees: the engine's own, no search domain and no option of the
+    // host's resolv.conf.
+    let host_search: Vec<String> = std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("search "))
+        .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let r = sh(&bottle, "cat /etc/resolv.conf").await;
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    // (`search .` is how the engine is told "no search domain"; it writes no search line.)
+    assert_eq!(lines, ["nameserver 127.0.0.11", "options ndots:0"], "{r:?}");
+    for domain in &host_search {
+        assert!(!r.stdout.contains(domain.as_str()), "{domain}: {r:?}");
+    }
+    backend.teardown(&plan, &events).await.unwrap();
+    assert!(objects_of(&engine, identity.as_str()).await.is_empty());
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(docker_tests),
+    ignore = "needs Docker: build with CLAUDE_BOTTLE_DOCKER_TESTS=1"
+)]
+async fn cleanup_never_considers_a_container_it_did_not_create() {
+    let engine = engine().await;
+    let guard = Guard::new();
+    // Someone's own container from the agent image, named like a bottle's: it inherits every
+    // label of the image (older images carried the managed label) but is no bottle's.
+    let stranger = format!("claude-bottle-stranger-{}", guard.value);
+    engine
+        .create_container(&ContainerConfig {
+            name: stranger.clone(),
+            image: agent_image(),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            labels: guard.labels(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let backend = backend(&engine, &guard);
+    let plan = backend.prepare_cleanup().await.unwrap();
+    assert!(
+        !plan.0.items().any(|l| l.name == stranger),
+        "cleanup would remove a stranger's container: {:?}",
+        plan.0
+    );
+    // Every object the plan names carries a bottle's identity and role.
+    for leftover in plan.0.items() {
+        assert!(leftover.identity.is_some(), "{leftover:?}");
+    }
+    assert!(engine.inspect_container(&stranger).await.unwrap().is_some());
+}
+
+/// What a CONNECT from the host to `addr` gets: the answer's first line, or why there is none.
+fn host_connect(addr: std::net::SocketAddr, host: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        Ok(s) => s,
+        Err(e) => return format!("no connection: {e}"),
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = format!("CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n");
+    if let Err(e) = stream.write_all(request.as_bytes()) {
+        return format!("write failed: {e}");
+    }
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) if answer.is_empty() => "closed unanswered".to_owned(),
+        Ok(_) => String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        Err(e) if !answer.is_empty() => String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .map_or_else(|| format!("read failed: {e}"), str::to_owned),
+        Err(e) => format!("read failed: {e}"),
+    }
 }

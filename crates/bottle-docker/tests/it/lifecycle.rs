@@ -116,11 +116,24 @@ async fn the_credential_reaches_only_the_egress_and_the_key_only_its_user() {
         .find(|e| e.name == "CLAUDE_CODE_OAUTH_TOKEN")
         .unwrap();
     assert_eq!(placeholder.value(), "placeholder");
+    // The agent's proxy URL carries the bottle's proxy token, the one the egress checks.
+    let proxy_token = egress
+        .env
+        .iter()
+        .find(|e| e.name == "BOTTLE_EGRESS_PROXY_TOKEN")
+        .unwrap()
+        .value()
+        .to_owned();
+    assert_eq!(proxy_token.len(), 64);
     let proxy = agent.env.iter().find(|e| e.name == "HTTPS_PROXY").unwrap();
     assert_eq!(
         proxy.value(),
-        "http://egress:9099",
+        format!("http://bottle:{proxy_token}@egress:9099"),
         "the manifest cannot bypass the egress"
+    );
+    assert!(
+        !format!("{plan:?} {:?}", plan.summary()).contains(&proxy_token),
+        "the token is in no plan"
     );
     // The agent resolves through the egress's address only.
     let egress_ip = agent.dns[0].clone();
@@ -544,48 +557,74 @@ async fn a_verdict_is_not_used_for_a_changed_engine_when_stale_or_when_unreadabl
 }
 
 #[tokio::test]
-async fn cleanup_takes_dead_bottles_and_unlabelled_leftovers_but_spares_live_ones() {
+async fn cleanup_takes_dead_bottles_and_spares_live_ones_and_everything_it_did_not_create() {
     let fake = RecordingDocker::new();
     let backend = backend(&fake);
     let me = bottle_docker::liveness::current().unwrap();
-    let bottle = |id: &str, launcher: &str| {
+    let bottle = |id: &str, launcher: &str, role: bottle_core::Role| {
         let mut l = labels(id);
         l.insert(label::LAUNCHER.to_owned(), launcher.to_owned());
+        l.insert(label::ROLE.to_owned(), role.as_str().to_owned());
         l
     };
-    // A live bottle (this process launched it), a dead one, and an unlabelled stray.
-    fake.add_container("claude-bottle-live-aaaaa", bottle("live-aaaaa", &me), true);
-    fake.add_network("claude-bottle-net-live-aaaaa", bottle("live-aaaaa", &me));
+    let (agent, network) = (bottle_core::Role::Agent, bottle_core::Role::Network);
+    // A live bottle (this process launched it), a dead one; a stray merely named like a
+    // bottle's network, and a stranger's container from a claude-bottle image, which inherits
+    // the image's labels (older images carried the managed label).
+    fake.add_container(
+        "claude-bottle-live-aaaaa",
+        bottle("live-aaaaa", &me, agent),
+        true,
+    );
+    fake.add_network(
+        "claude-bottle-net-live-aaaaa",
+        bottle("live-aaaaa", &me, network),
+    );
     let boot = me.split(':').next().unwrap();
     let dead = format!("{boot}:4000000:1");
     fake.add_container(
         "claude-bottle-dead-bbbbb",
-        bottle("dead-bbbbb", &dead),
+        bottle("dead-bbbbb", &dead, agent),
         true,
     );
-    fake.add_network("claude-bottle-net-dead-bbbbb", bottle("dead-bbbbb", &dead));
+    fake.add_network(
+        "claude-bottle-net-dead-bbbbb",
+        bottle("dead-bbbbb", &dead, network),
+    );
     fake.add_network("claude-bottle-net-stray-ccccc", BTreeMap::new());
     fake.add_container("someone-else", BTreeMap::new(), true);
+    fake.add_container(
+        "claude-bottle-mine",
+        BTreeMap::from([
+            (label::MANAGED.to_owned(), "true".to_owned()),
+            (label::IMAGE.to_owned(), "agent".to_owned()),
+        ]),
+        true,
+    );
 
     let plan = backend.prepare_cleanup().await.unwrap();
     let names: Vec<_> = plan.summary().items.into_iter().map(|i| i.name).collect();
     assert_eq!(
         names,
-        [
-            "claude-bottle-dead-bbbbb",
-            "claude-bottle-net-dead-bbbbb",
-            "claude-bottle-net-stray-ccccc"
-        ]
+        ["claude-bottle-dead-bbbbb", "claude-bottle-net-dead-bbbbb"]
     );
     let events = EventLog::new();
     backend.cleanup(&plan, &events).await.unwrap();
     assert_eq!(
         fake.containers(),
-        ["claude-bottle-live-aaaaa", "someone-else"]
+        [
+            "claude-bottle-live-aaaaa",
+            "claude-bottle-mine",
+            "someone-else"
+        ]
     );
     assert_eq!(
         fake.networks(),
-        ["claude-bottle-net-live-aaaaa", "corp-services"]
+        [
+            "claude-bottle-net-live-aaaaa",
+            "claude-bottle-net-stray-ccccc",
+            "corp-services"
+        ]
     );
     // Idempotent: the same plan again removes nothing and does not fail.
     backend.cleanup(&plan, &events).await.unwrap();
@@ -635,13 +674,14 @@ async fn a_missing_egress_image_is_a_clear_error() {
 /// A forced runc ignores a registered runsc and probes nothing; the one call is the check that
 /// the engine answers (see `prepare_fails_first_when_the_engine_does_not_answer`).
 #[tokio::test]
-async fn a_forced_runc_prepares_with_one_read_and_no_probe() {
+async fn a_forced_runc_prepares_with_one_read_of_the_engine_and_no_probe() {
     let fake = RecordingDocker::new();
     fake.add_runtime("runsc");
     let backend = backend(&fake).with_forced_runtime(Some("runc".to_owned()));
     fake.clear_calls();
     let plan = plan(&backend).await;
     assert_eq!(plan.runtime().runtime, Runtime::Runc);
+    // Its CPUs and storage, for the limits; nothing created, no probe.
     assert_eq!(fake.calls(), ["engine info"]);
 }
 
@@ -995,6 +1035,7 @@ async fn a_second_sidecar_is_data_started_in_order_and_torn_down_in_reverse() {
             options: &options,
             labels: &labels,
             sidecars: &sidecars,
+            engine: None,
         },
     )
     .unwrap();

@@ -16,6 +16,7 @@ fn topology(prepared: &PreparedSpec, runtime: Runtime, options: &DockerOptions) 
             options,
             labels: &labels,
             sidecars: &sidecars,
+            engine: None,
         },
     )
     .unwrap()
@@ -85,7 +86,7 @@ fn the_agent_is_isolated_and_hardened() {
     assert!(
         proxy
             .iter()
-            .all(|e| e.value == EnvValue::Fixed("http://egress:9099".into()))
+            .all(|e| e.value == EnvValue::Launch(bottle_core::LaunchSecret::ProxyUrl))
     );
     let egress = t.sidecar(Role::Egress).expect("an egress");
     // The credential goes to the egress by name, never to the agent.
@@ -125,7 +126,7 @@ fn a_resolved_agent_gets_the_egress_as_its_only_resolver() {
     assert_eq!(config.extra_hosts, ["egress:172.30.0.2"]);
     assert_eq!(format!("{:?}", config.env[0]), "HTTP_PROXY=<redacted>");
     let missing = t.agent.resolve(&|_, _| None, &addresses).unwrap_err();
-    assert!(missing.to_string().contains("GH_HOST"), "{missing}");
+    assert!(missing.to_string().contains("HTTP_PROXY"), "{missing}");
     let no_ip = t.agent.resolve(&value, &Default::default()).unwrap_err();
     assert!(no_ip.to_string().contains("egress"), "{no_ip}");
 }
@@ -151,4 +152,52 @@ fn limits_come_from_the_environment_and_reach_the_agent_container() {
     })
     .unwrap_err();
     assert!(bad.to_string().contains("CLAUDE_BOTTLE_MEMORY"), "{bad}");
+}
+
+#[test]
+fn the_agent_gets_the_engines_cpus_at_most_and_a_disk_bound_where_the_storage_can_hold_one() {
+    let prepared = prepared("researcher-m3hxd");
+    let labels = labels(prepared.identity.as_str());
+    let sidecars = bottle_recipe::sidecars(&prepared);
+    let plan_on = |engine: &bottle_docker::api::EngineInfo| {
+        plan::plan(
+            &prepared,
+            &PlanInputs {
+                agent_image: "claude-bottle-agent:0123456789abcdef",
+                runtime: Runtime::Runc,
+                options: &DockerOptions::default(),
+                labels: &labels,
+                sidecars: &sidecars,
+                engine: Some(engine),
+            },
+        )
+        .unwrap()
+    };
+    let xfs_one_cpu = bottle_docker::api::EngineInfo {
+        storage_driver: "overlay2".to_owned(),
+        backing_filesystem: Some("xfs".to_owned()),
+        cpus: Some(1),
+        ..Default::default()
+    };
+    let t = plan_on(&xfs_one_cpu);
+    assert_eq!(t.agent.limits.millicpus, 1000);
+    assert_eq!(t.agent.storage_bytes, Some(32 << 30));
+    let value = |name: &str, _: &EnvValue| Some(format!("value-of-{name}"));
+    let addresses = [(Role::Egress, "172.30.0.2".parse().unwrap())]
+        .into_iter()
+        .collect();
+    let config = t.agent.resolve(&value, &addresses).unwrap();
+    assert_eq!(config.nano_cpus, Some(1_000_000_000));
+    assert_eq!(config.storage_bytes, Some(32 << 30));
+    // The sidecars are never given a disk bound (they write nothing).
+    assert!(t.sidecars.iter().all(|s| s.storage_bytes.is_none()));
+    let extfs = bottle_docker::api::EngineInfo {
+        storage_driver: "overlay2".to_owned(),
+        backing_filesystem: Some("extfs".to_owned()),
+        cpus: Some(16),
+        ..Default::default()
+    };
+    let t = plan_on(&extfs);
+    assert_eq!(t.agent.limits.millicpus, 2000);
+    assert_eq!(t.agent.storage_bytes, None);
 }
