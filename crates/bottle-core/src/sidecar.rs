@@ -86,6 +86,13 @@ pub enum SidecarEnvValue {
     /// A route credential of that name ([`Secrets::token`](crate::Secrets::token)), handed to
     /// the sidecar at launch and to nothing else; never in a plan.
     Credential,
+    /// The route credential `token_ref` ([`Secrets::token`](crate::Secrets::token)) under a
+    /// variable of another name, so it cannot clash with the sidecar's own environment;
+    /// never in a plan.
+    CredentialOf(String),
+    /// The value of the bottle's env entry of that name ([`Secrets::env`](crate::Secrets::env)),
+    /// under a variable of another name; never in a plan. The git gate scans pushes for it.
+    EnvOf(String),
 }
 
 /// How a backend knows a sidecar is ready.

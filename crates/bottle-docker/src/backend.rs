@@ -247,9 +247,12 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         BACKEND_NAME
     }
 
-    /// The egress joins `egress.networks`; the git gate and supervise are not here yet.
+    /// The egress joins `egress.networks`; the git gate serves `git:` entries; supervise is
+    /// not here yet.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::none().with(Feature::EgressNetworks)
+        Capabilities::none()
+            .with(Feature::EgressNetworks)
+            .with(Feature::GitGate)
     }
 
     async fn resolve_plan(
@@ -332,7 +335,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
 
         // The per-bottle CA is minted here, in memory; its key goes only into the egress
         // container and disappears with it.
-        let material = LaunchMaterial::mint(&plan.prepared)
+        let material = LaunchMaterial::mint(&plan.prepared, ctx.secrets)
             .map_err(|e| core_err("mint the bottle CA", e.into()))?;
         let files = |role: Role, bottle_networks: &[Cidr]| {
             let owner = owners.get(&role).copied().unwrap_or(FileOwner::ROOT);
@@ -382,6 +385,13 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
                     .find(|(n, _)| *n == name)
                     .map(|(_, v)| v.expose().to_owned()),
                 EnvValue::Credential => secrets.token(name).map(|v| v.expose().to_owned()),
+                EnvValue::CredentialOf(token_ref) => {
+                    secrets.token(token_ref).map(|v| v.expose().to_owned())
+                }
+                EnvValue::ManifestOf(entry) => secrets
+                    .env()
+                    .find(|(n, _)| n == entry)
+                    .map(|(_, v)| v.expose().to_owned()),
                 EnvValue::Fixed(v) => Some(v.clone()),
             }
         };

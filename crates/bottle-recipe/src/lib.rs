@@ -24,7 +24,7 @@
 //! assert!(matches!(specs[0].readiness, Readiness::Exec(_)));
 //!
 //! // At launch: mint the CA, then make the egress's files for the bottle's network.
-//! let material = LaunchMaterial::mint(&prepared)?;
+//! let material = LaunchMaterial::mint(&prepared, &bottle_core::Secrets::empty())?;
 //! let network = "10.0.0.0/16".parse().unwrap();
 //! let files = material.files(&prepared, Role::Egress, FileOwner { uid: 65532, gid: 65532 }, &[network])?;
 //! let key = files.iter().find(|f| f.path.ends_with("ca.key")).unwrap();
@@ -37,37 +37,46 @@
 //!
 //! # Adding a sidecar
 //!
-//! A new sidecar (the git gate, the supervise server) is a [`Role`] in bottle-core, a module
+//! A new sidecar (the supervise server next; the git gate, [`git_gate`], is the latest) is a
+//! [`Role`] in bottle-core, a module
 //! here with its spec and its files, one line in [`sidecars`] (when the bottle needs it) and
 //! one arm in [`LaunchMaterial::files`], and its image in each backend's settings.
 
 pub mod egress;
 mod error;
+pub mod git_gate;
 
 use std::fmt;
 
-use bottle_core::{BottleFile, FileOwner, PreparedSpec, Role, SidecarSpec};
+use bottle_core::{BottleFile, FileOwner, PreparedSpec, Role, Secrets, SidecarSpec};
 use bottle_egress::{CertificateAuthority, Cidr};
 
 pub use error::{RecipeError, Result};
 
 /// The sidecars of `prepared`'s bottle, in start order: each is ready before the next starts,
-/// and all before the agent.
+/// and all before the agent. The egress always; the git gate when the bottle has git entries.
 pub fn sidecars(prepared: &PreparedSpec) -> Vec<SidecarSpec> {
-    vec![egress::sidecar(prepared)]
+    std::iter::once(egress::sidecar(prepared))
+        .chain(git_gate::sidecar(prepared))
+        .collect()
 }
 
-/// What a launch makes once for its bottle — the per-bottle CA, in memory — and the sidecars'
-/// files from it. Its `Debug` shows nothing of the key.
+/// What a launch makes once for its bottle — the per-bottle CA, in memory, and which of the
+/// bottle's secrets the git gate can scan for — and the sidecars' files from it. Its `Debug`
+/// shows nothing of the key.
 pub struct LaunchMaterial {
     ca: CertificateAuthority,
+    /// The git gate's scannable known secrets, by variable name ([`git_gate::scannable`]).
+    known_secrets: Vec<String>,
 }
 
 impl LaunchMaterial {
-    /// Mints the bottle's CA ([`egress::mint_ca`]).
-    pub fn mint(prepared: &PreparedSpec) -> Result<Self> {
+    /// Mints the bottle's CA ([`egress::mint_ca`]) and notes which of `secrets` the git gate
+    /// scans pushes for (names only; the values reach the gate through its environment).
+    pub fn mint(prepared: &PreparedSpec, secrets: &Secrets) -> Result<Self> {
         Ok(LaunchMaterial {
             ca: egress::mint_ca(prepared)?,
+            known_secrets: git_gate::scannable(prepared, secrets),
         })
     }
 
@@ -89,9 +98,8 @@ impl LaunchMaterial {
     ) -> Result<Vec<BottleFile>> {
         match role {
             Role::Egress => egress::files(prepared, &self.ca, owner, bottle_networks),
-            Role::Agent | Role::GitGate | Role::Supervise | Role::Network | Role::Probe => {
-                Ok(Vec::new())
-            }
+            Role::GitGate => git_gate::files(prepared, owner, bottle_networks, &self.known_secrets),
+            Role::Agent | Role::Supervise | Role::Network | Role::Probe => Ok(Vec::new()),
         }
     }
 }

@@ -112,6 +112,10 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
                 host_path: host.home().join("project"),
                 bottle_path: WORKDIR.to_owned(),
             },
+            Call::ProvisionGit,
+            Call::WriteFiles {
+                files: vec!["/etc/gitconfig 644 0:0".to_owned()]
+            },
             Call::ProvisionSupervise,
             Call::ExecClaude {
                 argv: vec![
