@@ -3,5 +3,6 @@
 
 mod common;
 mod docker;
+mod docker_git_gate;
 mod lifecycle;
 mod plan;
