@@ -42,18 +42,14 @@ pub fn sidecar(prepared: &PreparedSpec) -> SidecarSpec {
         name: CONFIG_ENV.to_owned(),
         value: SidecarEnvValue::Fixed(CONFIG_FILE.to_owned()),
     }];
-    let mut credentials: Vec<&str> = bottle
-        .egress
-        .routes
-        .iter()
-        .filter_map(|r| r.auth.as_ref().map(|a| a.token_ref()))
-        .collect();
-    credentials.sort_unstable();
-    credentials.dedup();
-    env.extend(credentials.into_iter().map(|name| SidecarEnv {
-        name: name.to_owned(),
-        value: SidecarEnvValue::Credential,
-    }));
+    env.extend(
+        credential_refs(prepared)
+            .into_iter()
+            .map(|name| SidecarEnv {
+                name: name.to_owned(),
+                value: SidecarEnvValue::Credential,
+            }),
+    );
 
     let mut files = BTreeMap::from([
         (
@@ -94,6 +90,21 @@ pub fn sidecar(prepared: &PreparedSpec) -> SidecarSpec {
     ]);
     spec.summary = format!("proxy {}", agent::proxy_url());
     spec
+}
+
+/// The `token_ref` of every route credential of `prepared`'s bottle, sorted, each once.
+pub(crate) fn credential_refs(prepared: &PreparedSpec) -> Vec<&str> {
+    let mut refs: Vec<&str> = prepared
+        .agent
+        .bottle
+        .egress
+        .routes
+        .iter()
+        .filter_map(|r| r.auth.as_ref().map(|a| a.token_ref()))
+        .collect();
+    refs.sort_unstable();
+    refs.dedup();
+    refs
 }
 
 fn trust_file(index: usize) -> String {
@@ -203,7 +214,8 @@ pub fn files(
     Ok(files)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+/// The bytes of a host file a sidecar gets; an error names it.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| RecipeError::HostFile {
         path: path.to_path_buf(),
         source,

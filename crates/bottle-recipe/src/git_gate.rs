@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bottle_core::agent::Limits;
 use bottle_core::{
@@ -86,18 +86,12 @@ impl KnownSecret {
 /// (`${VAR}` and `?`-prompted), in that order, each once.
 pub fn known_secrets(prepared: &PreparedSpec) -> Vec<KnownSecret> {
     let bottle = &prepared.agent.bottle;
-    let mut refs: Vec<&str> = bottle
-        .egress
-        .routes
-        .iter()
-        .filter_map(|r| r.auth.as_ref().map(|a| a.token_ref()))
-        .collect();
-    refs.sort_unstable();
-    refs.dedup();
-    let credentials = refs.into_iter().map(|token_ref| KnownSecret {
-        variable: format!("{CREDENTIAL_PREFIX}{token_ref}"),
-        source: SidecarEnvValue::CredentialOf(token_ref.to_owned()),
-    });
+    let credentials = crate::egress::credential_refs(prepared)
+        .into_iter()
+        .map(|token_ref| KnownSecret {
+            variable: format!("{CREDENTIAL_PREFIX}{token_ref}"),
+            source: SidecarEnvValue::CredentialOf(token_ref.to_owned()),
+        });
     let env = bottle
         .env
         .iter()
@@ -225,17 +219,10 @@ pub fn files(
     for entry in &bottle.git {
         files.push(BottleFile::file(
             key_file(&entry.name),
-            read(&entry.identity_file)?,
+            crate::egress::read(&entry.identity_file)?,
             0o400,
             owner,
         ));
     }
     Ok(files)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| RecipeError::HostFile {
-        path: path.to_path_buf(),
-        source,
-    })
 }
