@@ -40,8 +40,12 @@ pub const SKILLS_DIR: &str = "/home/node/.claude/skills";
 pub const EGRESS_ALIAS: &str = "egress";
 /// The port the egress listens on.
 pub const EGRESS_PORT: u16 = 9099;
-/// The hosts that skip the proxy: loopback only, so nothing else can be reached directly.
-pub const NO_PROXY: &str = "localhost,127.0.0.1";
+/// The hosts that skip the proxy: loopback, and the git gate on the bottle's internal network
+/// (git's smart HTTP to `http://git-gate:9419/`, which the egress would refuse). Nothing else
+/// can be reached directly. Always set: without a gate the name does not resolve.
+pub const NO_PROXY: &str = "localhost,127.0.0.1,git-gate";
+/// The agent's system-wide git config, which points each declared upstream at the git gate.
+pub const GITCONFIG_FILE: &str = "/etc/gitconfig";
 
 /// Claude Code's flag for a prompt file.
 pub const APPEND_SYSTEM_PROMPT_FILE: &str = "--append-system-prompt-file";
@@ -191,6 +195,17 @@ pub fn claude_argv(
 mod tests {
     use super::*;
     use crate::spec::{EnvEntry, EnvSource};
+
+    #[test]
+    fn the_git_gate_skips_the_proxy() {
+        // git reaches the gate directly on the internal network; through the egress it would
+        // be refused.
+        let hosts: Vec<&str> = NO_PROXY.split(',').collect();
+        assert!(
+            hosts.contains(&bottle_manifest::gitconfig::GATE_HOST),
+            "{NO_PROXY}"
+        );
+    }
 
     #[test]
     fn the_manifest_cannot_override_a_fixed_variable_and_each_name_comes_once() {

@@ -324,7 +324,7 @@ pub trait BottleBackend: Send + Sync + 'static {
         ctx: &LaunchContext<'_>,
     ) -> impl Future<Output = Result<Self::Bottle>> + Send;
 
-    /// Provisions the running bottle. Provided: CA → prompt → skills → working tree →
+    /// Provisions the running bottle. Provided: CA → prompt → skills → working tree → git →
     /// supervise, each reported as a step; a step with nothing to do for this bottle is
     /// skipped and not reported ([`PreparedSpec::needs`]; the CA step when the bottle has no
     /// [`ca_pem`](Bottle::ca_pem)). An error is wrapped in [`Error::Step`] naming the failing
@@ -354,6 +354,7 @@ pub trait BottleBackend: Send + Sync + 'static {
                         .map(|path| provisioned.prompt_path = path),
                     Step::ProvisionSkills => self.provision_skills(plan, bottle, ctx).await,
                     Step::CopyWorkdir => self.copy_workdir(plan, bottle, ctx).await,
+                    Step::ProvisionGit => self.provision_git(plan, bottle, ctx).await,
                     _ => self.provision_supervise(plan, bottle, ctx).await,
                 };
                 if let Err(error) = result {
@@ -422,6 +423,21 @@ pub trait BottleBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send {
         let _ = ctx;
         provision::copy_workdir(bottle, &plan.prepared().user_cwd)
+    }
+
+    /// Points the agent's git at the git gate: installs the git config that rewrites each
+    /// declared upstream to the gate, with the bottle's `git_user`. Runs only for a bottle with
+    /// git entries on a backend whose [`capabilities`](BottleBackend::capabilities) include
+    /// [`Feature::GitGate`](crate::Feature::GitGate). Default: [`provision::install_gitconfig`].
+    fn provision_git(
+        &self,
+        plan: &Self::Plan,
+        bottle: &Self::Bottle,
+        ctx: &LaunchContext<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = ctx;
+        let def = &plan.prepared().agent.bottle;
+        provision::install_gitconfig(bottle, &def.git, &def.git_user)
     }
 
     /// Registers the supervise sidecar with Claude Code. Runs only for a backend whose

@@ -24,6 +24,8 @@ pub enum Step {
     ProvisionSkills,
     /// Copy the user's working tree (with its `.git`) in, with `--cwd`.
     CopyWorkdir,
+    /// Point the agent's git at the git gate (`/etc/gitconfig`), for a bottle with git entries.
+    ProvisionGit,
     /// Register the supervise sidecar with Claude Code.
     ProvisionSupervise,
     /// Provisioning as a whole (a backend that overrides `provision` entirely).
@@ -36,21 +38,23 @@ pub enum Step {
 
 impl Step {
     /// The provisioning steps, in the order `provision` runs them.
-    pub const PROVISION: [Step; 5] = [
+    pub const PROVISION: [Step; 6] = [
         Step::ProvisionCa,
         Step::ProvisionPrompt,
         Step::ProvisionSkills,
         Step::CopyWorkdir,
+        Step::ProvisionGit,
         Step::ProvisionSupervise,
     ];
 
     /// Every step, in the order of a bottle's life.
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Launch,
         Step::ProvisionCa,
         Step::ProvisionPrompt,
         Step::ProvisionSkills,
         Step::CopyWorkdir,
+        Step::ProvisionGit,
         Step::ProvisionSupervise,
         Step::Provision,
         Step::Session,
@@ -66,6 +70,7 @@ impl Step {
             Step::ProvisionPrompt => "provision-prompt",
             Step::ProvisionSkills => "provision-skills",
             Step::CopyWorkdir => "copy-workdir",
+            Step::ProvisionGit => "provision-git",
             Step::ProvisionSupervise => "provision-supervise",
             Step::Provision => "provision",
             Step::Session => "session",
@@ -81,6 +86,7 @@ impl Step {
             Step::ProvisionPrompt => "copy prompt",
             Step::ProvisionSkills => "copy skills",
             Step::CopyWorkdir => "copy working tree",
+            Step::ProvisionGit => "configure git",
             Step::ProvisionSupervise => "register supervise",
             Step::Provision => "provision",
             Step::Session => "session",
@@ -247,7 +253,7 @@ mod tests {
             assert_eq!(step.id().parse::<Step>(), Ok(step));
             assert_eq!(serde_json::to_value(step).unwrap(), step.id());
         }
-        let err = "provision-git".parse::<Step>().unwrap_err();
+        let err = "provision-everything".parse::<Step>().unwrap_err();
         assert!(err.to_string().contains("copy-workdir"), "{err}");
     }
 }

@@ -115,7 +115,7 @@ pub use registry::{
 pub use secret::{SecretPrompt, SecretString, Secrets};
 pub use sidecar::{Readiness, SidecarEnv, SidecarEnvValue, SidecarSpec};
 pub use spec::{
-    AgentSpec, BottleDef, BottleSpec, EgressSpec, EnvEntry, EnvMode, EnvSource, GitEntry,
+    AgentSpec, BottleDef, BottleSpec, EgressSpec, EnvEntry, EnvMode, EnvSource, GitEntry, GitUser,
     ManifestSource, StaticManifest,
 };
 pub use state::{BottleState, StateStore};

@@ -2,16 +2,14 @@
 //! [`ManifestIndex`], and the conversion of a [`Manifest`] into an [`AgentSpec`].
 //!
 //! Everything else in bottle-core uses its own small input types (and the manifest's value
-//! types `Route`, `RouteAuth`, `LogMode`, `GitUpstream` and `AgentImage`), so a change in how manifests are
-//! loaded touches only this file.
+//! types `Route`, `RouteAuth`, `LogMode`, `GitEntry`, `GitUser` and `AgentImage`), so a change
+//! in how manifests are loaded touches only this file.
 
 use bottle_manifest::{EnvValue, Manifest, ManifestError, ManifestIndex};
 
 use crate::error::BoxError;
 use crate::secret::SecretString;
-use crate::spec::{
-    AgentSpec, BottleDef, EgressSpec, EnvEntry, EnvSource, GitEntry, ManifestSource,
-};
+use crate::spec::{AgentSpec, BottleDef, EgressSpec, EnvEntry, EnvSource, ManifestSource};
 
 impl ManifestSource for ManifestIndex {
     fn agent_names(&self) -> Vec<String> {
@@ -63,17 +61,8 @@ impl From<&Manifest> for AgentSpec {
                     .map(|(name, value)| (name.to_owned(), value.to_owned()))
                     .into_iter()
                     .collect(),
-                git: bottle
-                    .git
-                    .iter()
-                    .map(|entry| GitEntry {
-                        name: entry.name.clone(),
-                        upstream: entry.upstream.clone(),
-                        identity_file: entry.identity_file.clone(),
-                        known_host_key: entry.known_host_key.clone(),
-                        extra_hosts: entry.extra_hosts.clone(),
-                    })
-                    .collect(),
+                git: bottle.git.clone(),
+                git_user: bottle.git_user.clone(),
                 egress: EgressSpec {
                     routes: bottle.egress.route_table(),
                     log: bottle.egress.log,

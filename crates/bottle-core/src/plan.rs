@@ -106,6 +106,9 @@ impl PreparedSpec {
             Step::ProvisionPrompt => !self.agent.prompt.trim().is_empty(),
             Step::ProvisionSkills => !self.skills.is_empty(),
             Step::CopyWorkdir => self.copy_cwd,
+            Step::ProvisionGit => {
+                !self.agent.bottle.git.is_empty() && self.capabilities.has(Feature::GitGate)
+            }
             Step::ProvisionSupervise => {
                 self.agent.bottle.supervise && self.capabilities.has(Feature::Supervise)
             }
@@ -225,6 +228,8 @@ impl PlanSummary {
                 .map(|g| GitLine {
                     name: g.name.clone(),
                     upstream: g.upstream.to_string(),
+                    address: g.upstream.address(),
+                    policy: g.policy_summary(),
                 })
                 .collect(),
             egress: bottle
@@ -315,6 +320,11 @@ pub struct GitLine {
     pub name: String,
     /// The upstream URL.
     pub upstream: String,
+    /// Where the gate dials: `host:port`.
+    pub address: String,
+    /// What a push may do, in one line ([`GitEntry::policy_summary`](crate::GitEntry)):
+    /// `push refs/heads/agent/*; no force, no delete, no tags`, or `fetch only`.
+    pub policy: String,
 }
 
 /// An egress route in a summary.

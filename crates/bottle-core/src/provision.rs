@@ -2,7 +2,7 @@
 //! [`Bottle`] handle so that a backend only implements transport.
 //!
 //! [`BottleBackend::provision`](crate::BottleBackend::provision) runs these in order (CA →
-//! prompt → skills → working tree → supervise), each as a reported [`Step`](crate::Step), and
+//! prompt → skills → working tree → git → supervise), each as a reported [`Step`](crate::Step), and
 //! skips a step with nothing to do. A backend overrides a step only when it can do better than
 //! the handle's primitives (baking the CA into an image, say); the default implementations of
 //! the `provision_*` methods call these functions.
@@ -12,10 +12,15 @@
 
 use std::path::Path;
 
-use crate::agent::{CA_BUNDLE, CA_FILE, HOME, PROMPT_FILE, SKILLS_DIR, SYSTEM_CA_FILE, WORKDIR};
+use bottle_manifest::gitconfig::{GateEndpoint, render_gitconfig};
+
+use crate::agent::{
+    CA_BUNDLE, CA_FILE, GITCONFIG_FILE, HOME, PROMPT_FILE, SKILLS_DIR, SYSTEM_CA_FILE, WORKDIR,
+};
 use crate::backend::{Bottle, BottleFile, ExecUser, FileOwner, HostTree};
 use crate::error::{Error, Result};
 use crate::plan::SkillSource;
+use crate::spec::{GitEntry, GitUser};
 
 /// Makes the agent trust the per-bottle CA: [`CA_FILE`] for `NODE_EXTRA_CA_CERTS`, appended
 /// to the system bundle [`CA_BUNDLE`], and linked under its subject hash in `/etc/ssl/certs`
@@ -95,6 +100,29 @@ pub async fn copy_skills<B: Bottle>(bottle: &B, skills: &[SkillSource]) -> Resul
             .await?;
     }
     Ok(())
+}
+
+/// Installs the agent's git config as [`GITCONFIG_FILE`] (root-owned, world-readable: the
+/// agent may read it, not change it): each of `entries`' upstreams, in every spelling, is
+/// rewritten to the git gate, and `user` is the committer. The agent gets no key, no
+/// `known_hosts` and no ssh config: the gate holds them. Nothing for no entries.
+pub async fn install_gitconfig<B: Bottle>(
+    bottle: &B,
+    entries: &[GitEntry],
+    user: &GitUser,
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let config = render_gitconfig(&GateEndpoint::in_bottle(), entries, user);
+    bottle
+        .write_files(&[BottleFile::file(
+            GITCONFIG_FILE,
+            config.into_bytes(),
+            0o644,
+            FileOwner::ROOT,
+        )])
+        .await
 }
 
 /// Copies the user's working tree, with its `.git`, to [`WORKDIR`], owned by the agent. Its git

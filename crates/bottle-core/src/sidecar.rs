@@ -88,6 +88,13 @@ pub enum SidecarEnvValue {
     Credential,
     /// A secret made at launch for this bottle (the egress's proxy token); never in a plan.
     Launch(crate::agent::LaunchSecret),
+    /// The route credential `token_ref` ([`Secrets::token`](crate::Secrets::token)) under a
+    /// variable of another name, so it cannot clash with the sidecar's own environment;
+    /// never in a plan.
+    CredentialOf(String),
+    /// The value of the bottle's env entry of that name ([`Secrets::env`](crate::Secrets::env)),
+    /// under a variable of another name; never in a plan. The git gate scans pushes for it.
+    EnvOf(String),
 }
 
 /// How a backend knows a sidecar is ready.

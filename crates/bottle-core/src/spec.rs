@@ -10,9 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use std::net::IpAddr;
-
-use bottle_manifest::{AgentImage, GitUpstream, LogMode, Origin, Route};
+use bottle_manifest::{AgentImage, LogMode, Origin, Route};
 
 use crate::error::BoxError;
 use crate::identity::Identity;
@@ -161,6 +159,8 @@ pub struct BottleDef {
     pub placeholder_env: Vec<(String, String)>,
     /// git-gate upstreams.
     pub git: Vec<GitEntry>,
+    /// The agent's git identity (`git_user`), written into its git config with the entries.
+    pub git_user: GitUser,
     /// The egress policy.
     pub egress: EgressSpec,
     /// Run the supervise sidecar.
@@ -179,6 +179,7 @@ impl BottleDef {
             env: Vec::new(),
             placeholder_env: Vec::new(),
             git: Vec::new(),
+            git_user: GitUser::default(),
             egress: EgressSpec::default(),
             supervise: true,
             image: AgentImage::default(),
@@ -231,20 +232,12 @@ impl EnvSource {
 /// own type, so the two cannot drift.
 pub use bottle_manifest::EnvMode;
 
-/// A git-gate entry: a remote the agent may push to through the gate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GitEntry {
-    /// The entry's unique `Name`.
-    pub name: String,
-    /// The SSH upstream (`ssh://user@host[:port]/path.git`), parsed by the manifest.
-    pub upstream: GitUpstream,
-    /// The host path of the private key (`~` allowed; expanded by `prepare`).
-    pub identity_file: PathBuf,
-    /// The upstream's host key; the gate fails closed without it.
-    pub known_host_key: String,
-    /// Static host → IP entries for the gate.
-    pub extra_hosts: BTreeMap<String, IpAddr>,
-}
+/// A git-gate entry, the manifest's own type: one vocabulary for the bottle, the gate's config
+/// and the preflight. `identity_file` is a host path (`~`-expanded by `prepare`).
+pub use bottle_manifest::GitEntry;
+
+/// The agent's `user.name` / `user.email` (the manifest's `git_user`).
+pub use bottle_manifest::GitUser;
 
 /// The egress policy of a bottle.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -69,6 +69,8 @@ pub enum Call {
     ProvisionSkills,
     /// `copy_workdir`.
     CopyWorkdir,
+    /// `provision_git`.
+    ProvisionGit,
     /// `provision_supervise`.
     ProvisionSupervise,
     /// `Bottle::exec_claude`.
@@ -552,6 +554,18 @@ impl BottleBackend for FakeBackend {
         self.step(Step::CopyWorkdir, Some(Call::CopyWorkdir))
             .await?;
         provision::copy_workdir(bottle, &plan.prepared.user_cwd).await
+    }
+
+    async fn provision_git(
+        &self,
+        plan: &FakePlan,
+        bottle: &FakeBottle,
+        _ctx: &LaunchContext<'_>,
+    ) -> Result<()> {
+        self.step(Step::ProvisionGit, Some(Call::ProvisionGit))
+            .await?;
+        let def = &plan.prepared.agent.bottle;
+        provision::install_gitconfig(bottle, &def.git, &def.git_user).await
     }
 
     async fn provision_supervise(

@@ -276,9 +276,12 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         BACKEND_NAME
     }
 
-    /// The egress joins `egress.networks`; the git gate and supervise are not here yet.
+    /// The egress joins `egress.networks`; the git gate serves `git:` entries; supervise is
+    /// not here yet.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::none().with(Feature::EgressNetworks)
+        Capabilities::none()
+            .with(Feature::EgressNetworks)
+            .with(Feature::GitGate)
     }
 
     async fn resolve_plan(
@@ -377,7 +380,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
         // The per-bottle CA and proxy token are minted here, in memory: the CA's key goes only
         // into the egress container and disappears with it; the token goes to the egress and,
         // inside the proxy URL, to the agent, and is never in the plan, a log or the state.
-        let material = LaunchMaterial::mint(&plan.prepared)
+        let material = LaunchMaterial::mint(&plan.prepared, ctx.secrets)
             .map_err(|e| core_err("mint the bottle's CA and proxy token", e.into()))?;
         let files = |role: Role, bottle_networks: &[Cidr]| {
             let owner = owners.get(&role).copied().unwrap_or(FileOwner::ROOT);
@@ -429,6 +432,13 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
                     .find(|(n, _)| *n == name)
                     .map(|(_, v)| v.expose().to_owned()),
                 EnvValue::Credential => secrets.token(name).map(|v| v.expose().to_owned()),
+                EnvValue::CredentialOf(token_ref) => {
+                    secrets.token(token_ref).map(|v| v.expose().to_owned())
+                }
+                EnvValue::ManifestOf(entry) => secrets
+                    .env()
+                    .find(|(n, _)| n == entry)
+                    .map(|(_, v)| v.expose().to_owned()),
                 EnvValue::Fixed(v) => Some(v.clone()),
             }
         };

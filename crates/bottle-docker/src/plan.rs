@@ -96,16 +96,29 @@ impl Default for DockerOptions {
         DockerOptions {
             agent_limits: agent::DEFAULT_LIMITS,
             agent_disk_bytes: DEFAULT_AGENT_DISK_BYTES,
-            sidecar_images: BTreeMap::from([(
-                Role::Egress,
-                SidecarImage {
-                    reference: crate::image::default_egress_image(),
-                    hint: "build it with `cargo xtask images egress` (or `docker build -f \
-                           Dockerfile.egress` with the static bottle-egress binary), or set \
-                           CLAUDE_BOTTLE_EGRESS_IMAGE"
-                        .to_owned(),
-                },
-            )]),
+            sidecar_images: BTreeMap::from([
+                (
+                    Role::Egress,
+                    SidecarImage {
+                        reference: crate::image::default_egress_image(),
+                        hint: "build it with `cargo xtask images egress` (or `docker build -f \
+                               Dockerfile.egress` with the static bottle-egress binary), or set \
+                               CLAUDE_BOTTLE_EGRESS_IMAGE"
+                            .to_owned(),
+                    },
+                ),
+                (
+                    Role::GitGate,
+                    SidecarImage {
+                        reference: bottle_recipe::git_gate::default_image(),
+                        hint: format!(
+                            "build it with `cargo xtask images git-gate` (see \
+                             crates/bottle-git-gate/Dockerfile), or set {}",
+                            bottle_recipe::git_gate::IMAGE_ENV
+                        ),
+                    },
+                ),
+            ]),
             extra_labels: BTreeMap::new(),
         }
     }
@@ -124,7 +137,8 @@ impl DockerOptions {
     }
 
     /// Defaults overridden by `CLAUDE_BOTTLE_MEMORY`, `CLAUDE_BOTTLE_PIDS_LIMIT`,
-    /// `CLAUDE_BOTTLE_CPUS`, `CLAUDE_BOTTLE_DISK` and `CLAUDE_BOTTLE_EGRESS_IMAGE`.
+    /// `CLAUDE_BOTTLE_CPUS`, `CLAUDE_BOTTLE_DISK`, `CLAUDE_BOTTLE_EGRESS_IMAGE` and
+    /// `CLAUDE_BOTTLE_GIT_GATE_IMAGE`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut options = DockerOptions::default();
         if let Some(v) = lookup(env::MEMORY).filter(|v| !v.trim().is_empty()) {
@@ -163,6 +177,11 @@ impl DockerOptions {
             && let Some(egress) = options.sidecar_images.get_mut(&Role::Egress)
         {
             egress.reference = v;
+        }
+        if let Some(v) = lookup(bottle_recipe::git_gate::IMAGE_ENV).filter(|v| !v.trim().is_empty())
+            && let Some(gate) = options.sidecar_images.get_mut(&Role::GitGate)
+        {
+            gate.reference = v;
         }
         Ok(options)
     }
@@ -300,6 +319,12 @@ pub enum EnvValue {
     Manifest,
     /// A route credential (`token_ref`), handed to the egress at launch; never in the plan.
     Credential,
+    /// The route credential named here, under the variable's own name (the git gate's known
+    /// secrets); never in the plan.
+    CredentialOf(String),
+    /// The bottle's env entry named here, under the variable's own name (the git gate's known
+    /// secrets); never in the plan.
+    ManifestOf(String),
 }
 
 /// A planned environment variable.
@@ -500,6 +525,10 @@ fn sidecar(
                 SidecarEnvValue::Fixed(v) => EnvValue::Fixed(v.clone()),
                 SidecarEnvValue::Credential => EnvValue::Credential,
                 SidecarEnvValue::Launch(secret) => EnvValue::Launch(*secret),
+                SidecarEnvValue::CredentialOf(token_ref) => {
+                    EnvValue::CredentialOf(token_ref.clone())
+                }
+                SidecarEnvValue::EnvOf(entry) => EnvValue::ManifestOf(entry.clone()),
             },
         })
         .collect();

@@ -13,8 +13,8 @@ use bottle_manifest::{LogMode, Route};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::cidr::Cidr;
 use crate::error::{ConfigError, ConfigIssue};
+use bottle_manifest::Cidr;
 
 /// The default listening address: loopback, so a standalone run exposes nothing by accident.
 /// A container sets `listen: 0.0.0.0:9099`.

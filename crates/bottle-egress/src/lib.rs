@@ -76,7 +76,6 @@
 
 mod audit;
 mod ca;
-mod cidr;
 mod config;
 mod error;
 mod net;
@@ -90,9 +89,8 @@ pub use audit::{AuditEvent, AuditSink, JsonLines, Verdict};
 pub use bottle_manifest::route::{
     AddressClass, HostPattern, INTROSPECTION_HOST, RouteError, RouteKey,
 };
-pub use bottle_manifest::{AuthScheme, LogMode, Route, RouteAuth};
+pub use bottle_manifest::{AuthScheme, Cidr, LogMode, Route, RouteAuth};
 pub use ca::{CertificateAuthority, DEFAULT_CA_VALIDITY, LEAF_VALIDITY, Leaf};
-pub use cidr::Cidr;
 pub use config::{CaFiles, DEFAULT_LISTEN, EgressConfig, ProxyAuth};
 pub use error::{ConfigError, ConfigIssue, EgressError};
 pub use net::ResolveError;

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bottle_manifest::git::{self, GitField};
-use bottle_manifest::{Diagnostic, GitEntry};
+use bottle_manifest::{Cidr, Diagnostic, GitEntry};
 use bottle_secrets::{MAX_KNOWN_SECRET_LEN, MIN_KNOWN_SECRET_LEN, Scanner};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use serde_saphyr::Spanned;
 use crate::error::{ConfigError, ConfigProblem, GateError};
 
 /// The port the gate listens on in a bottle (`http://git-gate:9419/<name>.git`).
-pub const DEFAULT_PORT: u16 = 9419;
+pub const DEFAULT_PORT: u16 = bottle_manifest::gitconfig::GATE_PORT;
 
 /// The default listening address: loopback, so a standalone run exposes nothing by accident.
 /// In a bottle the config says `listen: 0.0.0.0:9419`.
@@ -32,6 +32,7 @@ pub const DEFAULT_STATE: &str = "/var/lib/bottle-git-gate";
 ///
 /// ```yaml
 /// listen: 0.0.0.0:9419
+/// clients: [172.18.0.0/16, 127.0.0.0/8]  # who may connect; default: anyone who reaches `listen`
 /// state: /var/lib/bottle-git-gate        # bare repositories, hooks, known_hosts files
 /// known_secrets: [GH_TOKEN, ANTHROPIC_API_KEY]   # environment variables; values never here
 /// entries:
@@ -51,6 +52,12 @@ pub struct GateConfig {
     /// Where the smart-HTTP server listens.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The networks whose clients are served; a connection from anywhere else is closed
+    /// unanswered. `None`: whoever reaches `listen`. In a bottle: the bottle's own internal
+    /// network and loopback, never an `egress.networks` network the gate joins to reach an
+    /// upstream (its other containers must not use the entries' keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<Cidr>>,
     /// The gate's own directory: one bare repository per entry, the pre-receive hook, the
     /// `known_hosts` file of each entry. Nothing under it is a key.
     #[serde(default = "default_state")]
@@ -119,10 +126,12 @@ impl Problem {
 }
 
 impl GateConfig {
-    /// A config serving `entries` from `state`, listening on loopback, with no known secrets.
+    /// A config serving `entries` from `state`, listening on loopback for anyone who reaches
+    /// it, with no known secrets.
     pub fn new(state: impl Into<PathBuf>, entries: Vec<GitEntry>) -> GateConfig {
         GateConfig {
             listen: default_listen(),
+            clients: None,
             state: state.into(),
             known_secrets: Vec::new(),
             entries,

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bottle_manifest::GitEntry;
+use bottle_manifest::{Cidr, GitEntry};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -58,6 +58,8 @@ pub struct Gate {
 struct Inner {
     layout: Layout,
     config_path: PathBuf,
+    /// Who is served ([`GateConfig::clients`]); everyone else is closed unanswered.
+    clients: Option<Vec<Cidr>>,
     entries: HashMap<String, Arc<EntryState>>,
     /// `(name, value)` of each known secret, handed to `git receive-pack` (whose hook scans
     /// for them) and to nothing else.
@@ -134,6 +136,7 @@ impl Gate {
                     path: config_path.to_path_buf(),
                     source,
                 })?,
+                clients: config.clients.clone(),
                 entries,
                 secrets,
             }),
@@ -179,6 +182,13 @@ impl Gate {
                             continue;
                         }
                     };
+                    if !self.inner.serves(peer) {
+                        // Closed unanswered: a container on a network the gate joins to reach
+                        // an upstream learns nothing, and cannot use an entry's key.
+                        tracing::warn!(%peer, "refused a connection from outside `clients`");
+                        drop(stream);
+                        continue;
+                    }
                     let inner = Arc::clone(&self.inner);
                     let service = service_fn(move |req| {
                         let inner = Arc::clone(&inner);
@@ -221,6 +231,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, GateError> {
 }
 
 impl Inner {
+    fn serves(&self, peer: SocketAddr) -> bool {
+        self.clients
+            .as_ref()
+            .is_none_or(|clients| clients.iter().any(|c| c.contains(peer.ip())))
+    }
+
     fn entry(&self, repo: &str) -> Option<&Arc<EntryState>> {
         protocol::entry_candidates(repo).find_map(|name| self.entries.get(name))
     }

@@ -109,6 +109,15 @@ impl GitUpstream {
         })
     }
 
+    /// `host:port` (an IPv6 host in brackets), as the preflight shows where the gate dials.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// The name OpenSSH's `known_hosts` uses for this host: `host` on port 22, `[host]:port`
     /// otherwise.
     pub fn known_hosts_name(&self) -> String {
@@ -306,6 +315,27 @@ impl<'de> serde::Deserialize<'de> for RefPattern {
 }
 
 impl GitEntry {
+    /// An entry with the default policy (every branch, no force, no delete, no tags) and no
+    /// `ExtraHosts`; set the public fields for more.
+    pub fn new(
+        name: impl Into<String>,
+        upstream: GitUpstream,
+        identity_file: impl Into<std::path::PathBuf>,
+        known_host_key: impl Into<String>,
+    ) -> GitEntry {
+        GitEntry {
+            name: name.into(),
+            upstream,
+            identity_file: identity_file.into(),
+            known_host_key: known_host_key.into(),
+            extra_hosts: BTreeMap::new(),
+            push_refs: None,
+            allow_force: false,
+            allow_delete: false,
+            allow_tags: false,
+        }
+    }
+
     /// The refs a push may touch: `PushRefs`, or when it is absent every branch
     /// (`refs/heads/*`), and every tag (`refs/tags/*`) when `AllowTags` is on. `PushRefs: []`
     /// makes the entry fetch-only.
@@ -323,6 +353,30 @@ impl GitEntry {
                 refs
             }
         }
+    }
+
+    /// The entry's ref policy in one line, for a preflight: `push refs/heads/agent/*; no force,
+    /// no delete, no tags`, or `fetch only` for `PushRefs: []`.
+    pub fn policy_summary(&self) -> String {
+        let refs = self.effective_push_refs();
+        if refs.is_empty() {
+            return "fetch only".to_owned();
+        }
+        let refs: Vec<&str> = refs.iter().map(RefPattern::as_str).collect();
+        let allowed = |on: bool, what: &str| {
+            if on {
+                format!("{what} allowed")
+            } else {
+                format!("no {what}")
+            }
+        };
+        format!(
+            "push {}; {}, {}, {}",
+            refs.join(" "),
+            allowed(self.allow_force, "force"),
+            allowed(self.allow_delete, "delete"),
+            allowed(self.allow_tags, "tags")
+        )
     }
 }
 

@@ -42,14 +42,17 @@
 //!
 //! All YAML goes through [`yaml::parse`], which the egress proxy's config uses too. The git
 //! gate's vocabulary (upstreams, `PushRefs` patterns, the agent's git identity and the rules
-//! over git entries) is in [`git`], shared with the gate's own config.
+//! over git entries) is in [`git`], shared with the gate's own config; what the agent's git
+//! config says about them is [`gitconfig`].
 
 pub mod agent_env;
 mod builtin;
+mod cidr;
 mod error;
 mod escape;
 mod file;
 pub mod git;
+pub mod gitconfig;
 mod index;
 mod layout;
 mod model;
@@ -60,6 +63,7 @@ pub use builtin::{
     ANTHROPIC_API_HOST, CLAUDE_CODE_HOSTS, ClaudeAuth, DEFAULT_NAME, PLACEHOLDER,
     claude_code_routes, claude_route_auth,
 };
+pub use cidr::Cidr;
 pub use error::{Diagnostic, ManifestError, Warning};
 pub use escape::{escape, escape_path};
 pub use file::is_valid_name;

@@ -56,18 +56,14 @@ pub fn sidecar(prepared: &PreparedSpec) -> SidecarSpec {
             value: SidecarEnvValue::Launch(LaunchSecret::ProxyToken),
         },
     ];
-    let mut credentials: Vec<&str> = bottle
-        .egress
-        .routes
-        .iter()
-        .filter_map(|r| r.auth.as_ref().map(|a| a.token_ref()))
-        .collect();
-    credentials.sort_unstable();
-    credentials.dedup();
-    env.extend(credentials.into_iter().map(|name| SidecarEnv {
-        name: name.to_owned(),
-        value: SidecarEnvValue::Credential,
-    }));
+    env.extend(
+        credential_refs(prepared)
+            .into_iter()
+            .map(|name| SidecarEnv {
+                name: name.to_owned(),
+                value: SidecarEnvValue::Credential,
+            }),
+    );
 
     let mut files = BTreeMap::from([
         (
@@ -117,6 +113,21 @@ pub fn sidecar(prepared: &PreparedSpec) -> SidecarSpec {
         agent::proxy_url()
     );
     spec
+}
+
+/// The `token_ref` of every route credential of `prepared`'s bottle, sorted, each once.
+pub(crate) fn credential_refs(prepared: &PreparedSpec) -> Vec<&str> {
+    let mut refs: Vec<&str> = prepared
+        .agent
+        .bottle
+        .egress
+        .routes
+        .iter()
+        .filter_map(|r| r.auth.as_ref().map(|a| a.token_ref()))
+        .collect();
+    refs.sort_unstable();
+    refs.dedup();
+    refs
 }
 
 fn trust_file(index: usize) -> String {
@@ -240,7 +251,8 @@ pub fn files(
     Ok(files)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+/// The bytes of a host file a sidecar gets; an error names it.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| RecipeError::HostFile {
         path: path.to_path_buf(),
         source,

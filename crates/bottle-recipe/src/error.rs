@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecipeError {
-    /// A host file a sidecar needs (an `egress.trust` certificate) could not be read.
+    /// A host file a sidecar needs (an `egress.trust` certificate, a git entry's key) could not
+    /// be read.
     #[error("cannot read {path} for the bottle: {source}; check that it exists and is readable")]
     HostFile {
         /// The file.
@@ -20,8 +21,8 @@ pub enum RecipeError {
     /// The operating system's random source failed (for the proxy token).
     #[error("could not mint the bottle's proxy token: the system's random source failed ({0})")]
     Random(String),
-    /// The egress config could not be written.
-    #[error("could not write the egress config: {0}")]
+    /// A sidecar's config could not be written.
+    #[error("could not write a sidecar's config: {0}")]
     Config(#[source] serde_json::Error),
 }
 

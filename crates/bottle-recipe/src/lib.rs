@@ -25,7 +25,7 @@
 //!
 //! // At launch: mint the CA and the proxy token, then make the egress's files for the
 //! // bottle's network.
-//! let material = LaunchMaterial::mint(&prepared)?;
+//! let material = LaunchMaterial::mint(&prepared, &bottle_core::Secrets::empty())?;
 //! let url = material.secret(bottle_core::LaunchSecret::ProxyUrl).expose();
 //! assert!(url.starts_with("http://bottle:") && url.ends_with("@egress:9099"));
 //! let network = "10.0.0.0/16".parse().unwrap();
@@ -40,17 +40,19 @@
 //!
 //! # Adding a sidecar
 //!
-//! A new sidecar (the git gate, the supervise server) is a [`Role`] in bottle-core, a module
+//! A new sidecar (the supervise server next; the git gate, [`git_gate`], is the latest) is a
+//! [`Role`] in bottle-core, a module
 //! here with its spec and its files, one line in [`sidecars`] (when the bottle needs it) and
 //! one arm in [`LaunchMaterial::files`], and its image in each backend's settings.
 
 pub mod egress;
 mod error;
+pub mod git_gate;
 
 use std::fmt;
 
 use bottle_core::{
-    BottleFile, FileOwner, LaunchSecret, PreparedSpec, Role, SecretString, SidecarSpec,
+    BottleFile, FileOwner, LaunchSecret, PreparedSpec, Role, SecretString, Secrets, SidecarSpec,
 };
 use bottle_egress::{CertificateAuthority, Cidr};
 use rand::TryRngCore;
@@ -58,23 +60,29 @@ use rand::TryRngCore;
 pub use error::{RecipeError, Result};
 
 /// The sidecars of `prepared`'s bottle, in start order: each is ready before the next starts,
-/// and all before the agent.
+/// and all before the agent. The egress always; the git gate when the bottle has git entries.
 pub fn sidecars(prepared: &PreparedSpec) -> Vec<SidecarSpec> {
-    vec![egress::sidecar(prepared)]
+    std::iter::once(egress::sidecar(prepared))
+        .chain(git_gate::sidecar(prepared))
+        .collect()
 }
 
-/// What a launch makes once for its bottle — the per-bottle CA and the proxy token, in memory —
-/// and the sidecars' files from it. Its `Debug` shows nothing of the key or the token.
+/// What a launch makes once for its bottle — the per-bottle CA and the proxy token, in memory,
+/// and which of the bottle's secrets the git gate can scan for — and the sidecars' files from
+/// it. Its `Debug` shows nothing of the key or the token.
 pub struct LaunchMaterial {
     ca: CertificateAuthority,
     proxy_token: SecretString,
     proxy_url: SecretString,
+    /// The git gate's scannable known secrets, by variable name ([`git_gate::scannable`]).
+    known_secrets: Vec<String>,
 }
 
 impl LaunchMaterial {
-    /// Mints the bottle's CA ([`egress::mint_ca`]) and its proxy token: 32 bytes from the
-    /// operating system's random source, as hex.
-    pub fn mint(prepared: &PreparedSpec) -> Result<Self> {
+    /// Mints the bottle's CA ([`egress::mint_ca`]) and its proxy token (32 bytes from the
+    /// operating system's random source, as hex), and notes which of `secrets` the git gate
+    /// scans pushes for (names only; the values reach the gate through its environment).
+    pub fn mint(prepared: &PreparedSpec, secrets: &Secrets) -> Result<Self> {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng
             .try_fill_bytes(&mut bytes)
@@ -84,6 +92,7 @@ impl LaunchMaterial {
             ca: egress::mint_ca(prepared)?,
             proxy_url: SecretString::new(bottle_core::agent::proxy_url_with(&token)),
             proxy_token: SecretString::new(token),
+            known_secrets: git_gate::scannable(prepared, secrets),
         })
     }
 
@@ -114,9 +123,8 @@ impl LaunchMaterial {
     ) -> Result<Vec<BottleFile>> {
         match role {
             Role::Egress => egress::files(prepared, &self.ca, owner, bottle_networks),
-            Role::Agent | Role::GitGate | Role::Supervise | Role::Network | Role::Probe => {
-                Ok(Vec::new())
-            }
+            Role::GitGate => git_gate::files(prepared, owner, bottle_networks, &self.known_secrets),
+            Role::Agent | Role::Supervise | Role::Network | Role::Probe => Ok(Vec::new()),
         }
     }
 }

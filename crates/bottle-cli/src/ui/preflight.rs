@@ -102,10 +102,14 @@ pub(crate) fn render(
     list(
         &mut push,
         "git",
-        summary
-            .git
-            .iter()
-            .map(|g| format!("{:<git_width$}  {}", e(&g.name), e(&g.upstream))),
+        summary.git.iter().map(|g| {
+            format!(
+                "{:<git_width$} → {}  {}",
+                e(&g.name),
+                e(&g.address),
+                paint.dim(&e(&g.policy))
+            )
+        }),
     );
     missing_grant(&mut push, summary, Feature::GitGate, paint);
     let host_width = summary

@@ -297,14 +297,36 @@ fn remote_engine_over_tls_from_a_container() {
         .find(|n| n.contains("egress"))
         .expect("the bottle has an egress")
         .to_owned();
-    let addresses = docker(&[
+    let networks = docker(&[
         "inspect",
         "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        "{{range $name, $n := .NetworkSettings.Networks}}{{$name}}={{$n.IPAddress}} {{end}}",
         &egress,
     ]);
-    let addresses: Vec<&str> = addresses.split_whitespace().collect();
-    assert!(!addresses.is_empty(), "the egress has addresses");
+    // The bottle's internal network has no address on the host (inhibit_ipv4): the host routes
+    // nothing to it, so a dial from here would leave the machine by its default route — never
+    // address that. The agent's side of that wall is the Docker suite's
+    // `nothing_on_the_host_answers_the_agent_not_even_a_listener_on_every_address`.
+    let addresses: Vec<&str> = networks
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(network, _)| {
+            docker(&[
+                "network",
+                "inspect",
+                "-f",
+                "{{index .Options \"com.docker.network.bridge.inhibit_ipv4\"}}",
+                network,
+            ])
+            .trim()
+                != "true"
+        })
+        .map(|(_, address)| address)
+        .collect();
+    assert!(
+        !addresses.is_empty(),
+        "the egress has an address the host routes: {networks}"
+    );
     // The probe itself works: the container reaches the TLS front the same way.
     let out = remote.exec(
         &[],

@@ -133,6 +133,9 @@ async fn with_allow_unimplemented_the_smaller_bottle_launches() {
     let outcome = run(&fake, &host, true, &events).await.unwrap();
     assert_eq!(outcome.exit_code(), 0);
     assert!(!steps_started(&events).contains(&Step::ProvisionSupervise));
+    // No gate, so no git config pointing at one.
+    assert!(!steps_started(&events).contains(&Step::ProvisionGit));
+    assert!(!fake.calls().contains(&Call::ProvisionGit));
 }
 
 #[tokio::test]
@@ -149,10 +152,20 @@ async fn a_backend_that_has_every_feature_runs_every_step() {
             Step::ProvisionPrompt,
             Step::ProvisionSkills,
             Step::CopyWorkdir,
+            Step::ProvisionGit,
             Step::ProvisionSupervise,
             Step::Session,
             Step::Teardown,
         ]
+    );
+    // The git step installs the agent's system git config, root-owned and world-readable.
+    assert!(
+        fake.calls().iter().any(|c| matches!(
+            c,
+            Call::WriteFiles { files } if files == &["/etc/gitconfig 644 0:0".to_owned()]
+        )),
+        "{:?}",
+        fake.calls()
     );
 }
 

@@ -143,13 +143,12 @@ async fn skill_name_that_escapes_the_skills_folder() {
 async fn missing_git_identity_file() {
     let host = Host::new();
     let mut agent = support::agent();
-    agent.bottle.git.push(GitEntry {
-        name: "deploy".to_owned(),
-        upstream: support::upstream("/team/deploy.git"),
-        identity_file: PathBuf::from("~/.ssh/id_missing"),
-        known_host_key: "ssh-ed25519 AAAA".to_owned(),
-        extra_hosts: Default::default(),
-    });
+    agent.bottle.git.push(GitEntry::new(
+        "deploy",
+        support::upstream("/team/deploy.git"),
+        "~/.ssh/id_missing",
+        "ssh-ed25519 AAAA",
+    ));
     let err = prepare_error(&host, spec_with(&host, agent)).await;
     assert!(matches!(err, Error::GitIdentityFileMissing { .. }));
     support::redactions(&host).bind(|| insta::assert_snapshot!(err.to_string()));

@@ -117,6 +117,10 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
                 bottle_path: WORKDIR.to_owned(),
                 replaced: vec![],
             },
+            Call::ProvisionGit,
+            Call::WriteFiles {
+                files: vec!["/etc/gitconfig 644 0:0".to_owned()]
+            },
             Call::ProvisionSupervise,
             Call::ExecClaude {
                 argv: vec![

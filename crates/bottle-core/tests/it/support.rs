@@ -68,13 +68,12 @@ pub(crate) fn agent() -> AgentSpec {
             EnvSource::Prompt(Some("database password".to_owned())),
         ),
     ];
-    bottle.git = vec![GitEntry {
-        name: "origin".to_owned(),
-        upstream: upstream("/team/repo.git"),
-        identity_file: "~/.ssh/id_bottle".into(),
-        known_host_key: "ssh-ed25519 AAAA".to_owned(),
-        extra_hosts: BTreeMap::new(),
-    }];
+    bottle.git = vec![GitEntry::new(
+        "origin",
+        upstream("/team/repo.git"),
+        "~/.ssh/id_bottle",
+        "ssh-ed25519 AAAA",
+    )];
     bottle.egress = EgressSpec {
         routes: vec![
             Route {

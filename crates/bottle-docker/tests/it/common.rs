@@ -73,18 +73,17 @@ pub(crate) fn prepared_with_every_grant(identity: &str) -> PreparedSpec {
         ),
     ];
     bottle.placeholder_env = vec![("ANTHROPIC_API_KEY".to_owned(), "placeholder".to_owned())];
-    bottle.git = vec![GitEntry {
-        name: "app".to_owned(),
-        upstream: GitUpstream {
+    bottle.git = vec![GitEntry::new(
+        "app",
+        GitUpstream {
             user: "git".to_owned(),
             host: "gitea.example.com".to_owned(),
             port: 30009,
             path: "/me/app.git".to_owned(),
         },
-        identity_file: "/home/user/.ssh/id_app".into(),
-        known_host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA".to_owned(),
-        extra_hosts: BTreeMap::new(),
-    }];
+        "/home/user/.ssh/id_app",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA",
+    )];
     let mut anthropic = Route::host("api.anthropic.com");
     anthropic.auth = Some(RouteAuth::Header {
         header: "x-api-key".parse().unwrap(),

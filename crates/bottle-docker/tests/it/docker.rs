@@ -26,21 +26,21 @@ use bottle_docker::{DockerBackend, DockerPlan};
 use bottle_egress::CertificateAuthority;
 use bottle_manifest::{Route, RouteAuth};
 
-const TEST_LABEL: &str = "claude-bottle.test";
+pub(crate) const TEST_LABEL: &str = "claude-bottle.test";
 const TOKEN: &str = "sekrit-token-4f1c9a";
 
 /// Removes everything labelled with this test's label when dropped.
-struct Guard {
-    value: String,
+pub(crate) struct Guard {
+    pub(crate) value: String,
 }
 
 impl Guard {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let value = format!("t{}-{}", std::process::id(), rand_suffix());
         Guard { value }
     }
 
-    fn labels(&self) -> BTreeMap<String, String> {
+    pub(crate) fn labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([(TEST_LABEL.to_owned(), self.value.clone())])
     }
 }
@@ -80,19 +80,19 @@ fn rand_suffix() -> String {
     format!("{nanos:08x}")
 }
 
-async fn engine() -> Engine {
+pub(crate) async fn engine() -> Engine {
     Engine::connect()
         .await
         .expect("CLAUDE_BOTTLE_DOCKER_TESTS=1 but no Docker engine answers")
 }
 
-fn agent_image() -> String {
+pub(crate) fn agent_image() -> String {
     AgentImageRecipe::resolve(&ImageSettings::from_env())
         .unwrap()
         .tag()
 }
 
-fn backend(engine: &Engine, guard: &Guard) -> DockerBackend<Engine> {
+pub(crate) fn backend(engine: &Engine, guard: &Guard) -> DockerBackend<Engine> {
     let mut options = DockerOptions {
         extra_labels: guard.labels(),
         ..DockerOptions::default()
@@ -105,14 +105,22 @@ fn backend(engine: &Engine, guard: &Guard) -> DockerBackend<Engine> {
     {
         egress.reference = image;
     }
+    // Likewise the git gate (CLAUDE_BOTTLE_GIT_GATE_IMAGE).
+    if let Some(image) = std::env::var(bottle_recipe::git_gate::IMAGE_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        && let Some(gate) = options.sidecar_images.get_mut(&bottle_core::Role::GitGate)
+    {
+        gate.reference = image;
+    }
     DockerBackend::new(engine.clone(), options, ImageSettings::from_env())
 }
 
-fn host() -> HostContext {
+pub(crate) fn host() -> HostContext {
     HostContext::new("/nonexistent-home", BTreeMap::new())
 }
 
-fn spec(identity: &Identity) -> PreparedSpec {
+pub(crate) fn spec(identity: &Identity) -> PreparedSpec {
     let bottle = bottle_core::BottleDef::new("test");
     PreparedSpec {
         backend: "docker".to_owned(),
@@ -129,7 +137,11 @@ fn spec(identity: &Identity) -> PreparedSpec {
     }
 }
 
-fn ctx<'a>(identity: &Identity, secrets: &'a Secrets, events: &'a EventLog) -> LaunchContext<'a> {
+pub(crate) fn ctx<'a>(
+    identity: &Identity,
+    secrets: &'a Secrets,
+    events: &'a EventLog,
+) -> LaunchContext<'a> {
     let started = time::OffsetDateTime::now_utc();
     LaunchContext {
         secrets,
@@ -139,7 +151,7 @@ fn ctx<'a>(identity: &Identity, secrets: &'a Secrets, events: &'a EventLog) -> L
     }
 }
 
-async fn sh<B: Bottle>(bottle: &B, script: &str) -> bottle_core::ExecResult {
+pub(crate) async fn sh<B: Bottle>(bottle: &B, script: &str) -> bottle_core::ExecResult {
     bottle
         .exec(bottle_core::ExecUser::Agent, script)
         .await
@@ -147,7 +159,7 @@ async fn sh<B: Bottle>(bottle: &B, script: &str) -> bottle_core::ExecResult {
 }
 
 /// Every object of `identity`, by label.
-async fn objects_of(engine: &Engine, identity: &str) -> Vec<String> {
+pub(crate) async fn objects_of(engine: &Engine, identity: &str) -> Vec<String> {
     let f = Filter::label(label::IDENTITY, identity);
     let mut out: Vec<String> = engine
         .list_containers(&f)

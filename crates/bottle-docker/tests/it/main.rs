@@ -3,6 +3,7 @@
 
 mod common;
 mod docker;
+mod docker_git_gate;
 mod endpoint;
 mod lifecycle;
 mod plan;

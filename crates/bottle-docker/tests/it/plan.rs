@@ -40,8 +40,9 @@ fn the_topology_of_a_bottle() {
 
 /// Env of each mode, skills, a git remote, routes with both kinds of auth, a trust root,
 /// `egress.networks`, supervise and `--cwd`: what reaches the engine's objects, and what
-/// stays out of them (skills, the tree, the prompt are provisioned later; git and supervise
-/// have no sidecar on this backend yet and are marked in the preflight instead).
+/// stays out of them (skills, the tree, the prompt are provisioned later). The git remote
+/// brings the git gate; supervise has no sidecar on this backend yet and is marked in the
+/// preflight instead.
 #[test]
 fn the_topology_of_a_bottle_with_every_kind_of_grant() {
     let prepared = prepared_with_every_grant("coder-k2p9q");
@@ -49,8 +50,16 @@ fn the_topology_of_a_bottle_with_every_kind_of_grant() {
     snapshot("the_topology_of_a_bottle_with_every_kind_of_grant", &t);
     assert_eq!(
         t.sidecars.iter().map(|s| s.role).collect::<Vec<_>>(),
-        [Role::Egress]
+        [Role::Egress, Role::GitGate]
     );
+    // The gate's upstream bridge is its own: no other container of the bottle is on it.
+    let bridge = "claude-bottle-git-gate-net-coder-k2p9q";
+    let on_bridge: Vec<&str> = t
+        .containers()
+        .filter(|c| c.connect.iter().any(|a| a.network == bridge) || c.network.network == bridge)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(on_bridge, ["claude-bottle-git-gate-coder-k2p9q"]);
 }
 
 #[test]

@@ -196,3 +196,42 @@ fn an_empty_upstream_can_be_cloned_and_gets_its_first_branch_by_push() {
         "first\n"
     );
 }
+
+#[test]
+fn a_client_outside_clients_is_closed_unanswered() {
+    let ctx = TestContext::new();
+    let upstream = Upstream::start(&ctx);
+    let bare = upstream.repo(&ctx, "app");
+    let entry = [upstream.entry_yaml("app", &bare, "")];
+    // Loopback is not among the clients: the test's connection gets no byte back.
+    let closed = GateProcess::start(&ctx, &entry, "clients: [10.255.255.0/24]\n", &[]);
+    let mut stream = std::net::TcpStream::connect(closed.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    // The request may or may not be written before the gate closes; either way, no byte back
+    // (a reset is as good as an empty reply).
+    let _ = std::io::Write::write_all(
+        &mut stream,
+        b"GET /app.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: git-gate\r\n\r\n",
+    );
+    let mut reply = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut reply);
+    assert!(reply.is_empty(), "{}", closed.log());
+    assert!(
+        closed
+            .log()
+            .contains("refused a connection from outside `clients`"),
+        "{}",
+        closed.log()
+    );
+    // With loopback among them, the same request is served.
+    let open = GateProcess::start(
+        &ctx,
+        &entry,
+        "clients: [10.255.255.0/24, 127.0.0.0/8]\n",
+        &[],
+    );
+    let (status, _) = open.get("/health");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{}", open.log());
+}

@@ -1,12 +1,14 @@
 //! bottle-recipe's tests: the sidecars of a bottle with every kind of egress grant, the files a
 //! launch makes for them, and the dependency graph.
 
+mod git_gate;
 mod tidy;
 
 use std::path::PathBuf;
 
 use bottle_core::{
-    AgentSpec, BottleDef, FileContents, FileOwner, Identity, PreparedSpec, Role, SidecarEnvValue,
+    AgentSpec, BottleDef, FileContents, FileOwner, Identity, PreparedSpec, Role, Secrets,
+    SidecarEnvValue,
 };
 use bottle_egress::Cidr;
 use bottle_manifest::{AuthScheme, LogMode, Route, RouteAuth};
@@ -19,7 +21,7 @@ const EGRESS_USER: FileOwner = FileOwner {
 
 /// Routes with both kinds of credential (one shared by two routes), a trust root and a joined
 /// network.
-fn prepared(trust: Vec<PathBuf>) -> PreparedSpec {
+pub(crate) fn prepared(trust: Vec<PathBuf>) -> PreparedSpec {
     let mut bottle = BottleDef::new("work");
     let mut anthropic = Route::host("api.anthropic.com");
     anthropic.auth = Some(RouteAuth::Scheme {
@@ -45,7 +47,7 @@ fn prepared(trust: Vec<PathBuf>) -> PreparedSpec {
     )
 }
 
-fn network() -> Cidr {
+pub(crate) fn network() -> Cidr {
     "10.0.0.0/16".parse().unwrap()
 }
 
@@ -73,7 +75,7 @@ fn a_launch_makes_exactly_the_files_the_spec_lists() {
     let trust = dir.path().join("corp-ca.pem");
     std::fs::write(&trust, "-----BEGIN CERTIFICATE-----\ncorp\n").unwrap();
     let prepared = prepared(vec![trust]);
-    let material = LaunchMaterial::mint(&prepared).unwrap();
+    let material = LaunchMaterial::mint(&prepared, &Secrets::empty()).unwrap();
     let files = material
         .files(&prepared, Role::Egress, EGRESS_USER, &[network()])
         .unwrap();
@@ -129,7 +131,7 @@ fn the_config_serves_the_bottle_and_loopback_and_names_credentials_only_by_varia
 #[test]
 fn a_missing_trust_root_is_an_error_that_names_it() {
     let prepared = prepared(vec!["/nonexistent/corp-ca.pem".into()]);
-    let material = LaunchMaterial::mint(&prepared).unwrap();
+    let material = LaunchMaterial::mint(&prepared, &Secrets::empty()).unwrap();
     let err = material
         .files(&prepared, Role::Egress, EGRESS_USER, &[network()])
         .unwrap_err();

@@ -1,4 +1,4 @@
-//! IP networks in CIDR notation, for the `clients` allowlist.
+//! IP networks in CIDR notation, for the `clients` allowlists of the egress and the git gate.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// An IP network in CIDR notation: `172.18.0.0/16`, `fd00::/8`, or a bare address (one host).
 ///
 /// ```
-/// use bottle_egress::Cidr;
+/// use bottle_manifest::Cidr;
 ///
 /// let net: Cidr = "172.18.0.0/16".parse().unwrap();
 /// assert!(net.contains("172.18.3.4".parse().unwrap()));
