@@ -52,24 +52,28 @@ pub fn proxy_url() -> String {
     format!("http://{EGRESS_ALIAS}:{EGRESS_PORT}")
 }
 
-/// The value of a fixed variable under this contract.
-pub fn fixed_value(value: FixedValue) -> String {
-    match value {
+/// The value of a fixed variable under this contract, or `None` when the session leaves it
+/// unset: `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC` with `--remote-control`, which needs the
+/// feature flags that variable turns off (Claude Code reads any value, `0` too, as set).
+pub fn fixed_value(value: FixedValue, remote_control: bool) -> Option<String> {
+    Some(match value {
         FixedValue::ProxyUrl => proxy_url(),
         FixedValue::NoProxy => NO_PROXY.to_owned(),
         FixedValue::Enabled => "1".to_owned(),
+        FixedValue::OnUnlessRemoteControl if remote_control => return None,
+        FixedValue::OnUnlessRemoteControl => "1".to_owned(),
         FixedValue::CaFile => CA_FILE.to_owned(),
         FixedValue::CaBundle => CA_BUNDLE.to_owned(),
         FixedValue::Home => HOME.to_owned(),
-    }
+    })
 }
 
-/// The variables claude-bottle sets in the agent itself, `(name, value)`, in order. None is a
-/// secret.
-pub fn fixed_env() -> impl Iterator<Item = (&'static str, String)> {
+/// The variables claude-bottle sets in the agent itself, `(name, value)`, in order, for a
+/// session with or without `--remote-control`. None is a secret.
+pub fn fixed_env(remote_control: bool) -> impl Iterator<Item = (&'static str, String)> {
     FIXED_ENV
         .iter()
-        .map(|(name, value)| (*name, fixed_value(*value)))
+        .filter_map(move |(name, value)| Some((*name, fixed_value(*value, remote_control)?)))
 }
 
 /// Where an agent variable's value comes from.
@@ -95,10 +99,11 @@ pub struct AgentEnv {
 
 /// The agent's whole environment for `bottle`: the fixed variables first, then each manifest
 /// entry and placeholder by name, once. A name the contract fixes is never taken from the
-/// manifest, whatever the manifest says: the manifest refuses them, and this is the second
-/// wall (a bottle built in code does not pass the manifest's checks).
-pub fn environment(bottle: &BottleDef) -> Vec<AgentEnv> {
-    let mut env: Vec<AgentEnv> = fixed_env()
+/// manifest, whatever the manifest says (even one this session leaves unset): the manifest
+/// refuses them, and this is the second wall (a bottle built in code does not pass the
+/// manifest's checks).
+pub fn environment(bottle: &BottleDef, remote_control: bool) -> Vec<AgentEnv> {
+    let mut env: Vec<AgentEnv> = fixed_env(remote_control)
         .map(|(name, value)| AgentEnv {
             name: name.to_owned(),
             value: AgentEnvValue::Fixed(value),
@@ -110,7 +115,7 @@ pub fn environment(bottle: &BottleDef) -> Vec<AgentEnv> {
         .map(|e| e.name.as_str())
         .chain(bottle.placeholder_env.iter().map(|(n, _)| n.as_str()));
     for name in from_manifest {
-        if env.iter().any(|e| e.name == name) {
+        if env.iter().any(|e| e.name == name) || FIXED_ENV.iter().any(|(fixed, _)| *fixed == name) {
             continue;
         }
         env.push(AgentEnv {
@@ -168,11 +173,44 @@ mod tests {
             EnvEntry::new("GH_HOST", EnvSource::Host("Y".into())),
         ];
         bottle.placeholder_env = vec![("GH_HOST".into(), "p".into()), ("T".into(), "p".into())];
-        let env = environment(&bottle);
+        let env = environment(&bottle, false);
         let https: Vec<_> = env.iter().filter(|e| e.name == "HTTPS_PROXY").collect();
         assert_eq!(https.len(), 1);
         assert_eq!(https[0].value, AgentEnvValue::Fixed(proxy_url()));
         let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(&names[names.len() - 2..], ["GH_HOST", "T"]);
+    }
+
+    #[test]
+    fn claude_code_traffic_switches_are_set_and_remote_control_keeps_feature_flags() {
+        let mut bottle = BottleDef::new("b");
+        bottle.env = vec![EnvEntry::new(
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+            EnvSource::Host("X".into()),
+        )];
+        let fixed = |rc| -> Vec<(String, AgentEnvValue)> {
+            environment(&bottle, rc)
+                .into_iter()
+                .filter(|e| e.name.contains("DISABLE"))
+                .map(|e| (e.name, e.value))
+                .collect()
+        };
+        let one = |n: &str| (n.to_owned(), AgentEnvValue::Fixed("1".into()));
+        assert_eq!(
+            fixed(false),
+            [
+                one("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"),
+                one("DISABLE_AUTOUPDATER"),
+                one("CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL"),
+            ]
+        );
+        assert_eq!(
+            fixed(true),
+            [
+                one("DISABLE_AUTOUPDATER"),
+                one("CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL"),
+            ],
+            "remote control needs feature flags; the manifest still cannot set the variable"
+        );
     }
 }

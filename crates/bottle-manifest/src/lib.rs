@@ -57,8 +57,8 @@ pub mod route;
 pub mod yaml;
 
 pub use builtin::{
-    ANTHROPIC_API_HOST, CLAUDE_CODE_HOSTS, ClaudeAuth, DEFAULT_NAME, PLACEHOLDER,
-    claude_code_routes, claude_route_auth,
+    ANTHROPIC_API_HOST, BuiltinRoute, CLAUDE_CODE_HOSTS, CLAUDE_CODE_ROUTES, ClaudeAuth,
+    DEFAULT_NAME, PLACEHOLDER, claude_code_routes, claude_route_auth,
 };
 pub use error::{Diagnostic, ManifestError, Warning};
 pub use escape::{escape, escape_path};
@@ -68,6 +68,6 @@ pub use index::{CheckReport, Entry, ManifestIndex};
 pub use layout::Layout;
 pub use model::{
     Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvMode, EnvValue, EnvVar, GitEntry,
-    GitUpstream, Literal, Manifest, Origin, RepositoryAgents, RouteSource,
+    GitUpstream, Literal, Manifest, Origin, PermissionMode, RepositoryAgents, RouteSource,
 };
 pub use route::{AuthScheme, HostPattern, LogMode, Route, RouteAuth, RouteError};

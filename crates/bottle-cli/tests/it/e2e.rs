@@ -5,6 +5,12 @@
 //! completes through the egress; the fake saw the credential the bottle's `auth` route injected;
 //! the agent only ever held the placeholder.
 //!
+//! The bottle's routes for the fake's hosts are Claude Code's built-in table
+//! ([`bottle_manifest::CLAUDE_CODE_ROUTES`]: the same hosts, methods and paths), plus what a
+//! test origin needs (`allow_private`, `trust`): Claude Code works with exactly that table
+//! (`-p`, `--continue`), every request it made is inside it, and a request outside it is refused
+//! by the egress.
+//!
 //! Gated like the other Docker tests (`CLAUDE_BOTTLE_DOCKER_TESTS=1`, see build.rs).
 
 use std::path::Path;
@@ -62,7 +68,10 @@ fn write_certificates(dir: &Path) {
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write CA");
 
     let leaf_key = KeyPair::generate().expect("leaf key");
-    let mut leaf = CertificateParams::new(vec!["api.anthropic.com".to_owned()]).expect("leaf");
+    let hosts = bottle_manifest::CLAUDE_CODE_HOSTS
+        .iter()
+        .map(|h| (*h).to_owned());
+    let mut leaf = CertificateParams::new(hosts.collect::<Vec<_>>()).expect("leaf");
     leaf.distinguished_name
         .push(DnType::CommonName, "api.anthropic.com");
     leaf.use_authority_key_identifier_extension = true;
@@ -83,6 +92,41 @@ fn logs(container: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// The bottle's routes: each built-in route's host, methods and paths, made reachable on the
+/// test network (`allow_private`, the test CA), the API route injecting the host's key.
+fn builtin_table_routes(ca: &Path) -> String {
+    let mut yaml = String::new();
+    for route in bottle_manifest::CLAUDE_CODE_ROUTES {
+        yaml.push_str(&format!(
+            "    - host: {}\n      allow_private: true\n      trust: [{}]\n      methods: [{}]\n      path_allowlist: [{}]\n",
+            route.host,
+            ca.display(),
+            route.methods.join(", "),
+            route.paths.join(", "),
+        ));
+        if route.host == bottle_manifest::ANTHROPIC_API_HOST {
+            yaml.push_str("      auth: {header: x-api-key, token_ref: ANTHROPIC_API_KEY}\n");
+        }
+    }
+    yaml
+}
+
+/// Whether the built-in table allows `method` on `target` (a request target, query included)
+/// of `host`.
+fn in_builtin_table(host: &str, method: &str, target: &str) -> bool {
+    let path = target.split('?').next().unwrap_or_default();
+    bottle_manifest::CLAUDE_CODE_ROUTES.iter().any(|r| {
+        r.host == host
+            && r.methods.contains(&method)
+            && r.paths.iter().any(|p| {
+                path == *p
+                    || path
+                        .strip_prefix(p)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+    })
+}
+
 #[test]
 #[cfg_attr(
     not(docker_tests),
@@ -100,8 +144,8 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
     ctx.bottle(
         "e2e",
         &format!(
-            "---\nenv:\n  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: \"1\"\negress:\n  networks: [{network}]\n  routes:\n    - host: api.anthropic.com\n      allow_private: true\n      auth: {{header: x-api-key, token_ref: ANTHROPIC_API_KEY}}\n      trust: [{ca}]\n---\nThe fake API is a private address on a test network, hence allow_private; a route with `auth` trusts only the roots it lists.\n",
-            ca = dir.path().join("ca.pem").display()
+            "---\negress:\n  log: full\n  networks: [{network}]\n  routes:\n{routes}---\nThe fake API is a private address on a test network, hence allow_private; a route with `auth` trusts only the roots it lists.\n",
+            routes = builtin_table_routes(&dir.path().join("ca.pem"))
         ),
     )
     .agent(AGENT, "---\nbottle: e2e\n---\nAnswer briefly.\n");
@@ -132,6 +176,8 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
         &network,
         "--network-alias",
         "api.anthropic.com",
+        "--network-alias",
+        "platform.claude.com",
         "--user",
         "root",
         "--entrypoint",
@@ -182,23 +228,88 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
         "left: {:?}",
         resources_of(AGENT)
     );
+    // Every request Claude Code made is inside the built-in table: nothing else is needed.
+    let requests: Vec<&str> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("REQUEST "))
+        .collect();
+    for request in &requests {
+        let (method, target) = request.split_once(' ').expect("method and target");
+        assert!(
+            in_builtin_table("api.anthropic.com", method, target),
+            "Claude Code needed {request}, outside the built-in table:\n{seen}"
+        );
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /api/claude_code/policy_limits")),
+        "{seen}"
+    );
 
-    // The agent holds only the placeholder: in its environment and every process's.
+    // In one bottle: `--continue` carries the earlier turn; the pinned table answers what it
+    // lists (WebFetch's preflight, the onboarding check on platform.claude.com) and refuses
+    // what it does not (telemetry, another method, another path), at the egress; and the
+    // agent holds only the placeholder, in its environment and every process's.
+    let before = logs(&api).lines().count();
     let run = ctx.run(&[
         "start",
         AGENT,
         "--yes",
         "--exec",
-        "printenv ANTHROPIC_API_KEY; echo ==environ; \
+        "claude -p 'say hi' >/dev/null && claude -p --continue 'and again'; echo ==table; \
+         probe() { code=$(curl -s -o /dev/null -D /tmp/h -w '%{http_code}' -X \"$1\" \"$2\"); \
+         why=$(tr -d '\\r' </tmp/h | sed -n 's/^proxy-status: .*details=\"\\([a-z_]*\\)\".*/\\1/p'); \
+         echo \"$code${why:+ $why} $1 $2\"; }; \
+         probe GET 'https://api.anthropic.com/api/web/domain_info?domain=example.com'; \
+         probe GET https://platform.claude.com/v1/oauth/hello; \
+         probe POST https://api.anthropic.com/api/event_logging/v2/batch; \
+         probe POST https://platform.claude.com/v1/oauth/hello; \
+         probe GET https://platform.claude.com/v1/oauth/token; \
+         probe GET https://statsig.anthropic.com/; \
+         echo ==env; printenv ANTHROPIC_API_KEY; echo ==environ; \
          cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'; echo ==files; \
          grep -rIs -l sk-ant-e2e /home /tmp /etc /var /opt /run /srv 2>/dev/null; true",
     ]);
     assert_eq!(run.code, 0, "{}", run.all());
+    let section = |name: &str| -> &str {
+        let start = run.stdout.find(&format!("=={name}\n")).expect(name) + name.len() + 3;
+        let rest = &run.stdout[start..];
+        &rest[..rest.find("\n==").map_or(rest.len(), |e| e + 1)]
+    };
+    let replies = run.stdout.split("==table\n").next().unwrap_or_default();
+    assert!(replies.contains("hi from the fake API"), "{}", run.all());
+    let later: String = logs(&api)
+        .lines()
+        .skip(before)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let counts: Vec<usize> = later
+        .lines()
+        .filter_map(|l| l.strip_prefix("MESSAGES ")?.parse().ok())
+        .collect();
+    assert!(
+        counts.len() == 2 && counts[1] > counts[0],
+        "`--continue` sent the earlier turn with the new one:\n{later}"
+    );
     assert_eq!(
-        run.stdout.lines().next(),
-        Some(bottle_manifest::PLACEHOLDER),
+        section("table"),
+        "200 GET https://api.anthropic.com/api/web/domain_info?domain=example.com\n\
+         200 GET https://platform.claude.com/v1/oauth/hello\n\
+         403 path_not_allowed POST https://api.anthropic.com/api/event_logging/v2/batch\n\
+         403 method_not_allowed POST https://platform.claude.com/v1/oauth/hello\n\
+         403 path_not_allowed GET https://platform.claude.com/v1/oauth/token\n\
+         000 host_not_allowed GET https://statsig.anthropic.com/\n",
         "{}",
-        run.stdout
+        run.all()
+    );
+    assert!(
+        !later.contains("event_logging") && !later.contains("/v1/oauth/token"),
+        "a refused request never reaches the host:\n{later}"
+    );
+    assert_eq!(
+        section("env"),
+        format!("{}\n", bottle_manifest::PLACEHOLDER)
     );
     assert!(
         !run.stdout.contains(&token),

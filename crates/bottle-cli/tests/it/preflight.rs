@@ -127,10 +127,7 @@ fn an_exec_session_needs_no_claude_credential_and_login_in_bottle_is_shown() {
 fn default_agent_with_an_oauth_token_injects_it() {
     let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
     let out = dry_run(&ctx, &[], "default");
-    assert!(
-        out.contains("api.anthropic.com      [auth:Bearer]"),
-        "{out}"
-    );
+    assert!(out.contains("api.anthropic.com    [auth:Bearer]"), "{out}");
     insta::assert_snapshot!(out);
 }
 
@@ -139,7 +136,7 @@ fn default_agent_with_an_api_key_injects_it_as_a_header() {
     let ctx = fake_context().env("ANTHROPIC_API_KEY", "sk-never-shown");
     let out = dry_run(&ctx, &[], "default");
     assert!(
-        out.contains("api.anthropic.com      [auth:x-api-key]"),
+        out.contains("api.anthropic.com    [auth:x-api-key]"),
         "{out}"
     );
     assert!(!out.contains("sk-never-shown"));
