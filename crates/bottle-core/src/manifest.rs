@@ -10,7 +10,7 @@ use bottle_manifest::{EnvValue, Manifest, ManifestError, ManifestIndex};
 use crate::error::BoxError;
 use crate::secret::SecretString;
 use crate::spec::{
-    AgentSpec, BottleDef, EgressSpec, EnvEntry, EnvSource, GitEntry, ManifestSource,
+    AgentSpec, BottleDef, ClaudeSettings, EgressSpec, EnvEntry, EnvSource, GitEntry, ManifestSource,
 };
 
 impl ManifestSource for ManifestIndex {
@@ -82,6 +82,10 @@ impl From<&Manifest> for AgentSpec {
                 },
                 supervise: bottle.supervise,
                 image: bottle.image.clone(),
+            },
+            claude: ClaudeSettings {
+                permission_mode: manifest.agent.permission_mode,
+                theme: None,
             },
         }
     }

@@ -22,24 +22,30 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
+use crate::bottle_support::{PtyRun, plain_text, squashed};
 use crate::docker::{Leftovers, docker, docker_context, resources_of};
 
 const AGENT: &str = "cli-e2e";
 const TEST_LABEL: &str = "claude-bottle.test=cli-e2e";
+const PTY_AGENT: &str = "cli-e2e-pty";
 const FAKE_API: &str = include_str!("fixtures/fake_anthropic.py");
 
-/// Removes the test's own network and fake API container (labelled [`TEST_LABEL`]).
-struct TestResources;
+/// Removes one test's own network and fake API container (labelled `label`).
+struct TestResources {
+    label: String,
+}
 
 impl TestResources {
-    fn new() -> TestResources {
-        let guard = TestResources;
+    fn new(label: &str) -> TestResources {
+        let guard = TestResources {
+            label: label.to_owned(),
+        };
         guard.remove();
         guard
     }
 
     fn remove(&self) {
-        let filter = format!("label={TEST_LABEL}");
+        let filter = format!("label={}", self.label);
         for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
             let _ = Command::new("docker").args(["rm", "-f", id]).output();
         }
@@ -127,92 +133,120 @@ fn in_builtin_table(host: &str, method: &str, target: &str) -> bool {
     })
 }
 
+/// A fake Anthropic API on a test network of its own, and a claude-bottle context whose agent
+/// `agent` runs in a bottle routed to it through the built-in table (see the module docs).
+/// Everything is labelled with the agent's name and removed on drop.
+struct FakeApi {
+    ctx: crate::TestContext,
+    api: String,
+    token: String,
+    _dir: tempfile::TempDir,
+    _bottles: Leftovers,
+    _test: TestResources,
+}
+
+impl FakeApi {
+    fn start(agent: &str, agent_file: &str) -> FakeApi {
+        let label = format!("{TEST_LABEL}-{agent}");
+        let test = TestResources::new(&label);
+        let bottles = Leftovers::new(agent);
+        let token = format!("sk-ant-e2e-{:x}", std::process::id() as u64 * 0x9E37_79B9);
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_certificates(dir.path());
+        let network = format!("{agent}-api-{}", std::process::id());
+
+        let ctx = docker_context(agent).env("ANTHROPIC_API_KEY", &token);
+        ctx.bottle(
+            agent,
+            &format!(
+                "---\negress:\n  log: full\n  networks: [{network}]\n  routes:\n{routes}---\nThe fake API is a private address on a test network, hence allow_private; a route with `auth` trusts only the roots it lists.\n",
+                routes = builtin_table_routes(&dir.path().join("ca.pem"))
+            ),
+        )
+        .agent(agent, &format!("---\nbottle: {agent}\n{agent_file}---\nAnswer briefly.\n"));
+
+        // The fake API runs from the agent image (it has python3), which the plan names.
+        let plan = ctx.run(&["start", agent, "--dry-run", "--json"]);
+        assert_eq!(plan.code, 0, "{}", plan.all());
+        let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+        let image = plan["image"].as_str().expect("image").to_owned();
+        let marks: Vec<&serde_json::Value> = plan["egress"]
+            .as_array()
+            .expect("egress")
+            .iter()
+            .filter(|r| r["host"] == "api.anthropic.com")
+            .collect();
+        assert_eq!(marks.len(), 1);
+        assert_eq!(marks[0]["auth"], "x-api-key");
+
+        docker(&["network", "create", "--label", &label, &network]);
+        let api = format!("{network}-fake");
+        docker(&[
+            "create",
+            "--name",
+            &api,
+            "--label",
+            &label,
+            "--network",
+            &network,
+            "--network-alias",
+            "api.anthropic.com",
+            "--network-alias",
+            "platform.claude.com",
+            "--user",
+            "root",
+            "--entrypoint",
+            "python3",
+            &image,
+            "/srv/fake_anthropic.py",
+            "443",
+            "/srv/cert.pem",
+            "/srv/key.pem",
+        ]);
+        docker(&[
+            "cp",
+            &format!("{}/.", dir.path().display()),
+            &format!("{api}:/srv"),
+        ]);
+        docker(&["start", &api]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !logs(&api).contains("READY") {
+            assert!(
+                Instant::now() < deadline,
+                "the fake API never started:\n{}",
+                logs(&api)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        FakeApi {
+            ctx,
+            api,
+            token,
+            _dir: dir,
+            _bottles: bottles,
+            _test: test,
+        }
+    }
+}
+
 #[test]
 #[cfg_attr(
     not(docker_tests),
     ignore = "needs Docker: build with CLAUDE_BOTTLE_DOCKER_TESTS=1"
 )]
 fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
-    let _test = TestResources::new();
-    let _bottles = Leftovers::new(AGENT);
-    let token = format!("sk-ant-e2e-{:x}", std::process::id() as u64 * 0x9E37_79B9);
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificates(dir.path());
-    let network = format!("cli-e2e-api-{}", std::process::id());
-
-    let ctx = docker_context(AGENT).env("ANTHROPIC_API_KEY", &token);
-    ctx.bottle(
-        "e2e",
-        &format!(
-            "---\negress:\n  log: full\n  networks: [{network}]\n  routes:\n{routes}---\nThe fake API is a private address on a test network, hence allow_private; a route with `auth` trusts only the roots it lists.\n",
-            routes = builtin_table_routes(&dir.path().join("ca.pem"))
-        ),
-    )
-    .agent(AGENT, "---\nbottle: e2e\n---\nAnswer briefly.\n");
-
-    // The fake API runs from the agent image (it has python3), which the plan names.
-    let plan = ctx.run(&["start", AGENT, "--dry-run", "--json"]);
-    assert_eq!(plan.code, 0, "{}", plan.all());
-    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
-    let image = plan["image"].as_str().expect("image").to_owned();
-    let marks: Vec<&serde_json::Value> = plan["egress"]
-        .as_array()
-        .expect("egress")
-        .iter()
-        .filter(|r| r["host"] == "api.anthropic.com")
-        .collect();
-    assert_eq!(marks.len(), 1);
-    assert_eq!(marks[0]["auth"], "x-api-key");
-
-    docker(&["network", "create", "--label", TEST_LABEL, &network]);
-    let api = format!("{network}-fake");
-    docker(&[
-        "create",
-        "--name",
-        &api,
-        "--label",
-        TEST_LABEL,
-        "--network",
-        &network,
-        "--network-alias",
-        "api.anthropic.com",
-        "--network-alias",
-        "platform.claude.com",
-        "--user",
-        "root",
-        "--entrypoint",
-        "python3",
-        &image,
-        "/srv/fake_anthropic.py",
-        "443",
-        "/srv/cert.pem",
-        "/srv/key.pem",
-    ]);
-    docker(&[
-        "cp",
-        &format!("{}/.", dir.path().display()),
-        &format!("{api}:/srv"),
-    ]);
-    docker(&["start", &api]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !logs(&api).contains("READY") {
-        assert!(
-            Instant::now() < deadline,
-            "the fake API never started:\n{}",
-            logs(&api)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let fake = FakeApi::start(AGENT, "");
+    let (ctx, api, token) = (&fake.ctx, fake.api.as_str(), fake.token.as_str());
 
     // The main job.
     let run = ctx.run(&["start", AGENT, "--yes", "--", "-p", "say hi"]);
-    assert_eq!(run.code, 0, "{}\nfake API log:\n{}", run.all(), logs(&api));
+    assert_eq!(run.code, 0, "{}\nfake API log:\n{}", run.all(), logs(api));
     assert!(
         run.stdout.contains("hi from the fake API"),
         "the streamed reply is Claude Code's output: {}",
         run.all()
     );
-    let seen = logs(&api);
+    let seen = logs(api);
     assert!(seen.contains("REQUEST POST /v1/messages"), "{seen}");
     assert!(
         seen.contains(&format!("SEEN x-api-key={token}")),
@@ -222,7 +256,7 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
         !seen.contains(bottle_manifest::PLACEHOLDER),
         "the placeholder never reaches the API:\n{seen}"
     );
-    assert!(!run.all().contains(&token), "the credential is never shown");
+    assert!(!run.all().contains(token), "the credential is never shown");
     assert!(
         resources_of(AGENT).is_empty(),
         "left: {:?}",
@@ -251,7 +285,7 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
     // lists (WebFetch's preflight, the onboarding check on platform.claude.com) and refuses
     // what it does not (telemetry, another method, another path), at the egress; and the
     // agent holds only the placeholder, in its environment and every process's.
-    let before = logs(&api).lines().count();
+    let before = logs(api).lines().count();
     let run = ctx.run(&[
         "start",
         AGENT,
@@ -279,7 +313,7 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
     };
     let replies = run.stdout.split("==table\n").next().unwrap_or_default();
     assert!(replies.contains("hi from the fake API"), "{}", run.all());
-    let later: String = logs(&api)
+    let later: String = logs(api)
         .lines()
         .skip(before)
         .collect::<Vec<_>>()
@@ -312,7 +346,7 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
         format!("{}\n", bottle_manifest::PLACEHOLDER)
     );
     assert!(
-        !run.stdout.contains(&token),
+        !run.stdout.contains(token),
         "the agent held the credential:\n{}",
         run.stdout
     );
@@ -326,5 +360,50 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
         resources_of(AGENT).is_empty(),
         "left: {:?}",
         resources_of(AGENT)
+    );
+}
+
+/// A person's first session: a fresh bottle opens straight at Claude Code's prompt (provisioned
+/// onboarding, trust, API-key approval and the bypass prompt pre-answered: no key pressed), the
+/// status line shows the permission mode, and `say hi` gets the fake's reply.
+#[test]
+#[cfg_attr(
+    not(docker_tests),
+    ignore = "needs Docker: build with CLAUDE_BOTTLE_DOCKER_TESTS=1"
+)]
+fn a_fresh_bottle_opens_at_claude_codes_prompt_in_a_terminal() {
+    let fake = FakeApi::start(PTY_AGENT, "");
+    let mut pty = PtyRun::spawn(&fake.ctx.command(&["start", PTY_AGENT, "--yes"]));
+    let first = pty.expect_text("bypass permissions on", 120);
+    for screen in [
+        "Choose the text style",
+        "Do you want to use this API key",
+        "Security notes",
+        "trust this folder",
+        "Bypass Permissions mode",
+    ] {
+        assert!(
+            !first.contains(&squashed(screen)),
+            "a first-run screen ({screen}):\n{first}"
+        );
+    }
+    pty.send("say hi");
+    std::thread::sleep(Duration::from_millis(500));
+    pty.send("\r");
+    pty.expect_text("hi from the fake API", 60);
+    pty.send("/exit");
+    std::thread::sleep(Duration::from_millis(500));
+    pty.send("\r");
+    let (_, screen) = pty.finish();
+    let screen = plain_text(&screen);
+    assert!(screen.contains("torn down"), "{screen}");
+    assert!(
+        !logs(&fake.api).contains("/v1/oauth/hello"),
+        "onboarding was done: no connectivity check"
+    );
+    assert!(
+        resources_of(PTY_AGENT).is_empty(),
+        "left: {:?}",
+        resources_of(PTY_AGENT)
     );
 }

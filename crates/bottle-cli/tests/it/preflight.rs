@@ -161,6 +161,26 @@ fn copy_cwd_and_remote_control_are_shown() {
 }
 
 #[test]
+fn the_agents_permission_mode_is_shown() {
+    let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
+    ctx.agent(
+        "careful",
+        "---\nbottle: default\npermission_mode: acceptEdits\n---\nAsk first.\n",
+    );
+    let out = dry_run(&ctx, &["careful"], "careful");
+    let mode = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("mode "))
+        .unwrap_or("");
+    insta::assert_snapshot!(mode, @"  mode       acceptEdits  file edits without asking; other tools ask");
+    let default = dry_run(&ctx, &["default"], "default");
+    assert!(
+        default.contains("mode       bypassPermissions  no permission prompts"),
+        "{default}"
+    );
+}
+
+#[test]
 fn supervise_off_is_shown() {
     let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
     ctx.bottle("quiet", "---\nsupervise: false\n---\n")
