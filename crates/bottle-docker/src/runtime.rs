@@ -124,12 +124,19 @@ pub async fn detect<D: DockerApi>(
             warning: None,
             probe_at_launch: false,
         },
-        Err(why) => RuntimeChoice::runc(
-            "gVisor (runsc) failed its networked probe",
-            Some(format!(
-                "gVisor (runsc) is registered but cannot run a networked container ({why}); the agent runs under runc"
-            )),
-        ),
+        // The warning is one line a person reads; the engine's error (often several lines of
+        // OCI runtime detail) goes to the debug log (`claude-bottle -v`).
+        Err(why) => {
+            tracing::debug!(error = %why, "gVisor (runsc) failed its networked probe");
+            RuntimeChoice::runc(
+                "gVisor (runsc) failed its networked probe",
+                Some(
+                    "gVisor (runsc) cannot run a networked container on this engine; the agent \
+                     runs under runc (-v shows the engine's error)"
+                        .to_owned(),
+                ),
+            )
+        }
     }
 }
 
