@@ -181,12 +181,29 @@ impl FakeApi {
 
         docker(&["network", "create", "--label", &label, &network]);
         let api = format!("{network}-fake");
+        // The agent image carries `claude-bottle.managed`, which Docker copies onto the fake:
+        // a `cleanup` run by another test would take it for a leftover bottle. Naming this
+        // (live) test process as its launcher keeps it out of every cleanup.
+        let identity = format!(
+            "{}=e2e-fake-{}",
+            bottle_docker::names::label::IDENTITY,
+            std::process::id()
+        );
+        let launcher = format!(
+            "{}={}",
+            bottle_docker::names::label::LAUNCHER,
+            bottle_docker::liveness::current().expect("the test's launcher label")
+        );
         docker(&[
             "create",
             "--name",
             &api,
             "--label",
             &label,
+            "--label",
+            &identity,
+            "--label",
+            &launcher,
             "--network",
             &network,
             "--network-alias",
