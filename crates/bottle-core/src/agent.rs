@@ -84,17 +84,22 @@ pub enum LaunchSecret {
     ProxyUrl,
 }
 
-/// The value of a fixed variable under this contract, or `None` for the proxy URL, which holds
-/// the bottle's proxy credential and so is a [`LaunchSecret::ProxyUrl`] made at launch.
-pub fn fixed_value(value: FixedValue) -> Option<String> {
-    Some(match value {
-        FixedValue::ProxyUrl => return None,
+/// What a fixed variable holds in a session with or without `--remote-control`: a value of
+/// this contract, the proxy URL (it holds the bottle's proxy credential, so it is a
+/// [`LaunchSecret::ProxyUrl`] made at launch), or `None` when the session leaves it unset:
+/// `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC` with `--remote-control`, which needs the feature
+/// flags that variable turns off (Claude Code reads any value, `0` too, as set).
+pub fn fixed_value(value: FixedValue, remote_control: bool) -> Option<AgentEnvValue> {
+    Some(AgentEnvValue::Fixed(match value {
+        FixedValue::ProxyUrl => return Some(AgentEnvValue::Launch(LaunchSecret::ProxyUrl)),
         FixedValue::NoProxy => NO_PROXY.to_owned(),
         FixedValue::Enabled => "1".to_owned(),
+        FixedValue::OnUnlessRemoteControl if remote_control => return None,
+        FixedValue::OnUnlessRemoteControl => "1".to_owned(),
         FixedValue::CaFile => CA_FILE.to_owned(),
         FixedValue::CaBundle => CA_BUNDLE.to_owned(),
         FixedValue::Home => HOME.to_owned(),
-    })
+    }))
 }
 
 /// Where an agent variable's value comes from.
@@ -123,17 +128,17 @@ pub struct AgentEnv {
 
 /// The agent's whole environment for `bottle`: the fixed variables first, then each manifest
 /// entry and placeholder by name, once. A name the contract fixes is never taken from the
-/// manifest, whatever the manifest says: the manifest refuses them, and this is the second
-/// wall (a bottle built in code does not pass the manifest's checks).
-pub fn environment(bottle: &BottleDef) -> Vec<AgentEnv> {
+/// manifest, whatever the manifest says (even one this session leaves unset): the manifest
+/// refuses them, and this is the second wall (a bottle built in code does not pass the
+/// manifest's checks).
+pub fn environment(bottle: &BottleDef, remote_control: bool) -> Vec<AgentEnv> {
     let mut env: Vec<AgentEnv> = FIXED_ENV
         .iter()
-        .map(|(name, value)| AgentEnv {
-            name: (*name).to_owned(),
-            value: match fixed_value(*value) {
-                Some(fixed) => AgentEnvValue::Fixed(fixed),
-                None => AgentEnvValue::Launch(LaunchSecret::ProxyUrl),
-            },
+        .filter_map(|(name, value)| {
+            Some(AgentEnv {
+                name: (*name).to_owned(),
+                value: fixed_value(*value, remote_control)?,
+            })
         })
         .collect();
     let from_manifest = bottle
@@ -142,7 +147,7 @@ pub fn environment(bottle: &BottleDef) -> Vec<AgentEnv> {
         .map(|e| e.name.as_str())
         .chain(bottle.placeholder_env.iter().map(|(n, _)| n.as_str()));
     for name in from_manifest {
-        if env.iter().any(|e| e.name == name) {
+        if env.iter().any(|e| e.name == name) || FIXED_ENV.iter().any(|(fixed, _)| *fixed == name) {
             continue;
         }
         env.push(AgentEnv {
@@ -215,7 +220,7 @@ mod tests {
             EnvEntry::new("GH_HOST", EnvSource::Host("Y".into())),
         ];
         bottle.placeholder_env = vec![("GH_HOST".into(), "p".into()), ("T".into(), "p".into())];
-        let env = environment(&bottle);
+        let env = environment(&bottle, false);
         let https: Vec<_> = env.iter().filter(|e| e.name == "HTTPS_PROXY").collect();
         assert_eq!(https.len(), 1);
         assert_eq!(
@@ -228,7 +233,7 @@ mod tests {
 
     #[test]
     fn every_proxy_variable_carries_the_launch_credential_and_nothing_else_is_secret() {
-        let env = environment(&BottleDef::new("b"));
+        let env = environment(&BottleDef::new("b"), false);
         for e in &env {
             let is_proxy = e.name.eq_ignore_ascii_case("http_proxy")
                 || e.name.eq_ignore_ascii_case("https_proxy");
@@ -239,5 +244,38 @@ mod tests {
             );
         }
         assert_eq!(proxy_url_with("abc123"), "http://bottle:abc123@egress:9099");
+    }
+
+    #[test]
+    fn claude_code_traffic_switches_are_set_and_remote_control_keeps_feature_flags() {
+        let mut bottle = BottleDef::new("b");
+        bottle.env = vec![EnvEntry::new(
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+            EnvSource::Host("X".into()),
+        )];
+        let fixed = |rc| -> Vec<(String, AgentEnvValue)> {
+            environment(&bottle, rc)
+                .into_iter()
+                .filter(|e| e.name.contains("DISABLE"))
+                .map(|e| (e.name, e.value))
+                .collect()
+        };
+        let one = |n: &str| (n.to_owned(), AgentEnvValue::Fixed("1".into()));
+        assert_eq!(
+            fixed(false),
+            [
+                one("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"),
+                one("DISABLE_AUTOUPDATER"),
+                one("CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL"),
+            ]
+        );
+        assert_eq!(
+            fixed(true),
+            [
+                one("DISABLE_AUTOUPDATER"),
+                one("CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL"),
+            ],
+            "remote control needs feature flags; the manifest still cannot set the variable"
+        );
     }
 }

@@ -324,8 +324,9 @@ pub trait BottleBackend: Send + Sync + 'static {
         ctx: &LaunchContext<'_>,
     ) -> impl Future<Output = Result<Self::Bottle>> + Send;
 
-    /// Provisions the running bottle. Provided: CA → prompt → skills → working tree → git →
-    /// supervise, each reported as a step; a step with nothing to do for this bottle is
+    /// Provisions the running bottle. Provided: CA → Claude Code's configuration → prompt →
+    /// skills → working tree → git → supervise, each reported as a step; a step with nothing to
+    /// do for this bottle is
     /// skipped and not reported ([`PreparedSpec::needs`]; the CA step when the bottle has no
     /// [`ca_pem`](Bottle::ca_pem)). An error is wrapped in [`Error::Step`] naming the failing
     /// step.
@@ -348,6 +349,9 @@ pub trait BottleBackend: Send + Sync + 'static {
                 ctx.events.emit(Event::StepStarted { step });
                 let result = match step {
                     Step::ProvisionCa => self.provision_ca(plan, bottle, ctx).await,
+                    Step::ConfigureClaudeCode => {
+                        self.configure_claude_code(plan, bottle, ctx).await
+                    }
                     Step::ProvisionPrompt => self
                         .provision_prompt(plan, bottle, ctx)
                         .await
@@ -388,6 +392,18 @@ pub trait BottleBackend: Send + Sync + 'static {
                 None => Ok(()),
             }
         }
+    }
+
+    /// Writes Claude Code's own configuration, so that it opens at its prompt with the
+    /// agent's permission mode. Default: [`provision::configure_claude_code`].
+    fn configure_claude_code(
+        &self,
+        plan: &Self::Plan,
+        bottle: &Self::Bottle,
+        ctx: &LaunchContext<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = ctx;
+        provision::configure_claude_code(bottle, &plan.prepared().agent)
     }
 
     /// Copies the prompt in; returns its path in the bottle when the agent has a prompt.

@@ -114,6 +114,10 @@ pub fn check(backend: &str, spec: &BottleSpec, host: &HostContext) -> Result<Pre
         }
     }
 
+    if agent.claude.theme.is_none() {
+        agent.claude.theme = host.claude_theme();
+    }
+
     let (identity, resuming) = match &spec.identity {
         Some(identity) => (identity.clone(), true),
         None => (fresh_identity(&agent.name, host)?, false),

@@ -18,6 +18,8 @@ pub enum Step {
     Launch,
     /// Install the per-bottle CA into the agent's trust store.
     ProvisionCa,
+    /// Write Claude Code's own configuration (onboarding, trust, theme, permission mode).
+    ConfigureClaudeCode,
     /// Copy the agent's prompt in.
     ProvisionPrompt,
     /// Copy the agent's skills in.
@@ -38,8 +40,9 @@ pub enum Step {
 
 impl Step {
     /// The provisioning steps, in the order `provision` runs them.
-    pub const PROVISION: [Step; 6] = [
+    pub const PROVISION: [Step; 7] = [
         Step::ProvisionCa,
+        Step::ConfigureClaudeCode,
         Step::ProvisionPrompt,
         Step::ProvisionSkills,
         Step::CopyWorkdir,
@@ -48,9 +51,10 @@ impl Step {
     ];
 
     /// Every step, in the order of a bottle's life.
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 11] = [
         Step::Launch,
         Step::ProvisionCa,
+        Step::ConfigureClaudeCode,
         Step::ProvisionPrompt,
         Step::ProvisionSkills,
         Step::CopyWorkdir,
@@ -67,6 +71,7 @@ impl Step {
         match self {
             Step::Launch => "launch",
             Step::ProvisionCa => "provision-ca",
+            Step::ConfigureClaudeCode => "configure-claude-code",
             Step::ProvisionPrompt => "provision-prompt",
             Step::ProvisionSkills => "provision-skills",
             Step::CopyWorkdir => "copy-workdir",
@@ -83,6 +88,7 @@ impl Step {
         match self {
             Step::Launch => "launch",
             Step::ProvisionCa => "install CA",
+            Step::ConfigureClaudeCode => "configure Claude Code",
             Step::ProvisionPrompt => "copy prompt",
             Step::ProvisionSkills => "copy skills",
             Step::CopyWorkdir => "copy working tree",

@@ -54,6 +54,27 @@ impl HostContext {
         Self::new(home, env)
     }
 
+    /// The theme of the host's Claude Code: `theme` of `~/.claude/settings.json`, else of
+    /// `~/.claude.json` (the order Claude Code itself reads them in). Only that key is read,
+    /// and only a plain name (`dark`, `light-daltonized`) is taken: nothing else of the host's
+    /// files reaches the bottle. Unreadable files or other values count as no theme.
+    pub fn claude_theme(&self) -> Option<String> {
+        [
+            self.home.join(".claude").join("settings.json"),
+            self.home.join(".claude.json"),
+        ]
+        .iter()
+        .find_map(|file| {
+            let text = std::fs::read(file).ok()?;
+            let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
+            let theme = value.get("theme")?.as_str()?;
+            let plain = !theme.is_empty()
+                && theme.len() <= 40
+                && theme.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+            plain.then(|| theme.to_owned())
+        })
+    }
+
     /// A host variable, if set.
     pub fn var(&self, name: &str) -> Option<&str> {
         self.env.get(name).map(String::as_str)

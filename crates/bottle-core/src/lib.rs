@@ -115,8 +115,8 @@ pub use registry::{
 pub use secret::{SecretPrompt, SecretString, Secrets};
 pub use sidecar::{Readiness, SidecarEnv, SidecarEnvValue, SidecarSpec};
 pub use spec::{
-    AgentSpec, BottleDef, BottleSpec, EgressSpec, EnvEntry, EnvMode, EnvSource, GitEntry, GitUser,
-    ManifestSource, StaticManifest,
+    AgentSpec, BottleDef, BottleSpec, ClaudeSettings, EgressSpec, EnvEntry, EnvMode, EnvSource,
+    GitEntry, GitUser, ManifestSource, StaticManifest,
 };
 pub use state::{BottleState, StateStore};
 pub use terminal::{NoTerminal, TerminalHost};

@@ -9,7 +9,9 @@ use bottle_manifest::{EnvValue, Manifest, ManifestError, ManifestIndex};
 
 use crate::error::BoxError;
 use crate::secret::SecretString;
-use crate::spec::{AgentSpec, BottleDef, EgressSpec, EnvEntry, EnvSource, ManifestSource};
+use crate::spec::{
+    AgentSpec, BottleDef, ClaudeSettings, EgressSpec, EnvEntry, EnvSource, ManifestSource,
+};
 
 impl ManifestSource for ManifestIndex {
     fn agent_names(&self) -> Vec<String> {
@@ -71,6 +73,10 @@ impl From<&Manifest> for AgentSpec {
                 },
                 supervise: bottle.supervise,
                 image: bottle.image.clone(),
+            },
+            claude: ClaudeSettings {
+                permission_mode: manifest.agent.permission_mode,
+                theme: None,
             },
         }
     }

@@ -190,6 +190,8 @@ pub struct PlanSummary {
     pub claude_credential: Option<String>,
     /// Whether Claude Code runs with `--remote-control`.
     pub remote_control: bool,
+    /// Claude Code's permission mode in the bottle.
+    pub permission_mode: bottle_manifest::PermissionMode,
     /// The isolation runtime (`runc`, `runsc`, `vm`...).
     pub runtime: String,
     /// The image.
@@ -255,6 +257,7 @@ impl PlanSummary {
             claude_credential: bottle_manifest::claude_route_auth(&bottle.egress.routes)
                 .map(|auth| auth.token_ref().to_owned()),
             remote_control: prepared.remote_control,
+            permission_mode: prepared.agent.claude.permission_mode,
             runtime: String::new(),
             image: String::new(),
             details: Vec::new(),

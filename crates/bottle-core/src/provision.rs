@@ -2,7 +2,8 @@
 //! [`Bottle`] handle so that a backend only implements transport.
 //!
 //! [`BottleBackend::provision`](crate::BottleBackend::provision) runs these in order (CA →
-//! prompt → skills → working tree → git → supervise), each as a reported [`Step`](crate::Step), and
+//! Claude Code's configuration → prompt → skills → working tree → git → supervise), each as a
+//! reported [`Step`](crate::Step), and
 //! skips a step with nothing to do. A backend overrides a step only when it can do better than
 //! the handle's primitives (baking the CA into an image, say); the default implementations of
 //! the `provision_*` methods call these functions.
@@ -12,7 +13,9 @@
 
 use std::path::Path;
 
+use bottle_manifest::PermissionMode;
 use bottle_manifest::gitconfig::{GateEndpoint, render_gitconfig};
+use serde_json::json;
 
 use crate::agent::{
     CA_BUNDLE, CA_FILE, GITCONFIG_FILE, HOME, PROMPT_FILE, SKILLS_DIR, SYSTEM_CA_FILE, WORKDIR,
@@ -20,7 +23,96 @@ use crate::agent::{
 use crate::backend::{Bottle, BottleFile, ExecUser, FileOwner, HostTree};
 use crate::error::{Error, Result};
 use crate::plan::SkillSource;
-use crate::spec::{GitEntry, GitUser};
+use crate::spec::{AgentSpec, GitEntry, GitUser};
+
+/// Claude Code's user state (onboarding, the approved API key, trusted folders), owned by the
+/// agent: Claude Code rewrites it as it runs.
+pub const CLAUDE_STATE_FILE: &str = "/home/node/.claude.json";
+/// Claude Code's user settings (the theme), owned by the agent.
+pub const CLAUDE_SETTINGS_FILE: &str = "/home/node/.claude/settings.json";
+/// Claude Code's managed settings (the permission mode), owned by root and read-only to the
+/// agent, so the agent cannot lower what the bottle chose.
+pub const MANAGED_SETTINGS_FILE: &str = "/etc/claude-code/managed-settings.json";
+/// The credential variable Claude Code asks about ("Do you want to use this API key?") unless
+/// its value's last [`APPROVED_KEY_SUFFIX`] characters are approved.
+const API_KEY_VAR: &str = "ANTHROPIC_API_KEY";
+/// How many trailing characters of an API key Claude Code records as approved.
+const APPROVED_KEY_SUFFIX: usize = 20;
+
+/// The files that make a fresh bottle open at Claude Code's prompt, with no question asked
+/// (measured for Claude Code 2.1.332):
+///
+/// - [`CLAUDE_STATE_FILE`]: `hasCompletedOnboarding` (skips the theme picker and the security
+///   notes, and with them the onboarding connectivity checks), the trust of [`WORKDIR`]
+///   (`projects[WORKDIR].hasTrustDialogAccepted`) and, when the agent holds an API-key
+///   placeholder, `customApiKeyResponses.approved` with the placeholder's last 20 characters:
+///   the value the agent holds, never anything of the real key (which the egress injects).
+/// - [`CLAUDE_SETTINGS_FILE`]: the host's `theme`, when it has one.
+/// - [`MANAGED_SETTINGS_FILE`]: `permissions.defaultMode` from the agent's `permission_mode`,
+///   and for `bypassPermissions` `skipDangerousModePermissionPrompt` (its "are you sure"
+///   screen). Managed, so no flag is needed and `--continue` and the user's arguments work.
+///
+/// Nothing here is secret.
+pub fn claude_code_files(agent: &AgentSpec) -> Vec<BottleFile> {
+    let mut state = json!({
+        "hasCompletedOnboarding": true,
+        "projects": { WORKDIR: { "hasTrustDialogAccepted": true } },
+    });
+    let placeholder = agent
+        .bottle
+        .placeholder_env
+        .iter()
+        .find(|(name, _)| name == API_KEY_VAR)
+        .map(|(_, value)| value.as_str());
+    if let Some(placeholder) = placeholder {
+        let start = placeholder
+            .char_indices()
+            .rev()
+            .nth(APPROVED_KEY_SUFFIX - 1)
+            .map_or(0, |(i, _)| i);
+        state["customApiKeyResponses"] =
+            json!({ "approved": [&placeholder[start..]], "rejected": [] });
+    }
+    let mode = agent.claude.permission_mode;
+    let mut managed = json!({ "permissions": { "defaultMode": mode.as_str() } });
+    if mode == PermissionMode::BypassPermissions {
+        managed["skipDangerousModePermissionPrompt"] = json!(true);
+    }
+    let pretty = |v: &serde_json::Value| {
+        let mut text = serde_json::to_string_pretty(v).unwrap_or_default();
+        text.push('\n');
+        text
+    };
+
+    let mut files = vec![BottleFile::file(
+        CLAUDE_STATE_FILE,
+        pretty(&state),
+        0o600,
+        FileOwner::AGENT,
+    )];
+    if let Some(theme) = &agent.claude.theme {
+        files.extend(dirs_between(HOME, CLAUDE_SETTINGS_FILE, FileOwner::AGENT));
+        files.push(BottleFile::file(
+            CLAUDE_SETTINGS_FILE,
+            pretty(&json!({ "theme": theme })),
+            0o644,
+            FileOwner::AGENT,
+        ));
+    }
+    files.extend(dirs_between("/etc", MANAGED_SETTINGS_FILE, FileOwner::ROOT));
+    files.push(BottleFile::file(
+        MANAGED_SETTINGS_FILE,
+        pretty(&managed),
+        0o644,
+        FileOwner::ROOT,
+    ));
+    files
+}
+
+/// Writes [`claude_code_files`] into the bottle.
+pub async fn configure_claude_code<B: Bottle>(bottle: &B, agent: &AgentSpec) -> Result<()> {
+    bottle.write_files(&claude_code_files(agent)).await
+}
 
 /// Makes the agent trust the per-bottle CA: [`CA_FILE`] for `NODE_EXTRA_CA_CERTS`, appended
 /// to the system bundle [`CA_BUNDLE`], and linked under its subject hash in `/etc/ssl/certs`

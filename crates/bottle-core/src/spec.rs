@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bottle_manifest::{AgentImage, LogMode, Origin, Route};
+use bottle_manifest::{AgentImage, LogMode, Origin, PermissionMode, Route};
 
 use crate::error::BoxError;
 use crate::identity::Identity;
@@ -128,6 +128,20 @@ pub struct AgentSpec {
     pub skills: Vec<String>,
     /// The agent's bottle, after `extends` folding.
     pub bottle: BottleDef,
+    /// Claude Code's own settings in the bottle (see [`crate::provision::claude_code_files`]).
+    pub claude: ClaudeSettings,
+}
+
+/// Claude Code's own settings in the bottle: what the agent chose and what the host's Claude
+/// Code shows. Nothing here is secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaudeSettings {
+    /// The permission mode (the agent's `permission_mode:`; default
+    /// [`PermissionMode::BypassPermissions`]: the bottle is the sandbox).
+    pub permission_mode: PermissionMode,
+    /// The theme of the host's Claude Code (`~/.claude/settings.json` `theme`, else
+    /// `~/.claude.json` `theme`), read by `prepare`; only that key, and only a plain name.
+    pub theme: Option<String>,
 }
 
 impl AgentSpec {
@@ -140,6 +154,7 @@ impl AgentSpec {
             prompt: String::new(),
             skills: Vec::new(),
             bottle,
+            claude: ClaudeSettings::default(),
         }
     }
 }

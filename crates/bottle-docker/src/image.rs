@@ -32,8 +32,11 @@ pub const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
 /// The repository of agent image tags: `claude-bottle-agent:<content hash>`.
 pub const AGENT_IMAGE_REPO: &str = "claude-bottle-agent";
 
-/// The npm version (or dist-tag) of `@anthropic-ai/claude-code` installed unless overridden.
-pub const DEFAULT_CLAUDE_CODE_VERSION: &str = "latest";
+/// The npm version of `@anthropic-ai/claude-code` installed unless overridden: pinned, so an
+/// image is reproducible and its content-hash tag changes exactly when the version does (the
+/// `latest` dist-tag moves every working day). The built-in route table and the provisioned
+/// configuration were measured on this version; bump them together.
+pub const DEFAULT_CLAUDE_CODE_VERSION: &str = "2.1.332";
 
 /// The repository of the egress image.
 pub const EGRESS_IMAGE_REPO: &str = "claude-bottle-egress";
@@ -106,6 +109,9 @@ impl ImageSettings {
         }
         if let Some(dockerfile) = &image.dockerfile {
             self.dockerfile = Some(dockerfile.clone());
+        }
+        if let Some(version) = &image.claude_code_version {
+            self.claude_code_version = Some(version.clone());
         }
         self
     }
@@ -439,6 +445,37 @@ mod tests {
     }
 
     #[test]
+    fn the_claude_code_version_is_pinned_and_the_manifest_wins_over_the_environment() {
+        assert!(
+            DEFAULT_CLAUDE_CODE_VERSION
+                .split('.')
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+            "a version, not a moving dist-tag: {DEFAULT_CLAUDE_CODE_VERSION}"
+        );
+        assert!(
+            AGENT_DOCKERFILE.contains(&format!(
+                "ARG CLAUDE_CODE_VERSION={DEFAULT_CLAUDE_CODE_VERSION}"
+            )),
+            "the Dockerfile's own default is the same pin"
+        );
+        let from_env = ImageSettings::from_lookup(|n| {
+            (n == env::CLAUDE_CODE_VERSION).then(|| "2.1.330".to_owned())
+        });
+        assert_eq!(from_env.claude_code_version.as_deref(), Some("2.1.330"));
+        let image = bottle_manifest::AgentImage {
+            claude_code_version: Some("2.1.331".to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(
+            from_env
+                .with_manifest(&image)
+                .claude_code_version
+                .as_deref(),
+            Some("2.1.331")
+        );
+    }
+
+    #[test]
     fn settings_come_from_the_environment() {
         let vars = BTreeMap::from([
             (env::BASE_IMAGE, "my/base:1"),
@@ -511,6 +548,8 @@ mod tests {
             "nodejs npm",
             "python3",
             "@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}",
+            "ARG CLAUDE_CODE_VERSION=2.1.332",
+            "claude-code-linux-x64-musl",
             "useradd --uid 1000 --gid node",
             "NODE_EXTRA_CA_CERTS=",
             "COPY build-cas/",

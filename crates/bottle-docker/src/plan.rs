@@ -598,7 +598,7 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
     // environment is bottle-core's agent contract (fixed variables win over the manifest);
     // each sidecar with an alias is in its /etc/hosts, and its only resolver is the egress
     // (see the module docs).
-    let agent_env = agent::environment(bottle)
+    let agent_env = agent::environment(bottle, prepared.remote_control)
         .into_iter()
         .map(|e| PlannedEnv {
             name: e.name,

@@ -194,12 +194,19 @@ impl Verdict {
                 warning: None,
                 probe_at_launch: false,
             },
-            Some(why) => RuntimeChoice::runc(
-                format!("gVisor (runsc) failed its networked probe{when}"),
-                Some(format!(
-                    "gVisor (runsc) is registered but cannot run a networked container ({why}); the agent runs under runc"
-                )),
-            ),
+            // The warning is one line a person reads; the engine's error (often several lines
+            // of OCI runtime detail) goes to the debug log (`claude-bottle -v`).
+            Some(why) => {
+                tracing::debug!(error = %why, "gVisor (runsc) failed its networked probe{when}");
+                RuntimeChoice::runc(
+                    format!("gVisor (runsc) failed its networked probe{when}"),
+                    Some(
+                        "gVisor (runsc) cannot run a networked container on this engine; the \
+                         agent runs under runc (-v shows the engine's error)"
+                            .to_owned(),
+                    ),
+                )
+            }
         }
     }
 }

@@ -28,6 +28,10 @@ pub enum FixedValue {
     CaBundle,
     /// The agent user's home.
     Home,
+    /// `1`, except in a session with Remote Control, which needs the feature flags this
+    /// switch turns off: the agent then does not get the variable at all (Claude Code reads
+    /// `0` as set too).
+    OnUnlessRemoteControl,
 }
 
 /// Every variable the agent gets from claude-bottle itself, in the order it is set.
@@ -45,6 +49,19 @@ pub const FIXED_ENV: &[(&str, FixedValue)] = &[
     ("CURL_CA_BUNDLE", FixedValue::CaBundle),
     ("GIT_SSL_CAINFO", FixedValue::CaBundle),
     ("HOME", FixedValue::Home),
+    // Claude Code's traffic switches: with them (and onboarding pre-written) Claude Code
+    // 2.1.332 contacts only what the built-in route table allows (see `builtin`). No
+    // telemetry, feature flags, changelog or model catalog requests; no self-update (the
+    // image pins the version); no plugin-marketplace download.
+    (
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        FixedValue::OnUnlessRemoteControl,
+    ),
+    ("DISABLE_AUTOUPDATER", FixedValue::Enabled),
+    (
+        "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL",
+        FixedValue::Enabled,
+    ),
 ];
 
 /// The Claude credentials the egress injects: the agent holds at most a placeholder, never a
@@ -71,6 +88,8 @@ mod tests {
         }
         assert!(is_reserved("CLAUDE_CODE_OAUTH_TOKEN"));
         assert!(is_reserved("ANTHROPIC_API_KEY"));
+        assert!(is_reserved("DISABLE_AUTOUPDATER"));
+        assert!(is_reserved("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"));
         assert!(!is_reserved("GH_TOKEN"));
         assert!(
             !is_reserved("https_PROXY"),

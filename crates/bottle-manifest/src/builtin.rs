@@ -6,19 +6,72 @@ use crate::route::{AuthScheme, Route, RouteAuth, TokenRef};
 /// The Claude API host, whose route carries the host's Claude credential.
 pub const ANTHROPIC_API_HOST: &str = "api.anthropic.com";
 
-/// Hosts Claude Code itself needs, in route-table order. Every bottle's effective route table
-/// starts with these (a bottle route for the same host replaces the built-in one).
+/// One route of Claude Code's own table: a host, pinned to the methods and path prefixes the
+/// measured Claude Code version needs, and why it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinRoute {
+    /// The host.
+    pub host: &'static str,
+    /// The methods allowed on every listed path (a route has one method list).
+    pub methods: &'static [&'static str],
+    /// The path prefixes allowed (at a segment boundary; the query is not part of the path).
+    pub paths: &'static [&'static str],
+    /// Why Claude Code needs it, for the docs and the tests.
+    pub why: &'static str,
+}
+
+/// The hosts, methods and paths Claude Code needs in a bottle, in route-table order: exactly
+/// what Claude Code 2.1.332 contacts once onboarding is pre-written
+/// ([`crate::agent_env`]'s traffic switches set, see `bottle_core::provision`), measured against
+/// a fake of every host (`/work/notes/claude-code-observations.md` §1). Every bottle's
+/// effective route table starts with these; a bottle route for the same host replaces the
+/// built-in one.
 ///
-/// `raw.githubusercontent.com`, which the original tool allowed, is left out on purpose: it
-/// serves any public file on GitHub, and Claude Code works without it.
-pub const CLAUDE_CODE_HOSTS: &[&str] = &[
-    ANTHROPIC_API_HOST,
-    "statsig.anthropic.com",
-    "sentry.io",
-    "claude.ai",
-    "platform.claude.com",
-    "downloads.claude.ai",
+/// A route has one `methods` list for all its paths, and one route per host, so the
+/// api.anthropic.com route allows GET and POST on each of its prefixes: GET
+/// `/v1/messages/batches` (the account's message batches) is reachable with the injected
+/// credential too. That is the same account the agent already spends through
+/// `POST /v1/messages`, reached through the same credential, and nothing of it leaves for
+/// another host; a finer shape (methods per path) is not in the route vocabulary.
+///
+/// Left out on purpose (never contacted by 2.1.332, or not needed with the switches set):
+/// `statsig.anthropic.com`, `sentry.io` and `claude.ai` (never contacted), `downloads.claude.ai`
+/// (the native updater, the plugin marketplace and the model catalog),
+/// `raw.githubusercontent.com` (the changelog; it serves any public file on GitHub),
+/// `registry.npmjs.org` (the updater's version check) and `github.com` (the marketplace's git
+/// clone).
+pub const CLAUDE_CODE_ROUTES: &[BuiltinRoute] = &[
+    BuiltinRoute {
+        host: ANTHROPIC_API_HOST,
+        methods: &["GET", "POST"],
+        paths: &[
+            // The turn: `POST /v1/messages?beta=true`; `/v1/messages/count_tokens` too.
+            "/v1/messages",
+            // The organisation's policy and remote managed settings, fetched at every start;
+            // refused, Claude Code warns on screen and drops its default permission mode.
+            "/api/claude_code/policy_limits",
+            "/api/claude_code/settings",
+            // WebFetch's preflight, `GET /api/web/domain_info?domain=…`, before every fetch.
+            "/api/web/domain_info",
+            // The onboarding connectivity check, made only while onboarding is not done
+            // (provisioning pre-writes it); refused then, Claude Code exits 1.
+            "/api/hello",
+        ],
+        why: "the Messages API, org policy and settings, WebFetch's preflight; the host \
+              credential is injected here",
+    },
+    BuiltinRoute {
+        host: "platform.claude.com",
+        methods: &["GET"],
+        paths: &["/v1/oauth/hello"],
+        why: "the other half of the onboarding connectivity check, made before an interactive \
+              session opens while onboarding is not done (with an API key too); refused then, \
+              Claude Code exits 1",
+    },
 ];
+
+/// The hosts of [`CLAUDE_CODE_ROUTES`], in order.
+pub const CLAUDE_CODE_HOSTS: &[&str] = &[ANTHROPIC_API_HOST, "platform.claude.com"];
 
 /// The name of the built-in agent and bottle.
 pub const DEFAULT_NAME: &str = "default";
@@ -87,17 +140,33 @@ impl ClaudeAuth {
     }
 }
 
-/// Claude Code's required routes: routes to [`CLAUDE_CODE_HOSTS`], the API route carrying
+/// Claude Code's required routes: [`CLAUDE_CODE_ROUTES`] as routes, the API route carrying
 /// `auth` when a host credential is known. Every one strips the credentials the client sends
 /// (`strip_client_credentials`), so that the agent cannot use these hosts with a credential of
 /// its own, such as an account it was told to write to.
 pub fn claude_code_routes(auth: Option<ClaudeAuth>) -> Vec<Route> {
-    CLAUDE_CODE_HOSTS
+    CLAUDE_CODE_ROUTES
         .iter()
-        .map(|host| {
-            let mut route = Route::host(host);
+        .map(|builtin| {
+            let mut route = Route::host(builtin.host);
             route.strip_client_credentials = true;
-            if *host == ANTHROPIC_API_HOST {
+            route.methods = builtin
+                .methods
+                .iter()
+                .map(|m| {
+                    m.parse()
+                        .unwrap_or_else(|_| unreachable!("a valid method literal"))
+                })
+                .collect();
+            route.path_allowlist = builtin
+                .paths
+                .iter()
+                .map(|p| {
+                    p.parse()
+                        .unwrap_or_else(|_| unreachable!("a valid path literal"))
+                })
+                .collect();
+            if builtin.host == ANTHROPIC_API_HOST {
                 route.auth = auth.map(ClaudeAuth::route_auth);
             }
             route
@@ -136,7 +205,57 @@ mod tests {
             for route in &routes {
                 assert!(route.strips_client_credentials(), "{}", route.host);
                 assert!(route.check().is_empty(), "{}", route.host);
+                assert!(route.limits_requests(), "{} is pinned", route.host);
             }
+        }
+    }
+
+    #[test]
+    fn the_table_is_exactly_what_claude_code_needs() {
+        let routes = claude_code_routes(Some(ClaudeAuth::ApiKey));
+        let shape: Vec<(String, Vec<String>, Vec<String>, bool)> = routes
+            .iter()
+            .map(|r| {
+                (
+                    r.host.to_string(),
+                    r.methods.iter().map(ToString::to_string).collect(),
+                    r.path_allowlist.iter().map(ToString::to_string).collect(),
+                    r.auth.is_some(),
+                )
+            })
+            .collect();
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            shape,
+            [
+                (
+                    "api.anthropic.com".to_owned(),
+                    owned(&["GET", "POST"]),
+                    owned(&[
+                        "/v1/messages",
+                        "/api/claude_code/policy_limits",
+                        "/api/claude_code/settings",
+                        "/api/web/domain_info",
+                        "/api/hello",
+                    ]),
+                    true,
+                ),
+                (
+                    "platform.claude.com".to_owned(),
+                    owned(&["GET"]),
+                    owned(&["/v1/oauth/hello"]),
+                    false,
+                ),
+            ]
+        );
+        let api = &routes[0];
+        for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+            assert!(api.path_allowlist.iter().any(|p| p.allows(path)), "{path}");
+        }
+        for path in ["/api/hello/x/../../v1", "/api/eval/sdk-x", "/v1/files"] {
+            let allowed = api.path_allowlist.iter().any(|p| p.allows(path))
+                && crate::route::path_problem(path).is_none();
+            assert!(!allowed, "{path} is outside the table");
         }
     }
 }

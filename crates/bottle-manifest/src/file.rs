@@ -15,7 +15,7 @@ use crate::escape::escape;
 use crate::git::{self, GitField, GitUser, RefPattern};
 use crate::layout::Layout;
 use crate::model::{
-    AgentImage, EnvValue, EnvVar, GitEntry, GitUpstream, Literal, RepositoryAgents,
+    AgentImage, EnvValue, EnvVar, GitEntry, GitUpstream, Literal, PermissionMode, RepositoryAgents,
 };
 use crate::route::{self, LogMode, RawRoute, Route, RouteKey};
 use crate::yaml::{self, YamlError, YamlErrorKind};
@@ -96,6 +96,7 @@ pub(crate) struct AgentFile {
     pub(crate) bottle_pos: Pos,
     pub(crate) skills: Vec<String>,
     pub(crate) prompt: String,
+    pub(crate) permission_mode: PermissionMode,
 }
 
 /// A parsed bottle file, before `extends` is folded.
@@ -278,6 +279,7 @@ fn removed_key(key: &str) -> Option<(String, &'static str)> {
 struct RawAgent {
     bottle: Option<Spanned<String>>,
     skills: Option<Spanned<Vec<Spanned<String>>>>,
+    permission_mode: Option<Spanned<String>>,
     // Claude Code sub-agent fields, accepted and ignored so one file serves both tools.
     #[allow(dead_code)]
     name: Option<IgnoredAny>,
@@ -358,11 +360,31 @@ pub(crate) fn parse_agent(src: &Source) -> Result<AgentFile, Vec<Diagnostic>> {
         }
     }
 
+    let mut permission_mode = PermissionMode::default();
+    if let Some(mode) = raw.permission_mode {
+        match mode.value.parse() {
+            Ok(parsed) => permission_mode = parsed,
+            Err(()) => {
+                let names = PermissionMode::ALL.map(PermissionMode::as_str);
+                let mut hint = format!("use one of {}", names.join(", "));
+                if let Some(best) = yaml::did_you_mean(&mode.value, names) {
+                    hint.push_str(&format!("; did you mean `{best}`?"));
+                }
+                diags.push(src.diag(
+                    at(pos_of(&mode)),
+                    format!("`{}` is not a permission mode", escape(&mode.value)),
+                    Some(hint),
+                ));
+            }
+        }
+    }
+
     if diags.is_empty() {
         Ok(AgentFile {
             bottle,
             bottle_pos,
             skills,
+            permission_mode,
             prompt: split.body.trim_start_matches(['\n', '\r']).to_owned(),
         })
     } else {
@@ -392,6 +414,7 @@ struct RawBottle {
 struct RawImage {
     base: Option<Spanned<String>>,
     dockerfile: Option<Spanned<String>>,
+    claude_code_version: Option<Spanned<String>>,
 }
 
 /// `extends: name` or `extends: [a, b]`.
@@ -532,15 +555,21 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
             continue;
         }
         if crate::agent_env::is_reserved(&name.value) {
-            diags.push(src.diag(
-                name_pos,
-                format!("`{}` is set by claude-bottle and cannot be set in a manifest", name.value),
-                Some(
-                    "the agent's proxy, CA, home and Claude credential variables are managed for it; \
-                     to give a credential to a host, use an `egress.routes` entry with `auth`"
-                        .to_owned(),
+            diags.push(
+                src.diag(
+                    name_pos,
+                    format!(
+                        "`{}` is set by claude-bottle and cannot be set in a manifest",
+                        name.value
+                    ),
+                    Some(
+                        "the agent's proxy, CA, home, Claude credential and Claude Code traffic \
+                     variables are managed for it; to give a credential to a host, use an \
+                     `egress.routes` entry with `auth`"
+                            .to_owned(),
+                    ),
                 ),
-            ));
+            );
             continue;
         }
         let v = value.value;
@@ -790,6 +819,23 @@ pub(crate) fn parse_bottle(src: &Source, layout: &Layout) -> Result<BottleFile, 
                 Err(m) => diags.push(src.diag(at(pos_of(&dockerfile)), m, None)),
             }
         }
+        if let Some(version) = image.claude_code_version {
+            if is_npm_version(&version.value) {
+                out.image.claude_code_version = Some(version.value);
+            } else {
+                diags.push(
+                    src.diag(
+                        at(pos_of(&version)),
+                        format!("`{}` is not an npm version", escape(&version.value)),
+                        Some(
+                            "write a version of @anthropic-ai/claude-code, e.g. `2.1.332`; a \
+                         dist-tag such as `latest` moves and would not rebuild the image"
+                                .to_owned(),
+                        ),
+                    ),
+                );
+            }
+        }
     }
 
     if diags.is_empty() {
@@ -808,6 +854,22 @@ fn is_image_reference(raw: &str) -> bool {
         && raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
+}
+
+/// Whether `raw` is an exact npm version (`2.1.332`, `2.2.0-beta.1`): pinned, so the image's
+/// content-hash tag changes exactly when it does.
+fn is_npm_version(raw: &str) -> bool {
+    let (core, pre) = raw.split_once('-').unwrap_or((raw, ""));
+    let numbers: Vec<&str> = core.split('.').collect();
+    numbers.len() == 3
+        && numbers
+            .iter()
+            .all(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()))
+        && raw.len() <= 64
+        && pre
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && !(raw.contains('-') && pre.is_empty())
 }
 
 /// An absolute host path, `~` expanded.

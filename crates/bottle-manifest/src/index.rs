@@ -14,7 +14,7 @@ use crate::git::GitUser;
 use crate::layout::Layout;
 use crate::model::{
     Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvVar, GitEntry, Manifest, Origin,
-    RepositoryAgents, RouteSource,
+    PermissionMode, RepositoryAgents, RouteSource,
 };
 use crate::route::{LogMode, Route};
 use crate::yaml::MAX_INPUT_BYTES;
@@ -125,6 +125,7 @@ impl ManifestIndex {
                     bottle_pos: crate::file::Pos::default(),
                     skills: Vec::new(),
                     prompt: builtin::DEFAULT_PROMPT.to_owned(),
+                    permission_mode: PermissionMode::default(),
                 }),
             },
         );
@@ -291,6 +292,7 @@ impl ManifestIndex {
                 bottle: file.bottle.clone(),
                 skills: file.skills.clone(),
                 prompt: file.prompt.clone(),
+                permission_mode: file.permission_mode,
             },
             bottle: Bottle {
                 name: file.bottle.clone(),
@@ -696,5 +698,9 @@ impl Folded {
         self.supervise = later.supervise.or(self.supervise);
         self.image.base = later.image.base.or(self.image.base.take());
         self.image.dockerfile = later.image.dockerfile.or(self.image.dockerfile.take());
+        self.image.claude_code_version = later
+            .image
+            .claude_code_version
+            .or(self.image.claude_code_version.take());
     }
 }

@@ -60,8 +60,8 @@ pub mod route;
 pub mod yaml;
 
 pub use builtin::{
-    ANTHROPIC_API_HOST, CLAUDE_CODE_HOSTS, ClaudeAuth, DEFAULT_NAME, PLACEHOLDER,
-    claude_code_routes, claude_route_auth,
+    ANTHROPIC_API_HOST, BuiltinRoute, CLAUDE_CODE_HOSTS, CLAUDE_CODE_ROUTES, ClaudeAuth,
+    DEFAULT_NAME, PLACEHOLDER, claude_code_routes, claude_route_auth,
 };
 pub use cidr::Cidr;
 pub use error::{Diagnostic, ManifestError, Warning};
@@ -72,6 +72,6 @@ pub use index::{CheckReport, Entry, ManifestIndex};
 pub use layout::Layout;
 pub use model::{
     Agent, AgentImage, Bottle, EffectiveRoute, Egress, EnvMode, EnvValue, EnvVar, GitEntry,
-    GitUpstream, Literal, Manifest, Origin, RepositoryAgents, RouteSource,
+    GitUpstream, Literal, Manifest, Origin, PermissionMode, RepositoryAgents, RouteSource,
 };
 pub use route::{AuthScheme, HostPattern, LogMode, Route, RouteAuth, RouteError};

@@ -97,6 +97,71 @@ pub struct Agent {
     pub skills: Vec<String>,
     /// The system prompt: the file's body after the front matter.
     pub prompt: String,
+    /// `permission_mode:` Claude Code's permission mode in the bottle (default
+    /// [`PermissionMode::BypassPermissions`]: the bottle is the sandbox).
+    pub permission_mode: PermissionMode,
+}
+
+/// Claude Code's permission mode (`permissions.defaultMode` of its settings), as an agent's
+/// `permission_mode:` chooses it. Inside a bottle the walls are the bottle's, so the default is
+/// to ask nothing; an agent may ask for prompts back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum PermissionMode {
+    /// `default`: Claude Code asks before each tool use it considers risky.
+    #[serde(rename = "default")]
+    Default,
+    /// `acceptEdits`: file edits without asking, other tools as `default`.
+    #[serde(rename = "acceptEdits")]
+    AcceptEdits,
+    /// `plan`: read-only planning until the user approves a plan.
+    #[serde(rename = "plan")]
+    Plan,
+    /// `auto`: Claude Code's classifier decides what needs asking.
+    #[serde(rename = "auto")]
+    Auto,
+    /// `bypassPermissions`: no prompts (the default in a bottle).
+    #[default]
+    #[serde(rename = "bypassPermissions")]
+    BypassPermissions,
+}
+
+impl PermissionMode {
+    /// Every mode, in the order Claude Code's docs list them.
+    pub const ALL: [PermissionMode; 5] = [
+        PermissionMode::Default,
+        PermissionMode::AcceptEdits,
+        PermissionMode::Plan,
+        PermissionMode::Auto,
+        PermissionMode::BypassPermissions,
+    ];
+
+    /// The value Claude Code's settings use, which is also the manifest's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionMode::Default => "default",
+            PermissionMode::AcceptEdits => "acceptEdits",
+            PermissionMode::Plan => "plan",
+            PermissionMode::Auto => "auto",
+            PermissionMode::BypassPermissions => "bypassPermissions",
+        }
+    }
+}
+
+impl fmt::Display for PermissionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PermissionMode {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        PermissionMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or(())
+    }
 }
 
 /// A bottle with its `extends` chain folded in: what the agent is granted.
@@ -164,6 +229,9 @@ pub struct AgentImage {
     pub base: Option<String>,
     /// `image.dockerfile`: a host Dockerfile replacing the built-in one (absolute, `~` expanded).
     pub dockerfile: Option<PathBuf>,
+    /// `image.claude_code_version`: the npm version of `@anthropic-ai/claude-code` the image
+    /// installs (`2.1.332`); unset, the backend's pinned default.
+    pub claude_code_version: Option<String>,
 }
 
 /// One environment variable of the agent.

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use bottle_core::{CleanupSummary, EnvMode, Feature, PlanSummary};
-use bottle_manifest::{Origin, escape};
+use bottle_manifest::{Origin, PermissionMode, escape};
 
 use crate::render;
 use crate::ui::Paint;
@@ -162,6 +162,17 @@ pub(crate) fn render(
             ClaudeLogin::NotRun => paint.dim("not run (--exec)"),
         },
     );
+    if !matches!(login, ClaudeLogin::NotRun) {
+        let mode = summary.permission_mode;
+        let why = match mode {
+            PermissionMode::BypassPermissions => "no permission prompts: the bottle is the sandbox",
+            PermissionMode::Default => "Claude Code asks before risky tool uses",
+            PermissionMode::AcceptEdits => "file edits without asking; other tools ask",
+            PermissionMode::Plan => "read-only until you approve a plan",
+            PermissionMode::Auto => "Claude Code's classifier decides what to ask",
+        };
+        push("mode", format!("{mode}  {}", paint.dim(why)));
+    }
 
     if !summary.networks.is_empty() {
         list(&mut push, "networks", summary.networks.iter().map(|n| e(n)));

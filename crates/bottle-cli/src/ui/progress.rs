@@ -216,6 +216,7 @@ fn doing(step: Step) -> &'static str {
     match step {
         Step::Launch => "launching the bottle",
         Step::ProvisionCa => "installing the bottle's CA",
+        Step::ConfigureClaudeCode => "configuring Claude Code",
         Step::ProvisionPrompt => "copying the system prompt",
         Step::ProvisionSkills => "copying skills",
         Step::CopyWorkdir => "copying the working tree",
@@ -231,6 +232,7 @@ fn done(step: Step) -> &'static str {
     match step {
         Step::Launch => "launched",
         Step::ProvisionCa => "CA installed",
+        Step::ConfigureClaudeCode => "Claude Code configured",
         Step::ProvisionPrompt => "system prompt copied",
         Step::ProvisionSkills => "skills copied",
         Step::CopyWorkdir => "working tree copied",

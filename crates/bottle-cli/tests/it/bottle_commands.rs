@@ -90,6 +90,7 @@ fn start_yes_exec_runs_the_command_and_tears_down() {
             "provision-ca",
             "write-files",
             "exec",
+            "write-files",
             "provision-prompt",
             "write-files",
             "provision-supervise",

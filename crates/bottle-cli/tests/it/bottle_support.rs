@@ -255,6 +255,26 @@ impl PtyRun {
         }
     }
 
+    /// Waits until the terminal's text, escape sequences and white space taken out, holds
+    /// `text` (white space taken out too: a full-screen program such as Claude Code moves the
+    /// cursor between words); panics with that text after `secs` seconds. Returns the text
+    /// seen so far, white space taken out.
+    pub(crate) fn expect_text(&mut self, text: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let wanted = squashed(text);
+        loop {
+            let plain = plain_text(&self.seen);
+            if squashed(&plain).contains(&wanted) {
+                return squashed(&plain);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {text:?}; it showed:\n{plain}"
+            );
+            self.pump(Duration::from_millis(200));
+        }
+    }
+
     /// Types `text` (use `\r` for Enter, as a keyboard sends it).
     pub(crate) fn send(&mut self, text: &str) {
         self.writer.write_all(text.as_bytes()).expect("type");
@@ -278,4 +298,49 @@ impl PtyRun {
         while self.pump(Duration::from_millis(300)) {}
         (status.exit_code(), self.seen)
     }
+}
+
+/// `raw` terminal output as text: CSI and OSC sequences taken out, a cursor move right
+/// (`ESC [ n C`) as `n` spaces and any other cursor move as a line break.
+pub(crate) fn plain_text(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            if c != '\r' {
+                out.push(c);
+            }
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                let mut params = String::new();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        match c {
+                            'C' => out.push_str(&" ".repeat(params.parse().unwrap_or(1))),
+                            'A' | 'B' | 'H' | 'G' | 'E' | 'F' => out.push('\n'),
+                            _ => {}
+                        }
+                        break;
+                    }
+                    params.push(c);
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `text` without white space.
+pub(crate) fn squashed(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
 }

@@ -127,10 +127,7 @@ fn an_exec_session_needs_no_claude_credential_and_login_in_bottle_is_shown() {
 fn default_agent_with_an_oauth_token_injects_it() {
     let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
     let out = dry_run(&ctx, &[], "default");
-    assert!(
-        out.contains("api.anthropic.com      [auth:Bearer]"),
-        "{out}"
-    );
+    assert!(out.contains("api.anthropic.com    [auth:Bearer]"), "{out}");
     insta::assert_snapshot!(out);
 }
 
@@ -139,7 +136,7 @@ fn default_agent_with_an_api_key_injects_it_as_a_header() {
     let ctx = fake_context().env("ANTHROPIC_API_KEY", "sk-never-shown");
     let out = dry_run(&ctx, &[], "default");
     assert!(
-        out.contains("api.anthropic.com      [auth:x-api-key]"),
+        out.contains("api.anthropic.com    [auth:x-api-key]"),
         "{out}"
     );
     assert!(!out.contains("sk-never-shown"));
@@ -161,6 +158,26 @@ fn copy_cwd_and_remote_control_are_shown() {
         &["coder", "--cwd", "--remote-control"],
         "coder"
     ));
+}
+
+#[test]
+fn the_agents_permission_mode_is_shown() {
+    let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
+    ctx.agent(
+        "careful",
+        "---\nbottle: default\npermission_mode: acceptEdits\n---\nAsk first.\n",
+    );
+    let out = dry_run(&ctx, &["careful"], "careful");
+    let mode = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("mode "))
+        .unwrap_or("");
+    insta::assert_snapshot!(mode, @"  mode       acceptEdits  file edits without asking; other tools ask");
+    let default = dry_run(&ctx, &["default"], "default");
+    assert!(
+        default.contains("mode       bypassPermissions  no permission prompts"),
+        "{default}"
+    );
 }
 
 #[test]

@@ -149,6 +149,7 @@ async fn a_backend_that_has_every_feature_runs_every_step() {
         [
             Step::Launch,
             Step::ProvisionCa,
+            Step::ConfigureClaudeCode,
             Step::ProvisionPrompt,
             Step::ProvisionSkills,
             Step::CopyWorkdir,

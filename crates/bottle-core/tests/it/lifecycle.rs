@@ -92,6 +92,14 @@ async fn clean_run_calls_every_step_in_order_then_tears_down() {
                 user: ExecUser::Root,
                 script: ca_script,
             },
+            // Claude Code's configuration: onboarding, trust and the permission mode.
+            Call::WriteFiles {
+                files: vec![
+                    "/home/node/.claude.json 600 1000:1000".to_owned(),
+                    dir("/etc/claude-code", "0:0"),
+                    "/etc/claude-code/managed-settings.json 644 0:0".to_owned(),
+                ]
+            },
             Call::ProvisionPrompt,
             Call::WriteFiles {
                 files: vec![

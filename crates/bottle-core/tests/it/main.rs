@@ -3,6 +3,7 @@
 
 mod capabilities;
 mod checks;
+mod claude_config;
 mod cleanup;
 mod cwd;
 mod identity;

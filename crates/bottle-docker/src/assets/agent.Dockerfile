@@ -5,12 +5,14 @@
 # holds this file and `build-cas/`: the build host's locally added CA certificates, so that apt and
 # npm work behind a TLS-intercepting company proxy. Build args:
 #   BASE_IMAGE           the Debian-like base (default debian:bookworm-slim)
-#   CLAUDE_CODE_VERSION  an npm version or dist-tag of @anthropic-ai/claude-code
+#   CLAUDE_CODE_VERSION  the npm version of @anthropic-ai/claude-code (bottle-docker passes its
+#                        pinned default, the manifest's image.claude_code_version or
+#                        CLAUDE_BOTTLE_CLAUDE_CODE_VERSION)
 # A replacement Dockerfile gets the same context and args.
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
-ARG CLAUDE_CODE_VERSION=latest
+ARG CLAUDE_CODE_VERSION=2.1.332
 ARG DEBIAN_FRONTEND=noninteractive
 
 # Build-time trust only: the build host's extra CAs are installed for apt and npm here and
@@ -38,6 +40,9 @@ RUN set -eux; \
         npm install --global --no-audit --no-fund --loglevel=error \
         "@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}"; \
     npm cache clean --force; \
+    # npm 9 installs every optional platform binary; the agent is glibc, so the musl one
+    # (~369 MiB) is never run. Removed in this RUN so no layer keeps it.
+    rm -rf /usr/local/lib/node_modules/@anthropic-ai/claude-code/node_modules/@anthropic-ai/claude-code-linux-x64-musl; \
     claude --version; \
     rm -rf /usr/local/share/ca-certificates/claude-bottle-build; \
     update-ca-certificates --fresh

@@ -438,6 +438,10 @@ async fn a_broken_runsc_falls_back_to_runc_at_launch_with_a_warning() {
         warning.contains("cannot run a networked container"),
         "{warning}"
     );
+    assert!(
+        !warning.contains('\n') && warning.len() <= 120 && !warning.contains("injected failure"),
+        "one line, the engine's error left to -v: {warning}"
+    );
     assert!(fake.containers().iter().all(|c| !c.contains("probe")));
     assert!(fake.networks().iter().all(|n| !n.contains("probe")));
     assert_eq!(

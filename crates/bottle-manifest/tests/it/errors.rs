@@ -110,6 +110,14 @@ agent_case!(removed_agent_prompt, "bottle: default\nprompt: hello\n");
 
 // Agents.
 agent_case!(agent_without_bottle, "skills: [x]\n");
+agent_case!(
+    permission_mode_misspelt,
+    "bottle: default\npermission_mode: acceptedits\n"
+);
+agent_case!(
+    permission_mode_unknown,
+    "bottle: default\npermission_mode: yolo\n"
+);
 agent_case!(agent_bad_bottle_name, "bottle: Work_Stuff\n");
 agent_case!(agent_missing_bottle, "bottle: wrok\n");
 agent_case!(
@@ -152,6 +160,10 @@ bottle_case!(
     "image:\n  dockerfile: Dockerfile\n"
 );
 bottle_case!(image_unknown_key, "image:\n  from: debian\n");
+bottle_case!(
+    image_claude_code_version_not_pinned,
+    "image:\n  claude_code_version: latest\n"
+);
 
 // Extends.
 bottle_case!(extends_itself, "extends: b\n");

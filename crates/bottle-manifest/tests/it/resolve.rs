@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bottle_manifest::{
     AuthScheme, CLAUDE_CODE_HOSTS, ClaudeAuth, EnvMode, EnvValue, LogMode, Origin, PLACEHOLDER,
-    RepositoryAgents, RouteAuth, RouteSource,
+    PermissionMode, RepositoryAgents, RouteAuth, RouteSource,
 };
 
 use crate::{Fixture, md};
@@ -54,13 +54,14 @@ repository_agents: allow
 image:
   base: registry.example.com/debian:bookworm-slim
   dockerfile: ~/bottle/agent.Dockerfile
+  claude_code_version: 2.1.330
 ---
 # Work bottle
 
 Notes for humans.
 "#;
 
-const FULL_AGENT: &str = "---\nname: reviewer\ndescription: Reviews code\nmodel: opus\ncolor: blue\ntools: [Read, Grep]\nbottle: work\nskills: [review, lint-rules]\n---\n\nYou review code.\n";
+const FULL_AGENT: &str = "---\nname: reviewer\ndescription: Reviews code\nmodel: opus\ncolor: blue\ntools: [Read, Grep]\nbottle: work\nskills: [review, lint-rules]\npermission_mode: acceptEdits\n---\n\nYou review code.\n";
 
 #[test]
 fn every_key() {
@@ -182,6 +183,11 @@ fn every_key() {
         Some(f.user_home().join("bottle/agent.Dockerfile"))
     );
     assert_eq!(
+        m.bottle.image.claude_code_version.as_deref(),
+        Some("2.1.330")
+    );
+    assert_eq!(m.agent.permission_mode, PermissionMode::AcceptEdits);
+    assert_eq!(
         m.host_vars(),
         ["CLAUDE_CODE_OAUTH_TOKEN", "GH_PAT", "SVC_KEY"]
     );
@@ -236,6 +242,11 @@ fn builtin_default_with_oauth_token() {
     );
     assert_eq!(m.bottle.chain, ["default"]);
     assert!(m.bottle.env.is_empty() && m.bottle.git.is_empty() && m.bottle.supervise);
+    assert_eq!(
+        m.agent.permission_mode,
+        PermissionMode::BypassPermissions,
+        "the bottle is the sandbox: no prompts inside by default"
+    );
     let hosts: Vec<&str> = m
         .bottle
         .egress
