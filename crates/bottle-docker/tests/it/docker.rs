@@ -269,6 +269,11 @@ async fn start_origin(engine: &Engine, guard: &Guard, alias: &str) -> (String, S
     let script = r#"
 import http.server, ssl, json, os
 class H(http.server.BaseHTTPRequestHandler):
+    # The TLS handshake runs in the connection's own thread: done in accept (the default), one
+    # slow or idle client would hold up every other connection.
+    def setup(self):
+        self.request.do_handshake()
+        super().setup()
     def do_GET(self):
         path = self.path.split('?')[0]
         if path.startswith('/echo'):
@@ -287,7 +292,7 @@ class H(http.server.BaseHTTPRequestHandler):
 s = http.server.ThreadingHTTPServer(('0.0.0.0', 443), H)
 c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 c.load_cert_chain('/tmp/origin/cert.pem', '/tmp/origin/key.pem')
-s.socket = c.wrap_socket(s.socket, server_side=True)
+s.socket = c.wrap_socket(s.socket, server_side=True, do_handshake_on_connect=False)
 s.serve_forever()
 "#;
     engine
