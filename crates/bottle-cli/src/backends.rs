@@ -44,6 +44,8 @@ pub(crate) fn finish() {
 /// - `CLAUDE_BOTTLE_FAKE_CAPABILITIES=<feature>,…`: the only optional features it implements
 ///   (`git-gate`, `egress-networks`, `supervise`; empty: none; unset: all);
 /// - `CLAUDE_BOTTLE_FAKE_EXIT_CODE=<n>`: what sessions return;
+/// - `CLAUDE_BOTTLE_FAKE_REFUSED=<host>:<count>:<reason>[+<reason>…],…`: what teardown reports the
+///   egress refused;
 /// - `CLAUDE_BOTTLE_FAKE_LEFTOVERS=<identity>,…`: resources a killed launch left behind;
 /// - `CLAUDE_BOTTLE_FAKE_RECORD=<file>`: at exit, the calls received and the resources left,
 ///   as JSON.
@@ -88,6 +90,19 @@ mod fake {
             .and_then(|c| c.parse().ok())
         {
             fake = fake.exit_code(code);
+        }
+        if let Ok(list) = std::env::var("CLAUDE_BOTTLE_FAKE_REFUSED") {
+            for item in list.split(',').filter(|s| !s.is_empty()) {
+                let mut parts = item.splitn(3, ':');
+                let (Some(host), Some(count), Some(reasons)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    panic!("CLAUDE_BOTTLE_FAKE_REFUSED: {item} is not host:count:reasons");
+                };
+                let count = count.parse().expect("CLAUDE_BOTTLE_FAKE_REFUSED: a count");
+                let reasons: Vec<&str> = reasons.split('+').collect();
+                fake = fake.refused(host, count, &reasons);
+            }
         }
         if let Ok(list) = std::env::var("CLAUDE_BOTTLE_FAKE_LEFTOVERS") {
             for id in list.split(',').filter(|s| !s.is_empty()) {

@@ -184,6 +184,17 @@ pub enum Event {
         /// Its name.
         name: String,
     },
+    /// A host the bottle's egress refused during the session, reported by teardown before
+    /// the egress goes (the agent's tools often say only `ERR_PROXY_TUNNEL`). Most refused
+    /// first.
+    Refused {
+        /// The host (and port when not the default).
+        host: String,
+        /// How many requests to it were refused.
+        count: u64,
+        /// Why: the egress's deny reason codes (`host_not_allowed`, `path_not_allowed`, ...).
+        reasons: Vec<String>,
+    },
     /// Something the user should know that is not an error.
     Warning {
         /// One sentence.

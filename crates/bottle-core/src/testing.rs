@@ -138,6 +138,8 @@ struct Config {
     pause_at: Option<Step>,
     exit_code: i32,
     capabilities: Capabilities,
+    /// `(host, count, reasons)` the teardown reports as refused.
+    refusals: Vec<(String, u64, Vec<String>)>,
 }
 
 impl Default for Config {
@@ -149,6 +151,7 @@ impl Default for Config {
             exit_code: 0,
             // A complete backend unless a test says otherwise.
             capabilities: Capabilities::all(),
+            refusals: Vec::new(),
         }
     }
 }
@@ -223,6 +226,17 @@ impl FakeBackend {
     /// how a bottle asking for more is shown and refused.
     pub fn with_capabilities(self, capabilities: Capabilities) -> Self {
         lock(&self.inner.config).capabilities = capabilities;
+        self
+    }
+
+    /// Makes teardown report `host` as refused `count` times for `reasons`, as a backend
+    /// whose egress refused it would.
+    pub fn refused(self, host: &str, count: u64, reasons: &[&str]) -> Self {
+        lock(&self.inner.config).refusals.push((
+            host.to_owned(),
+            count,
+            reasons.iter().map(|r| (*r).to_owned()).collect(),
+        ));
         self
     }
 
@@ -580,6 +594,14 @@ impl BottleBackend for FakeBackend {
 
     async fn teardown(&self, plan: &FakePlan, events: &dyn EventSink) -> Result<()> {
         let identity = &plan.prepared.identity;
+        let refusals = lock(&self.inner.config).refusals.clone();
+        for (host, count, reasons) in refusals {
+            events.emit(Event::Refused {
+                host,
+                count,
+                reasons,
+            });
+        }
         let removed: Vec<(String, String)> = {
             let mut resources = lock(&self.inner.resources);
             let mut mine: Vec<(&'static str, String)> = resources

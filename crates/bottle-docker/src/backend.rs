@@ -256,6 +256,33 @@ impl<D: DockerApi + Clone + 'static> DockerBackend<D> {
     }
 }
 
+/// How much of the egress's log teardown reads for the refusal summary: the audit writes a
+/// refusal repeated within its window once, so this many lines cover any session's variety.
+const AUDIT_TAIL_LINES: u32 = 20_000;
+
+/// Reads the egress's audit log through the engine (before the egress goes) and reports each
+/// host it refused ([`Event::Refused`]). Best effort: a bottle whose egress never started, or
+/// an engine that does not answer, reports nothing, and teardown goes on.
+async fn report_refusals(api: &impl DockerApi, topology: &plan::Topology, events: &dyn EventSink) {
+    let Some(egress) = topology.sidecars.iter().find(|s| s.role == Role::Egress) else {
+        return;
+    };
+    match api.logs_tail(&egress.name, AUDIT_TAIL_LINES).await {
+        Ok(log) => {
+            for refused in bottle_egress::refused_hosts(&log) {
+                events.emit(Event::Refused {
+                    host: refused.host,
+                    count: refused.count,
+                    reasons: refused.reasons,
+                });
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "no refusal summary: the egress's log is not readable")
+        }
+    }
+}
+
 /// `65532`, `65532:65532` → an owner; names and the empty user → root.
 fn owner_of(user: &str) -> FileOwner {
     let mut parts = user.split(':');
@@ -473,6 +500,7 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
                 ),
             });
         }
+        report_refusals(&self.api, &plan.topology, events).await;
         // Each removal is reported as it happens, through the progress relay.
         launch::teardown(&self.api, &plan.topology, &progress)
             .await

@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bottle_manifest::LogMode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// One audit record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// When the decision was made (RFC 3339, UTC).
     #[serde(with = "time::serde::rfc3339")]
@@ -58,13 +58,62 @@ pub struct AuditEvent {
 }
 
 /// An audit decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Forwarded.
     Allow,
     /// Refused.
     Deny,
+}
+
+/// The hosts an audit log refused, for a summary after a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedHost {
+    /// The host (and port when not the default).
+    pub host: String,
+    /// How many requests to it were refused.
+    pub count: u64,
+    /// The deny reasons (`host_not_allowed`, `path_not_allowed`, ...), sorted, each once.
+    pub reasons: Vec<String>,
+}
+
+/// Reads an audit log (JSON lines, as [`JsonLines`] writes them; other lines are skipped) and
+/// returns each refused host with its count, most refused first. A summary record counts as
+/// the refusals it stands for; it carries the last host refused for its reason, so when one
+/// client was refused several hosts for one reason within [`REPEAT_WINDOW`], the split of that
+/// window's count between them is approximate. Refused connections read nothing and name no
+/// host: they are left out.
+pub fn refused_hosts(log: &str) -> Vec<RefusedHost> {
+    let mut by_host: HashMap<String, (u64, Vec<String>)> = HashMap::new();
+    for line in log.lines() {
+        let Ok(event) = serde_json::from_str::<AuditEvent>(line.trim()) else {
+            continue;
+        };
+        if event.decision != Verdict::Deny || event.host.is_empty() {
+            continue;
+        }
+        let entry = by_host.entry(event.host).or_default();
+        entry.0 += event.repeated.unwrap_or(1);
+        if let Some(reason) = event.reason
+            && !entry.1.contains(&reason)
+        {
+            entry.1.push(reason);
+        }
+    }
+    let mut hosts: Vec<RefusedHost> = by_host
+        .into_iter()
+        .map(|(host, (count, mut reasons))| {
+            reasons.sort();
+            RefusedHost {
+                host,
+                count,
+                reasons,
+            }
+        })
+        .collect();
+    hosts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.host.cmp(&b.host)));
+    hosts
 }
 
 /// Where audit events go. Implementations must be cheap: they run on the request path.
@@ -329,6 +378,49 @@ mod tests {
             client: Some(client.parse().unwrap()),
             repeated: None,
         }
+    }
+
+    #[test]
+    fn refused_hosts_are_read_back_from_the_log_with_their_counts_and_reasons() {
+        let kept = Arc::new(Kept::default());
+        let audit = Audit::new(kept.clone());
+        let t0 = Instant::now();
+        // A loop on one host: one record, then a summary of the other four.
+        for _ in 0..5 {
+            audit.record_at(refusal("10.0.0.2", "host_not_allowed", "example.org"), t0);
+        }
+        audit.record_at(
+            refusal("10.0.0.2", "path_not_allowed", "api.anthropic.com"),
+            t0,
+        );
+        let mut allowed = refusal("10.0.0.2", "x", "api.anthropic.com");
+        allowed.decision = Verdict::Allow;
+        allowed.reason = None;
+        audit.record_at(allowed, t0);
+        // A refused connection reads nothing: no host.
+        audit.record_at(refusal("172.17.0.1", "client_not_allowed", ""), t0);
+        audit.flush_all();
+
+        let mut log = String::from("not json: a line the binary's tracing wrote\n");
+        for e in kept.0.lock().unwrap().iter() {
+            log.push_str(&serde_json::to_string(e).unwrap());
+            log.push('\n');
+        }
+        assert_eq!(
+            refused_hosts(&log),
+            [
+                RefusedHost {
+                    host: "example.org".into(),
+                    count: 5,
+                    reasons: vec!["host_not_allowed".into()],
+                },
+                RefusedHost {
+                    host: "api.anthropic.com".into(),
+                    count: 1,
+                    reasons: vec!["path_not_allowed".into()],
+                },
+            ]
+        );
     }
 
     #[test]

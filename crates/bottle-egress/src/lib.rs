@@ -85,7 +85,7 @@ mod server;
 mod tls;
 mod upstream;
 
-pub use audit::{AuditEvent, AuditSink, JsonLines, Verdict};
+pub use audit::{AuditEvent, AuditSink, JsonLines, RefusedHost, Verdict, refused_hosts};
 pub use bottle_manifest::route::{
     AddressClass, HostPattern, INTROSPECTION_HOST, RouteError, RouteKey,
 };

@@ -199,6 +199,16 @@ impl EventSink for Progress {
             Event::Removed { kind, name } if !state.attached => {
                 self.line(&state, &format!("  removed {kind} {}", escape(&name)));
             }
+            Event::Refused {
+                host,
+                count,
+                reasons,
+            } => {
+                if let Some(bar) = state.bar.take() {
+                    bar.finish_and_clear();
+                }
+                self.line(&state, &refusal_line(&self.paint, &host, count, &reasons));
+            }
             Event::Warning { message } => {
                 self.line(
                     &state,
@@ -210,6 +220,25 @@ impl EventSink for Progress {
             _ => {}
         }
     }
+}
+
+/// `refused: 3 × example.org (host_not_allowed) — add an egress route for it to the bottle`:
+/// the hint says what would allow it, when a route could.
+fn refusal_line(paint: &Paint, host: &str, count: u64, reasons: &[String]) -> String {
+    let is = |codes: &[&str]| reasons.iter().any(|r| codes.contains(&r.as_str()));
+    let hint = if is(&["host_not_allowed", "ip_literal", "port_not_allowed"]) {
+        " — add an egress route for it to the bottle"
+    } else if is(&["path_not_allowed", "method_not_allowed"]) {
+        " — widen its route's path_allowlist or methods"
+    } else {
+        ""
+    };
+    format!(
+        "{} {count} × {} ({}){hint}",
+        paint.warn("refused:"),
+        escape(host),
+        escape(&reasons.join(", "))
+    )
 }
 
 fn doing(step: Step) -> &'static str {

@@ -121,6 +121,27 @@ fn start_yes_exec_runs_the_command_and_tears_down() {
 }
 
 #[test]
+fn after_the_session_each_host_the_egress_refused_is_named_with_what_would_allow_it() {
+    let ctx = fake_context()
+        .env("ANTHROPIC_API_KEY", "sk-ant-real-key-never-shown")
+        .env(
+            "CLAUDE_BOTTLE_FAKE_REFUSED",
+            "registry.npmjs.org:12:host_not_allowed,\
+             api.github.com:2:method_not_allowed+path_not_allowed,\
+             github.com:1:git_push",
+        );
+    ctx.agent("coder", "---\nbottle: default\n---\nYou write code.\n");
+    let run = ctx.run(&["start", "coder", "--yes", "--exec", "true"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let refused: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("refused:"))
+        .collect();
+    insta::assert_snapshot!(refused.join("\n"));
+}
+
+#[test]
 fn the_exec_exit_code_is_the_exit_code_and_state_is_kept() {
     let ctx = fake_context().env("CLAUDE_BOTTLE_FAKE_EXIT_CODE", "7");
     let run = ctx.run(&["start", "--yes", "--exec", "exit 7"]);

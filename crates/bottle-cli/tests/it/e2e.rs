@@ -358,6 +358,22 @@ fn claude_code_says_hi_through_the_egress_with_an_injected_credential() {
         !later.contains("event_logging") && !later.contains("/v1/oauth/token"),
         "a refused request never reaches the host:\n{later}"
     );
+    // After the session, the refused hosts are named, read from the egress's audit (a
+    // refusal repeated for one reason within the audit's window may be folded into the first).
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with("refused: ")
+            && l.ends_with("(host_not_allowed) — add an egress route for it to the bottle")),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("refused: ")
+                && l.contains("× api.anthropic.com (path_not_allowed)")),
+        "{}",
+        run.all()
+    );
     assert_eq!(
         section("env"),
         format!("{}\n", bottle_manifest::PLACEHOLDER)
