@@ -22,7 +22,7 @@ use bottle_docker::names::label;
 use bottle_docker::plan::{DockerOptions, Runtime};
 use bottle_docker::runtime::{self, ProbeImage};
 use bottle_docker::tarball::TarBuilder;
-use bottle_docker::{DockerBackend, DockerPlan};
+use bottle_docker::{DockerBackend, DockerBottle, DockerPlan};
 use bottle_egress::CertificateAuthority;
 use bottle_manifest::{Route, RouteAuth};
 
@@ -148,6 +148,23 @@ pub(crate) fn ctx<'a>(
         events,
         started,
         labels: bottle_core::labels::for_bottle(identity, "docker", started),
+    }
+}
+
+/// Launches `plan`'s bottle; if the launch fails, tears down what it made and fails the test
+/// with the error and its cause.
+pub(crate) async fn launch_or_fail(
+    backend: &DockerBackend<Engine>,
+    plan: &DockerPlan,
+    ctx: &LaunchContext<'_>,
+    events: &EventLog,
+) -> DockerBottle<Engine> {
+    match backend.launch(plan, ctx).await {
+        Ok(bottle) => bottle,
+        Err(e) => {
+            let _ = backend.teardown(plan, events).await;
+            panic!("launch failed: {e} ({:?})", std::error::Error::source(&e));
+        }
     }
 }
 
@@ -397,14 +414,7 @@ async fn a_bottle_reaches_allowed_origins_only_and_never_holds_the_credential() 
     let secrets = Secrets::empty().with_token("TEST_TOKEN", TOKEN);
     let events = EventLog::new();
     let ctx = ctx(&identity, &secrets, &events);
-    let launched = backend.launch(&plan, &ctx).await;
-    let bottle = match launched {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = backend.teardown(&plan, &events).await;
-            panic!("launch failed: {e} ({:?})", std::error::Error::source(&e));
-        }
-    };
+    let bottle = launch_or_fail(&backend, &plan, &ctx, &events).await;
     let provisioned = backend.provision(&plan, &bottle, &ctx).await.unwrap();
     assert_eq!(
         provisioned.prompt_path.as_deref(),
@@ -1055,16 +1065,7 @@ async fn nothing_on_the_host_answers_the_agent_not_even_a_listener_on_every_addr
         .resolve_plan(spec(&identity), &host())
         .await
         .unwrap();
-    let bottle = match backend
-        .launch(&plan, &ctx(&identity, &secrets, &events))
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = backend.teardown(&plan, &events).await;
-            panic!("launch failed: {e} ({:?})", std::error::Error::source(&e));
-        }
-    };
+    let bottle = launch_or_fail(&backend, &plan, &ctx(&identity, &secrets, &events), &events).await;
     // Listeners on every address of the host: IPv4 and IPv6 (`[::]` takes both here unless
     // the host sets bindv6only), each on a free port.
     let listeners = [
@@ -1218,16 +1219,7 @@ async fn a_bottle_runs_with_a_cpu_limit_rotated_logs_and_none_of_the_hosts_dns_s
         .resolve_plan(spec(&identity), &host())
         .await
         .unwrap();
-    let bottle = match backend
-        .launch(&plan, &ctx(&identity, &secrets, &events))
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = backend.teardown(&plan, &events).await;
-            panic!("launch failed: {e} ({:?})", std::error::Error::source(&e));
-        }
-    };
+    let bottle = launch_or_fail(&backend, &plan, &ctx(&identity, &secrets, &events), &events).await;
     let egress = plan
         .topology()
         .sidecar(bottle_core::Role::Egress)

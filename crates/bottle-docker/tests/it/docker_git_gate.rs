@@ -16,7 +16,7 @@ use bottle_docker::engine::Engine;
 use bottle_docker::tarball::TarBuilder;
 use bottle_manifest::{GitEntry, GitUser};
 
-use crate::docker::{Guard, backend, ctx, engine, host, objects_of, sh, spec};
+use crate::docker::{Guard, backend, ctx, engine, host, launch_or_fail, objects_of, sh, spec};
 
 /// The upstream's name on the test network (and in the declared URLs).
 const UPSTREAM_HOST: &str = "git.bottle.test";
@@ -230,13 +230,7 @@ async fn docker_the_git_gate_serves_declared_upstreams_and_stops_what_must_not_l
     let secrets = Secrets::empty().with_env("DB_PASSWORD", DB_PASSWORD);
     let events = EventLog::new();
     let ctx = ctx(&identity, &secrets, &events);
-    let bottle = match backend.launch(&plan, &ctx).await {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = backend.teardown(&plan, &events).await;
-            panic!("launch failed: {e} ({:?})", std::error::Error::source(&e));
-        }
-    };
+    let bottle = launch_or_fail(&backend, &plan, &ctx, &events).await;
     backend.provision(&plan, &bottle, &ctx).await.unwrap();
 
     // Clone by the declared URL, in both spellings: the agent's git config sends it to the gate.
