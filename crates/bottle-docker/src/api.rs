@@ -178,6 +178,15 @@ pub struct ContainerConfig {
     pub extra_hosts: Vec<String>,
 }
 
+/// One of a network's address pools, as the engine allocated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// The pool, in CIDR notation (`172.27.0.0/16`).
+    pub cidr: String,
+    /// The address the engine reserved in it as the gateway, when it reports one.
+    pub gateway: Option<String>,
+}
+
 /// A network as listed by the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkSummary {
@@ -421,8 +430,8 @@ pub trait DockerApi: Send + Sync {
         &self,
         filter: &Filter,
     ) -> impl Future<Output = Result<Vec<NetworkSummary>>> + Send;
-    /// The subnets (CIDR) the engine allocated to network `name`.
-    fn network_subnets(&self, name: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The subnets the engine allocated to network `name`, each with its reserved gateway.
+    fn network_subnets(&self, name: &str) -> impl Future<Output = Result<Vec<Subnet>>> + Send;
     /// Creates a container (not started).
     fn create_container(&self, config: &ContainerConfig)
     -> impl Future<Output = Result<()>> + Send;

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::api::{
     Attachment, BuildRequest, ContainerConfig, ContainerInfo, ContainerSummary, DockerApi,
     EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, LogRotation, NetworkSpec,
-    NetworkSummary, Progress, ProgressSink, TarStream, VolumeSummary,
+    NetworkSummary, Progress, ProgressSink, Subnet, TarStream, VolumeSummary,
 };
 use crate::endpoint::{EngineEndpoint, Transport};
 use crate::error::{DockerError, Result};
@@ -411,7 +411,7 @@ impl DockerApi for Engine {
         Ok(out)
     }
 
-    async fn network_subnets(&self, name: &str) -> Result<Vec<String>> {
+    async fn network_subnets(&self, name: &str) -> Result<Vec<Subnet>> {
         let network = self
             .client()
             .await?
@@ -426,7 +426,12 @@ impl DockerApi for Engine {
             .and_then(|ipam| ipam.config)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|c| c.subnet)
+            .filter_map(|c| {
+                c.subnet.map(|cidr| Subnet {
+                    cidr,
+                    gateway: c.gateway.filter(|g| !g.is_empty()),
+                })
+            })
             .collect())
     }
 

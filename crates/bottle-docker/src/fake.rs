@@ -22,7 +22,7 @@ use bytes::Bytes;
 use crate::api::{
     Attachment, BuildRequest, ContainerConfig, ContainerInfo, ContainerSummary, DockerApi,
     EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, NetworkSpec, NetworkSummary,
-    Progress, ProgressSink, TarStream, VolumeSummary,
+    Progress, ProgressSink, Subnet, TarStream, VolumeSummary,
 };
 use crate::error::{DockerError, Result};
 
@@ -379,13 +379,22 @@ impl DockerApi for RecordingDocker {
         Ok(state.networks.remove(name).is_some())
     }
 
-    async fn network_subnets(&self, name: &str) -> Result<Vec<String>> {
+    async fn network_subnets(&self, name: &str) -> Result<Vec<Subnet>> {
         self.call(format!("inspect network {name}"))?;
         let state = self.lock();
         if !state.networks.contains_key(name) {
             return Err(conflict(name, "no such network"));
         }
-        Ok(state.subnets.get(name).cloned().into_iter().collect())
+        // The engine's way: the pool's first address is the gateway.
+        Ok(state
+            .subnets
+            .get(name)
+            .map(|cidr| Subnet {
+                cidr: cidr.clone(),
+                gateway: Some(format!("{}1", cidr.trim_end_matches("0/16"))),
+            })
+            .into_iter()
+            .collect())
     }
 
     async fn list_networks(&self, filter: &Filter) -> Result<Vec<NetworkSummary>> {

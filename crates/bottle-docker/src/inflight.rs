@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::api::{
     Attachment, BuildRequest, ContainerConfig, ContainerInfo, ContainerSummary, DockerApi,
     EngineInfo, ExecOutput, ExecSpec, Filter, ImageInfo, Interactive, NetworkSpec, NetworkSummary,
-    ProgressSink, TarStream, VolumeSummary,
+    ProgressSink, Subnet, TarStream, VolumeSummary,
 };
 use crate::error::{DockerError, Result};
 
@@ -111,7 +111,7 @@ impl<D: DockerApi + Clone + 'static> DockerApi for Tracked<'_, D> {
     async fn list_networks(&self, filter: &Filter) -> Result<Vec<NetworkSummary>> {
         self.api.list_networks(filter).await
     }
-    async fn network_subnets(&self, name: &str) -> Result<Vec<String>> {
+    async fn network_subnets(&self, name: &str) -> Result<Vec<Subnet>> {
         self.api.network_subnets(name).await
     }
     async fn create_container(&self, config: &ContainerConfig) -> Result<()> {

@@ -1,9 +1,10 @@
 //! Bringing a planned bottle up, and taking it down, over the [`DockerApi`] seam.
 //!
-//! Order of launch: networks → each sidecar in order (created on the internal network under its
-//! alias, connected to its upstream networks, given its files, started, and waited for until
-//! its readiness check passes *inside* it) → the agent (internal network only, DNS and
-//! `/etc/hosts` pointed at the sidecars) → start. Nothing here knows which sidecars there are:
+//! Order of launch: the networks at once → each sidecar in order (created on the internal network
+//! under its alias, connected to its upstream networks, given its files, started, and waited for
+//! until its readiness check passes *inside* it) and, alongside them, the agent (internal network
+//! only; created and started at once under runc, after the sidecars under runsc, whose
+//! `/etc/hosts` needs their addresses — see [`launch`]). Nothing here knows which sidecars there are:
 //! the topology lists them. Teardown finds objects by the identity label (and by name, for
 //! anything whose labels were lost), so it works whatever point a launch reached, even from
 //! another process.
@@ -15,10 +16,10 @@ use std::time::{Duration, Instant};
 use bottle_core::{BottleFile, Readiness, Role};
 use bottle_egress::Cidr;
 
-use crate::api::{DockerApi, ExecSpec, Filter, Progress, ProgressSink};
+use crate::api::{DockerApi, ExecSpec, Filter, Progress, ProgressSink, Subnet};
 use crate::error::{DockerError, Result};
 use crate::names::{ObjectRole, label, parse_name};
-use crate::plan::{ContainerPlan, EnvValue, Topology};
+use crate::plan::{ContainerPlan, EnvValue, LaunchAddress, LaunchAddresses, Topology};
 use crate::remove::{ObjectKind, Removed, remove_all};
 use crate::tarball;
 
@@ -60,6 +61,12 @@ fn step(progress: ProgressSink<'_>, text: String) {
 
 /// Creates and starts the bottle of `topology`. On error, what was created stays for
 /// [`teardown`] (which the lifecycle always runs).
+///
+/// The networks are created at once. The sidecars start in order, each ready before the next.
+/// An agent whose config names no sidecar address (runc: the embedded resolver answers the
+/// aliases, see [`crate::plan`]) is created and started while they do — a container start is
+/// most of a launch, and the two no longer wait for each other; launch returns when both are
+/// done. Under runsc the agent needs the sidecars' addresses, so it is created after them.
 pub async fn launch<D: DockerApi>(
     api: &D,
     topology: &Topology,
@@ -68,45 +75,61 @@ pub async fn launch<D: DockerApi>(
 ) -> Result<Launched> {
     for network in &topology.networks {
         step(progress, format!("creating network {}", network.name));
-        api.create_network(network).await?;
     }
+    futures_util::future::try_join_all(topology.networks.iter().map(|n| api.create_network(n)))
+        .await?;
     let internal = &topology.internal_network().name;
+    let agent = &topology.agent;
+    let needs_gateway = agent.dns.contains(&LaunchAddress::InternalGateway);
+    let subnets = if topology.sidecars.is_empty() && !needs_gateway {
+        Vec::new()
+    } else {
+        api.network_subnets(internal).await?
+    };
     let bottle_networks = if topology.sidecars.is_empty() {
         Vec::new()
     } else {
-        subnets_of(api, internal).await?
+        parse_subnets(internal, &subnets)?
+    };
+    let internal_gateway = if needs_gateway {
+        Some(gateway_of(internal, &subnets)?)
+    } else {
+        None
     };
 
-    let mut addresses = BTreeMap::new();
-    for sidecar in &topology.sidecars {
-        let files = (values.files)(sidecar.role, &bottle_networks)?;
-        step(
-            progress,
-            format!("creating {} {}", sidecar.role, sidecar.name),
-        );
-        api.create_container(&sidecar.resolve(values.value, &addresses)?)
+    let start_agent = |addresses: LaunchAddresses| async move {
+        step(progress, format!("creating agent {}", agent.name));
+        api.create_container(&agent.resolve(values.value, &addresses)?)
             .await?;
-        for attachment in &sidecar.connect {
-            api.connect_network(&sidecar.name, attachment).await?;
+        api.start_container(&agent.name).await?;
+        step(progress, format!("agent {} started", agent.name));
+        Ok::<_, DockerError>(())
+    };
+    let start_sidecars = async {
+        let mut addresses = BTreeMap::new();
+        for sidecar in &topology.sidecars {
+            let address =
+                start_sidecar(api, sidecar, values, &bottle_networks, internal, progress).await?;
+            addresses.insert(sidecar.role, address);
         }
-        if !files.is_empty() {
-            let tar = tarball::archive(&format!("{} files", sidecar.role), &files)?;
-            api.upload(&sidecar.name, "/", tar).await?;
-        }
-        api.start_container(&sidecar.name).await?;
-        step(
-            progress,
-            format!("waiting for {} {}", sidecar.role, sidecar.name),
-        );
-        let address = wait_until_ready(api, sidecar, internal, values.ready_timeout).await?;
-        addresses.insert(sidecar.role, address);
-    }
-
-    let agent = &topology.agent;
-    step(progress, format!("creating agent {}", agent.name));
-    api.create_container(&agent.resolve(values.value, &addresses)?)
+        Ok::<_, DockerError>(addresses)
+    };
+    if agent.needs_sidecar_addresses() {
+        let sidecars = start_sidecars.await?;
+        start_agent(LaunchAddresses {
+            sidecars,
+            internal_gateway,
+        })
         .await?;
-    api.start_container(&agent.name).await?;
+    } else {
+        tokio::try_join!(
+            start_sidecars,
+            start_agent(LaunchAddresses {
+                sidecars: BTreeMap::new(),
+                internal_gateway,
+            })
+        )?;
+    }
     Ok(Launched {
         agent: agent.name.clone(),
         sidecars: topology
@@ -117,10 +140,44 @@ pub async fn launch<D: DockerApi>(
     })
 }
 
-/// The subnets the engine gave `network`. None (or one that does not parse) is an error:
+/// Creates, fills and starts one sidecar and waits until it is ready; returns its address on
+/// the internal network.
+async fn start_sidecar<D: DockerApi>(
+    api: &D,
+    sidecar: &ContainerPlan,
+    values: &LaunchValues<'_>,
+    bottle_networks: &[Cidr],
+    internal: &str,
+    progress: ProgressSink<'_>,
+) -> Result<IpAddr> {
+    let files = (values.files)(sidecar.role, bottle_networks)?;
+    step(
+        progress,
+        format!("creating {} {}", sidecar.role, sidecar.name),
+    );
+    // A sidecar's config names no launch address (only the agent's does).
+    api.create_container(&sidecar.resolve(values.value, &LaunchAddresses::default())?)
+        .await?;
+    for attachment in &sidecar.connect {
+        api.connect_network(&sidecar.name, attachment).await?;
+    }
+    if !files.is_empty() {
+        let tar = tarball::archive(&format!("{} files", sidecar.role), &files)?;
+        api.upload(&sidecar.name, "/", tar).await?;
+    }
+    api.start_container(&sidecar.name).await?;
+    step(
+        progress,
+        format!("waiting for {} {}", sidecar.role, sidecar.name),
+    );
+    let address = wait_until_ready(api, sidecar, internal, values.ready_timeout).await?;
+    step(progress, format!("{} {} ready", sidecar.role, sidecar.name));
+    Ok(address)
+}
+
+/// The internal network's subnets as CIDRs. None (or one that does not parse) is an error:
 /// without them a sidecar such as the egress could not be limited to the bottle's own network.
-async fn subnets_of<D: DockerApi>(api: &D, network: &str) -> Result<Vec<Cidr>> {
-    let subnets = api.network_subnets(network).await?;
+fn parse_subnets(network: &str, subnets: &[Subnet]) -> Result<Vec<Cidr>> {
     let problem = |detail: String| DockerError::Engine {
         operation: "inspect network",
         object: network.to_owned(),
@@ -136,10 +193,28 @@ async fn subnets_of<D: DockerApi>(api: &D, network: &str) -> Result<Vec<Cidr>> {
     subnets
         .iter()
         .map(|s| {
-            s.parse::<Cidr>()
+            s.cidr
+                .parse::<Cidr>()
                 .map_err(|e| problem(format!("unexpected subnet: {e}")))
         })
         .collect()
+}
+
+/// The gateway address the engine reserved on the internal network: the agent's resolver
+/// forwards there, and nothing answers. An engine that reports none fails the launch rather
+/// than leave the agent's resolver to forward to the host's servers.
+fn gateway_of(network: &str, subnets: &[Subnet]) -> Result<IpAddr> {
+    subnets
+        .iter()
+        .filter_map(|s| s.gateway.as_deref())
+        .find_map(|g| g.parse::<IpAddr>().ok())
+        .ok_or_else(|| DockerError::Engine {
+            operation: "inspect network",
+            object: network.to_owned(),
+            detail: "the engine reports no gateway address for the internal network, which the \
+                     agent's resolver needs as its dead end; check the engine's address pools"
+                .to_owned(),
+        })
 }
 
 /// Polls until `sidecar` is ready — its readiness command, run inside it through the engine,

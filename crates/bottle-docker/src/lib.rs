@@ -61,9 +61,10 @@
 //!   only in that container, and the `auth` credentials as environment), started in order and
 //!   ready — its readiness command passes *inside* it, through an exec — before the next.
 //! - `claude-bottle-<id>`: the agent, as `node`, all capabilities dropped, no-new-privileges,
-//!   memory and process limits, proxy and CA environment, each sidecar's alias in its
-//!   `/etc/hosts`, DNS pointed at nothing that forwards (see [`plan`]), under gVisor when the
-//!   engine can run it ([`runtime`]).
+//!   memory and process limits, proxy and CA environment, DNS pointed at nothing that forwards
+//!   (the sidecars' aliases answered by the engine's resolver under runc, written into its
+//!   `/etc/hosts` under gVisor; see [`plan`]), under gVisor when the engine can run it
+//!   ([`runtime`]). Under runc it starts alongside the sidecars.
 //!
 //! Everything carries bottle-core's labels, so teardown, `cleanup` and `list_active` find it.
 //! Teardown removes the agent, then the sidecars in reverse start order, then the networks,

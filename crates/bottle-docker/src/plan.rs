@@ -4,20 +4,28 @@
 //! and variable; values that only exist at launch (credentials, the egress's address) are
 //! placeholders the launch fills in, so the plan can be shown, serialised and snapshotted.
 //!
-//! # DNS: why the agent's resolver points at the egress
+//! # DNS: where the agent's resolver forwards, and how it finds the sidecars
 //!
-//! The agent needs no DNS: its only peer is the egress, and the egress resolves upstream names.
-//! Engines before 26.0 / 25.0.4 / 23.0.11 forward external queries from *internal* networks
-//! (CVE-2024-29018): when the host's resolver is on loopback, the embedded resolver forwards from
-//! the host's network namespace, so a query for `<secret>.attacker.example` leaves the machine.
-//! The embedded resolver forwards to the container's configured upstream servers, so the agent
-//! gets exactly one upstream: the egress's own address on the internal network, where nothing
-//! answers on port 53. A non-loopback upstream is dialled from the container's namespace, which
-//! only reaches the internal network — forwarding goes nowhere, whatever the engine's version.
-//! The egress's address is also written into the agent's `/etc/hosts` as `egress`, so the proxy
-//! resolves even where the embedded resolver is unavailable (gVisor's netstack bypasses the
-//! engine's DNS redirection). Both are possible because the egress starts, and is healthy, before
-//! the agent is created; its address does not change while it runs.
+//! The agent needs no outside DNS: its peers are its sidecars, and the egress resolves upstream
+//! names. Engines before 26.0 / 25.0.4 / 23.0.11 forward external queries from *internal*
+//! networks (CVE-2024-29018): when the host's resolver is on loopback, the embedded resolver
+//! forwards from the host's network namespace, so a query for `<secret>.attacker.example` leaves
+//! the machine. The embedded resolver forwards to the container's configured upstream servers,
+//! so the agent gets exactly one upstream, on the internal network, that nothing answers: a
+//! non-loopback upstream is dialled from the container's namespace, which only reaches the
+//! internal network — forwarding goes nowhere, whatever the engine's version.
+//!
+//! - **runc**: the upstream is the gateway address the engine reserved on the internal network
+//!   ([`LaunchAddress::InternalGateway`]). Nothing holds it — the network inhibits the host's
+//!   address, and the engine gives the gateway to no container — so a forwarded query is never
+//!   answered (it fails after the resolver's timeout instead of at once). The embedded resolver
+//!   answers the sidecars' aliases (`egress`, `git-gate`), so the agent's config names no
+//!   sidecar address and the agent is created and started while its sidecars start: a second
+//!   faster per launch.
+//! - **runsc**: gVisor's netstack bypasses the engine's DNS redirection, so the aliases go into
+//!   the agent's `/etc/hosts` and the upstream is the egress's own address (nothing answers on
+//!   its port 53). Both need the sidecars' addresses, so the agent is created after they start;
+//!   an address does not change while its container runs.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -340,8 +348,13 @@ pub struct PlannedEnv {
 /// An address only known at launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LaunchAddress {
-    /// The address of a sidecar on the bottle's internal network.
+    /// The address of a sidecar on the bottle's internal network, known once it has started.
     Sidecar(Role),
+    /// The gateway address the engine reserved on the internal network, known once the
+    /// network exists. Nothing holds it: the network is created with
+    /// `com.docker.network.bridge.inhibit_ipv4`, so the host takes no address there and the
+    /// engine gives it to no container.
+    InternalGateway,
 }
 
 impl Serialize for LaunchAddress {
@@ -350,8 +363,20 @@ impl Serialize for LaunchAddress {
             LaunchAddress::Sidecar(role) => {
                 serializer.collect_str(&format_args!("the {role}'s internal address"))
             }
+            LaunchAddress::InternalGateway => {
+                serializer.serialize_str("the internal network's reserved gateway (held by none)")
+            }
         }
     }
+}
+
+/// The addresses [`ContainerPlan::resolve`] fills in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchAddresses {
+    /// The internal addresses of the sidecars started so far.
+    pub sidecars: BTreeMap<Role, IpAddr>,
+    /// The internal network's reserved gateway, when the engine reports one.
+    pub internal_gateway: Option<IpAddr>,
 }
 
 /// A container in the plan.
@@ -609,21 +634,37 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
             },
         })
         .collect();
-    let hosts = inputs
-        .sidecars
-        .iter()
-        .filter_map(|s| {
-            s.alias
-                .clone()
-                .map(|alias| (alias, LaunchAddress::Sidecar(s.role)))
-        })
-        .collect();
-    let dns = inputs
-        .sidecars
-        .iter()
-        .filter(|s| s.role == Role::Egress)
-        .map(|s| LaunchAddress::Sidecar(s.role))
-        .collect();
+    // How the agent finds its sidecars, and the dead end its resolver forwards to (module
+    // docs): under runc the engine's embedded resolver answers the aliases, so the agent
+    // needs no sidecar's address and starts at the same time as they do; under runsc the
+    // aliases go into `/etc/hosts`, so the agent waits for the sidecars' addresses.
+    let (hosts, dns) = match inputs.runtime {
+        Runtime::Runc => (
+            BTreeMap::new(),
+            if inputs.sidecars.is_empty() {
+                Vec::new()
+            } else {
+                vec![LaunchAddress::InternalGateway]
+            },
+        ),
+        Runtime::Runsc => (
+            inputs
+                .sidecars
+                .iter()
+                .filter_map(|s| {
+                    s.alias
+                        .clone()
+                        .map(|alias| (alias, LaunchAddress::Sidecar(s.role)))
+                })
+                .collect(),
+            inputs
+                .sidecars
+                .iter()
+                .filter(|s| s.role == Role::Egress)
+                .map(|s| LaunchAddress::Sidecar(s.role))
+                .collect(),
+        ),
+    };
     let mut agent_labels = labels_for(&base, ObjectRole::Container(Role::Agent));
     agent_labels.insert(
         label::RUNTIME.to_owned(),
@@ -676,13 +717,22 @@ pub fn plan(prepared: &PreparedSpec, inputs: &PlanInputs<'_>) -> Result<Topology
 }
 
 impl ContainerPlan {
+    /// Whether this container's config names a sidecar's address, so it can be created only
+    /// after that sidecar has started (under runsc, the agent's `/etc/hosts`).
+    pub fn needs_sidecar_addresses(&self) -> bool {
+        self.dns
+            .iter()
+            .chain(self.hosts.values())
+            .any(|a| matches!(a, LaunchAddress::Sidecar(_)))
+    }
+
     /// The engine's container config, with values filled in: `value(name, source)` supplies
-    /// manifest values and credentials, `addresses` the internal addresses of the sidecars
-    /// started so far (needed by the agent only). A missing value is an error naming it.
+    /// manifest values and credentials, `addresses` the addresses known at launch (needed by
+    /// the agent only). A missing value is an error naming it.
     pub fn resolve(
         &self,
         value: &dyn Fn(&str, &EnvValue) -> Option<String>,
-        addresses: &BTreeMap<Role, IpAddr>,
+        addresses: &LaunchAddresses,
     ) -> Result<ContainerConfig> {
         let env = self
             .env
@@ -699,10 +749,18 @@ impl ContainerPlan {
         let address = |a: &LaunchAddress| match a {
             LaunchAddress::Sidecar(role) => {
                 addresses
+                    .sidecars
                     .get(role)
                     .copied()
                     .ok_or_else(|| DockerError::MissingValue {
                         name: format!("the {role}'s internal address"),
+                    })
+            }
+            LaunchAddress::InternalGateway => {
+                addresses
+                    .internal_gateway
+                    .ok_or_else(|| DockerError::MissingValue {
+                        name: "the internal network's gateway address".to_owned(),
                     })
             }
         };

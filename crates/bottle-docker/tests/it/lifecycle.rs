@@ -6,6 +6,7 @@ use bottle_core::{
     BottleBackend, BottleCleanupPlan, BottlePlan, EventLog, HostContext, LaunchContext, Secrets,
     SkillSource,
 };
+use bottle_docker::api::DockerApi;
 use bottle_docker::fake::RecordingDocker;
 use bottle_docker::image::ImageSettings;
 use bottle_docker::names::label;
@@ -59,7 +60,8 @@ fn ctx<'a>(secrets: &'a Secrets, events: &'a EventLog) -> LaunchContext<'a> {
 }
 
 #[tokio::test]
-async fn launch_creates_networks_then_a_healthy_egress_then_the_agent() {
+async fn launch_creates_the_networks_then_the_egress_and_the_agent_at_once_and_waits_for_the_egress()
+ {
     let fake = RecordingDocker::new();
     let backend = backend(&fake);
     let plan = plan(&backend).await;
@@ -135,9 +137,11 @@ async fn the_credential_reaches_only_the_egress_and_the_key_only_its_user() {
         !format!("{plan:?} {:?}", plan.summary()).contains(&proxy_token),
         "the token is in no plan"
     );
-    // The agent resolves through the egress's address only.
-    let egress_ip = agent.dns[0].clone();
-    assert_eq!(agent.extra_hosts, [format!("egress:{egress_ip}")]);
+    // The agent's resolver forwards only to the internal network's gateway, which nothing
+    // holds; `egress` is answered by the engine's resolver (runc), not by a hosts entry.
+    assert_eq!(agent.dns.len(), 1, "{:?}", agent.dns);
+    assert!(agent.dns[0].ends_with(".1"), "{:?}", agent.dns);
+    assert!(agent.extra_hosts.is_empty(), "{:?}", agent.extra_hosts);
     assert_eq!(agent.runtime.as_deref(), Some("runc"));
     // The egress's files: key readable by its user only, config naming the CA files.
     let files = fake.files("claude-bottle-egress-researcher-m3hxd");
@@ -223,12 +227,14 @@ async fn an_egress_that_exits_stops_the_launch_with_its_log() {
     let text = format!("{err} {:?}", std::error::Error::source(&err));
     assert!(text.contains("exited with code 1"), "{text}");
     assert!(text.contains("fake log line"), "{text}");
+    // Under runc the agent may have started alongside the egress, but nothing ran in it.
     assert!(
         !fake
             .calls()
             .iter()
-            .any(|c| c.starts_with("create container claude-bottle-researcher")),
-        "no agent without a working egress"
+            .any(|c| c.starts_with("exec in claude-bottle-researcher")),
+        "nothing runs in an agent without a working egress: {:#?}",
+        fake.calls()
     );
 }
 
@@ -1003,10 +1009,18 @@ async fn the_preflight_names_an_engine_that_is_not_the_local_default() {
 }
 
 /// Adding a sidecar is adding data: a second spec and its image, and the launch starts it
-/// after the egress is ready and before the agent, puts its alias in the agent's hosts, and
-/// teardown removes it after the agent and before the egress. No launch code names it.
+/// after the egress is ready, and teardown removes it after the agent and before the egress.
+/// Under runsc the agent waits for both and has their aliases in its hosts; under runc it
+/// starts alongside them and its resolver's dead end is the internal gateway. No launch code
+/// names the sidecar.
 #[tokio::test]
 async fn a_second_sidecar_is_data_started_in_order_and_torn_down_in_reverse() {
+    for runtime in [Runtime::Runsc, Runtime::Runc] {
+        a_second_sidecar_under(runtime).await;
+    }
+}
+
+async fn a_second_sidecar_under(runtime: Runtime) {
     use bottle_core::{Readiness, Role, SidecarSpec, agent};
     use bottle_docker::launch::{self, LaunchValues};
     use bottle_docker::plan::{self, PlanInputs, SidecarImage};
@@ -1032,7 +1046,7 @@ async fn a_second_sidecar_is_data_started_in_order_and_torn_down_in_reverse() {
         &prepared,
         &PlanInputs {
             agent_image: "agent:test",
-            runtime: Runtime::Runc,
+            runtime,
             options: &options,
             labels: &labels,
             sidecars: &sidecars,
@@ -1070,21 +1084,38 @@ async fn a_second_sidecar_is_data_started_in_order_and_torn_down_in_reverse() {
         at(&format!("exec in claude-bottle-egress-{ID}"))
             < at(&format!("create container {supervise}"))
     );
-    assert!(
-        at(&format!("exec in {supervise} as -: /supervise"))
-            < at(&format!("create container claude-bottle-{ID} "))
-    );
     let agent = fake
         .container_config(&format!("claude-bottle-{ID}"))
         .unwrap();
-    assert_eq!(agent.extra_hosts.len(), 2, "{:?}", agent.extra_hosts);
-    assert!(
-        agent
-            .extra_hosts
-            .iter()
-            .any(|h| h.starts_with("supervise:"))
-    );
-    assert_eq!(agent.dns.len(), 1, "the egress stays the only resolver");
+    let egress_ip = fake
+        .inspect_container(&format!("claude-bottle-egress-{ID}"))
+        .await
+        .unwrap()
+        .unwrap()
+        .addresses[&format!("claude-bottle-net-{ID}")]
+        .to_string();
+    match runtime {
+        Runtime::Runsc => {
+            assert!(
+                at(&format!("exec in {supervise} as -: /supervise"))
+                    < at(&format!("create container claude-bottle-{ID} "))
+            );
+            assert_eq!(agent.extra_hosts.len(), 2, "{:?}", agent.extra_hosts);
+            assert!(
+                agent
+                    .extra_hosts
+                    .iter()
+                    .any(|h| h.starts_with("supervise:"))
+            );
+            assert_eq!(agent.dns, [egress_ip], "the egress stays the only resolver");
+        }
+        Runtime::Runc => {
+            assert!(agent.extra_hosts.is_empty(), "{:?}", agent.extra_hosts);
+            assert_eq!(agent.dns.len(), 1, "one resolver: {:?}", agent.dns);
+            assert_ne!(agent.dns, [egress_ip]);
+            assert!(agent.dns[0].ends_with(".1"), "the gateway: {:?}", agent.dns);
+        }
+    }
     let supervise_labels = fake.container_config(&supervise).unwrap().labels;
     assert_eq!(supervise_labels[label::ROLE], "supervise");
 

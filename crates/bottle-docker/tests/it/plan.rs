@@ -1,7 +1,9 @@
 //! The planned topology, snapshotted: the agent plus the recipe's sidecars, as data.
 
 use bottle_core::{PreparedSpec, Role};
-use bottle_docker::plan::{self, DockerOptions, EnvValue, PlanInputs, Runtime, Topology};
+use bottle_docker::plan::{
+    self, DockerOptions, EnvValue, LaunchAddresses, PlanInputs, Runtime, Topology,
+};
 
 use crate::common::{labels, prepared, prepared_with_every_grant};
 
@@ -121,21 +123,45 @@ fn the_agent_is_isolated_and_hardened() {
 }
 
 #[test]
-fn a_resolved_agent_gets_the_egress_as_its_only_resolver() {
+fn under_runc_the_agents_only_resolver_is_the_internal_gateway_that_nothing_holds() {
     let t = topology(
         &prepared("researcher-m3hxd"),
         Runtime::Runc,
         &DockerOptions::default(),
     );
     let value = |name: &str, _: &EnvValue| Some(format!("value-of-{name}"));
-    let ip = "172.30.0.2".parse().unwrap();
-    let addresses = [(Role::Egress, ip)].into_iter().collect();
+    let addresses = LaunchAddresses {
+        internal_gateway: Some("172.30.0.1".parse().unwrap()),
+        ..Default::default()
+    };
     let config = t.agent.resolve(&value, &addresses).unwrap();
-    assert_eq!(config.dns, ["172.30.0.2"]);
-    assert_eq!(config.extra_hosts, ["egress:172.30.0.2"]);
+    assert!(!t.agent.needs_sidecar_addresses());
+    assert_eq!(config.dns, ["172.30.0.1"]);
+    assert!(config.extra_hosts.is_empty(), "{:?}", config.extra_hosts);
     assert_eq!(format!("{:?}", config.env[0]), "HTTP_PROXY=<redacted>");
     let missing = t.agent.resolve(&|_, _| None, &addresses).unwrap_err();
     assert!(missing.to_string().contains("HTTP_PROXY"), "{missing}");
+    let no_ip = t.agent.resolve(&value, &Default::default()).unwrap_err();
+    assert!(no_ip.to_string().contains("gateway"), "{no_ip}");
+}
+
+#[test]
+fn under_gvisor_the_agent_finds_the_egress_by_its_hosts_entry_and_waits_for_its_address() {
+    let t = topology(
+        &prepared("researcher-m3hxd"),
+        Runtime::Runsc,
+        &DockerOptions::default(),
+    );
+    let value = |name: &str, _: &EnvValue| Some(format!("value-of-{name}"));
+    let ip = "172.30.0.2".parse().unwrap();
+    let addresses = LaunchAddresses {
+        sidecars: [(Role::Egress, ip)].into_iter().collect(),
+        internal_gateway: Some("172.30.0.1".parse().unwrap()),
+    };
+    assert!(t.agent.needs_sidecar_addresses());
+    let config = t.agent.resolve(&value, &addresses).unwrap();
+    assert_eq!(config.dns, ["172.30.0.2"]);
+    assert_eq!(config.extra_hosts, ["egress:172.30.0.2"]);
     let no_ip = t.agent.resolve(&value, &Default::default()).unwrap_err();
     assert!(no_ip.to_string().contains("egress"), "{no_ip}");
 }
@@ -150,9 +176,10 @@ fn limits_come_from_the_environment_and_reach_the_agent_container() {
     .unwrap();
     let t = topology(&prepared("researcher-m3hxd"), Runtime::Runc, &options);
     let value = |name: &str, _: &EnvValue| Some(format!("value-of-{name}"));
-    let addresses = [(Role::Egress, "172.30.0.2".parse().unwrap())]
-        .into_iter()
-        .collect();
+    let addresses = LaunchAddresses {
+        internal_gateway: Some("172.30.0.1".parse().unwrap()),
+        ..Default::default()
+    };
     let config = t.agent.resolve(&value, &addresses).unwrap();
     assert_eq!(config.memory_bytes, Some(2 << 30));
     assert_eq!(config.pids_limit, Some(300));
@@ -192,9 +219,10 @@ fn the_agent_gets_the_engines_cpus_at_most_and_a_disk_bound_where_the_storage_ca
     assert_eq!(t.agent.limits.millicpus, 1000);
     assert_eq!(t.agent.storage_bytes, Some(32 << 30));
     let value = |name: &str, _: &EnvValue| Some(format!("value-of-{name}"));
-    let addresses = [(Role::Egress, "172.30.0.2".parse().unwrap())]
-        .into_iter()
-        .collect();
+    let addresses = LaunchAddresses {
+        internal_gateway: Some("172.30.0.1".parse().unwrap()),
+        ..Default::default()
+    };
     let config = t.agent.resolve(&value, &addresses).unwrap();
     assert_eq!(config.nano_cpus, Some(1_000_000_000));
     assert_eq!(config.storage_bytes, Some(32 << 30));

@@ -17,12 +17,11 @@ pub(crate) const SESSION_STARTED: &str = "✓ launched";
 /// The steps, each with the text of the line that starts it (the first line containing it,
 /// after the previous step's). `prepare` starts at the command; the session (`exec`) starts at
 /// the last line before teardown, and has no text of its own.
-const STEPS: [(&str, Option<&str>); 9] = [
+const STEPS: [(&str, Option<&str>); 8] = [
     ("prepare", None),
     ("runtime check", Some("launching the bottle")),
     ("networks", Some("creating network")),
-    ("egress ready", Some("creating egress")),
-    ("agent created", Some("creating agent")),
+    ("egress and agent", Some("creating egress")),
     ("CA", Some(SESSION_STARTED)),
     ("provisioning", Some("CA installed")),
     ("exec", None),
@@ -30,6 +29,13 @@ const STEPS: [(&str, Option<&str>); 9] = [
 ];
 
 /// What a launcher printed, and when.
+/// The parts of `egress and agent` (which the launch runs at once): name, the line that starts
+/// it, and the line that ends it as (its start, its end).
+const OVERLAPPING: [(&str, &str, (&str, &str)); 2] = [
+    ("egress ready", "creating egress", ("egress ", " ready")),
+    ("agent started", "creating agent", ("agent ", " started")),
+];
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Timeline {
     /// Each line with the time since the command started.
@@ -67,6 +73,23 @@ impl Timeline {
     }
 
     /// Each step's seconds, in [`STEPS`] order, summing to the whole run.
+    /// The parts of the `egress and agent` step that run at the same time, each from the line
+    /// that starts it to the line that ends it; a part the CLI did not report is left out.
+    fn overlapping(&self) -> Vec<(String, f64)> {
+        OVERLAPPING
+            .iter()
+            .filter_map(|(name, start, end)| {
+                let i = self.find(0, start)?;
+                let j = (i + 1..self.lines.len()).find(|&j| {
+                    let l = self.lines[j].1.trim();
+                    l.starts_with(end.0) && l.ends_with(end.1)
+                })?;
+                let took = self.lines[j].0.saturating_sub(self.lines[i].0);
+                Some(((*name).to_owned(), took.as_secs_f64()))
+            })
+            .collect()
+    }
+
     pub(crate) fn split(&self) -> Result<StartRun> {
         let Some(exited) = self.exited else {
             bail!("the command has not exited");
@@ -114,6 +137,7 @@ impl Timeline {
         Ok(StartRun {
             total_s: exited.as_secs_f64(),
             steps,
+            overlapping: self.overlapping(),
         })
     }
 }
@@ -143,11 +167,13 @@ mod tests {
                 1.300,
                 "  creating egress claude-bottle-egress-bench-try-eo3io",
             ),
+            (1.310, "  creating agent claude-bottle-bench-try-eo3io"),
+            (1.750, "  agent claude-bottle-bench-try-eo3io started"),
             (
                 1.900,
                 "  waiting for egress claude-bottle-egress-bench-try-eo3io",
             ),
-            (1.950, "  creating agent claude-bottle-bench-try-eo3io"),
+            (1.950, "  egress claude-bottle-egress-bench-try-eo3io ready"),
             (2.400, "✓ launched"),
             (2.500, "· installing the bottle's CA…"),
             (4.100, "✓ CA installed"),
@@ -180,14 +206,19 @@ mod tests {
                 ("prepare", 100),
                 ("runtime check", 1050),
                 ("networks", 150),
-                ("egress ready", 650),
-                ("agent created", 450),
+                ("egress and agent", 1100),
                 ("CA", 1700),
                 ("provisioning", 200),
                 ("exec", 100),
                 ("teardown", 700),
             ]
         );
+        let parts: Vec<(&str, u64)> = run
+            .overlapping
+            .iter()
+            .map(|(n, s)| (n.as_str(), (s * 1000.0).round() as u64))
+            .collect();
+        assert_eq!(parts, [("egress ready", 650), ("agent started", 440)]);
         let sum: f64 = run.steps.iter().map(|(_, s)| s).sum();
         assert!((sum - run.total_s).abs() < 1e-6);
         assert_eq!(real_run().identity().as_deref(), Some("bench-try-eo3io"));
@@ -198,7 +229,7 @@ mod tests {
         let mut t = real_run();
         t.lines.retain(|(_, l)| !l.contains("creating egress"));
         let err = t.split().unwrap_err().to_string();
-        assert!(err.contains("`egress ready`"), "{err}");
+        assert!(err.contains("`egress and agent`"), "{err}");
         let mut t = real_run();
         t.exited = None;
         assert!(t.split().is_err());
