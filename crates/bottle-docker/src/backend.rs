@@ -500,12 +500,18 @@ impl<D: DockerApi + Clone + 'static> BottleBackend for DockerBackend<D> {
                 ),
             });
         }
-        report_refusals(&self.api, &plan.topology, events).await;
+        // The egress's audit is read while the bottle's objects are listed; both before
+        // anything is removed.
+        let failed = |e| core_err(format!("tear down bottle {}", plan.prepared.identity), e);
+        let ((), objects) = tokio::join!(
+            report_refusals(&self.api, &plan.topology, events),
+            launch::objects_of(&self.api, &plan.topology)
+        );
         // Each removal is reported as it happens, through the progress relay.
-        launch::teardown(&self.api, &plan.topology, &progress)
+        crate::remove::remove_all(&self.api, objects.map_err(failed)?, &progress)
             .await
             .map(drop)
-            .map_err(|e| core_err(format!("tear down bottle {}", plan.prepared.identity), e))
+            .map_err(failed)
     }
 
     async fn prepare_cleanup(&self) -> bottle_core::Result<DockerCleanupPlan> {

@@ -302,6 +302,15 @@ pub async fn teardown<D: DockerApi>(
     topology: &Topology,
     progress: ProgressSink<'_>,
 ) -> Result<Vec<Removed>> {
+    let objects = objects_of(api, topology).await?;
+    remove_all(api, objects, progress).await
+}
+
+/// What [`teardown`] removes, in its order: the bottle's containers, volumes and networks.
+pub async fn objects_of<D: DockerApi>(
+    api: &D,
+    topology: &Topology,
+) -> Result<Vec<(ObjectKind, String)>> {
     let by_label = Filter::label(label::IDENTITY, &topology.identity);
     let mut containers: Vec<(Role, String)> = api
         .list_containers(&by_label)
@@ -331,10 +340,10 @@ pub async fn teardown<D: DockerApi>(
     }
     let volumes = api.list_volumes(&by_label).await?;
 
-    let objects = containers
+    Ok(containers
         .into_iter()
         .map(|(_, name)| (ObjectKind::Container, name))
         .chain(volumes.into_iter().map(|v| (ObjectKind::Volume, v.name)))
-        .chain(networks.into_iter().map(|n| (ObjectKind::Network, n)));
-    remove_all(api, objects, progress).await
+        .chain(networks.into_iter().map(|n| (ObjectKind::Network, n)))
+        .collect())
 }
