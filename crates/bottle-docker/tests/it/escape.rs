@@ -973,3 +973,38 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
     assert!(objects_of(&engine, identity.as_str()).await.is_empty());
     assert!(objects_of(&engine, other_id.as_str()).await.is_empty());
 }
+
+/// The attempt ids of `attempts.py`'s `ATTEMPTS` table.
+fn script_ids() -> BTreeSet<String> {
+    let table = ATTEMPTS_PY
+        .split_once("\nATTEMPTS = {")
+        .and_then(|(_, rest)| rest.split_once("\n}"))
+        .expect("attempts.py has its ATTEMPTS table")
+        .0;
+    table
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.split_once('"'))
+        .map(|(id, _)| id.to_owned())
+        .collect()
+}
+
+#[test]
+fn every_attempt_of_the_table_is_a_function_of_the_script_and_the_docs_count_them() {
+    let ids: BTreeSet<String> = ATTEMPTS.iter().map(|a| a.id.to_owned()).collect();
+    assert_eq!(ids.len(), ATTEMPTS.len(), "duplicate ids");
+    assert_eq!(ids, script_ids());
+    // The README and the crate README say how many attempts there are.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for readme in [root.join("../../README.md"), root.join("README.md")] {
+        let text = std::fs::read_to_string(&readme).unwrap();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let counted = format!("{}", ATTEMPTS.len());
+        assert!(
+            words
+                .windows(3)
+                .any(|w| w[0] == counted && w[1] == "escape" && w[2] == "attempts"),
+            "{} says \"{counted} escape attempts\"",
+            readme.display()
+        );
+    }
+}
