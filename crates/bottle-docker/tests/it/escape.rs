@@ -203,6 +203,13 @@ const ATTEMPTS: &[Attempt] = &[
         NO_EGRESS,
     ),
     attempt(
+        "authority-mismatch-h2",
+        "3 egress",
+        "HTTP/2 to a routed host, :authority an unrouted one",
+        "egress: :authority must name the tunnel's host",
+        NO_EGRESS,
+    ),
+    attempt(
         "absolute-form-unrouted",
         "3 egress",
         "GET http://unrouted/ in absolute form",
@@ -389,6 +396,7 @@ const NOT_YET: &[&str] = &[
 struct Outcome {
     outcome: String,
     detail: String,
+    ms: u64,
 }
 
 /// A UDP listener of the test on the host: answers every datagram, counts them.
@@ -501,6 +509,7 @@ fn outcomes(stdout: &str) -> BTreeMap<String, Outcome> {
                 Outcome {
                     outcome: v["outcome"].as_str().unwrap().to_owned(),
                     detail: v["detail"].as_str().unwrap().to_owned(),
+                    ms: v["ms"].as_u64().unwrap(),
                 },
             )
         })
@@ -542,7 +551,11 @@ fn first_address(network: &str) -> String {
     }
 }
 
-fn table(bottle: &BTreeMap<String, Outcome>, plain: &BTreeMap<String, Outcome>) -> String {
+fn table(
+    bottle: &BTreeMap<String, Outcome>,
+    plain: &BTreeMap<String, Outcome>,
+    [setup, in_bottle, in_plain]: [Duration; 3],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -577,6 +590,23 @@ fn table(bottle: &BTreeMap<String, Outcome>, plain: &BTreeMap<String, Outcome>) 
             p
         );
     }
+    // Where the suite's time goes, to keep it small.
+    let mut slowest: Vec<(&String, &Outcome)> = bottle.iter().collect();
+    slowest.sort_by_key(|(_, o)| std::cmp::Reverse(o.ms));
+    let slowest: Vec<String> = slowest
+        .iter()
+        .take(3)
+        .map(|(id, o)| format!("{id} {:.1} s", o.ms as f64 / 1e3))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nTime: setup {:.1} s (the outside, the upstream, two bottles); the attempts, run at \
+         once, {:.1} s in the bottle (slowest: {}) and {:.1} s in the plain container.",
+        setup.as_secs_f64(),
+        in_bottle.as_secs_f64(),
+        slowest.join(", "),
+        in_plain.as_secs_f64()
+    );
     let _ = writeln!(out, "\nNot in the suite yet (DLP lands with issue 15):");
     for row in NOT_YET {
         let _ = writeln!(out, "- {row}");
@@ -597,6 +627,7 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
  {
     let engine = engine().await;
     let guard = Guard::new();
+    let started = std::time::Instant::now();
 
     // The outside: an HTTPS origin (the routed host) and the listeners, on an ordinary bridge
     // network; the git upstream on another.
@@ -645,23 +676,24 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
     let secrets = Secrets::empty().with_token("TEST_TOKEN", TOKEN);
     let events = EventLog::new();
     let ctx_a = ctx(&identity, &secrets, &events);
-    let bottle = launch_or_fail(&backend, &plan, &ctx_a, &events).await;
-    backend.provision(&plan, &bottle, &ctx_a).await.unwrap();
 
-    // The neighbour: a second bottle, with TCP and UDP listeners in its agent.
+    // The neighbour: a second bottle, with TCP and UDP listeners in its agent. Both launch at
+    // once.
     let other_id = Identity::generate("neighbour").unwrap();
     let other_plan = backend
         .resolve_plan(spec(&other_id), &host())
         .await
         .unwrap();
     let no_secrets = Secrets::empty();
-    let other = launch_or_fail(
-        &backend,
-        &other_plan,
-        &ctx(&other_id, &no_secrets, &events),
-        &events,
-    )
-    .await;
+    let ctx_b = ctx(&other_id, &no_secrets, &events);
+    let (bottle, other) = tokio::join!(
+        async {
+            let bottle = launch_or_fail(&backend, &plan, &ctx_a, &events).await;
+            backend.provision(&plan, &bottle, &ctx_a).await.unwrap();
+            bottle
+        },
+        launch_or_fail(&backend, &other_plan, &ctx_b, &events),
+    );
     other
         .write_files(&[BottleFile::file(
             "/tmp/listeners.py",
@@ -678,6 +710,8 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
     )
     .await;
     assert!(r.success(), "{r:?}");
+
+    let setup = started.elapsed();
 
     // Listeners of the test on every address of the host, TCP and UDP, IPv4 and IPv6.
     let tcp = [
@@ -811,6 +845,7 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
         ])
         .await
         .unwrap();
+    let bottle_started = std::time::Instant::now();
     let r = sh(
         &bottle,
         &format!(
@@ -820,6 +855,7 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
     )
     .await;
     assert!(r.success(), "{r:?}");
+    let bottle_time = bottle_started.elapsed();
     let in_bottle = outcomes(&r.stdout);
     assert_eq!(
         in_bottle
@@ -889,6 +925,7 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
         .filter(|a| !matches!(a.plain, Plain::NotRun(_)))
         .map(|a| a.id)
         .collect();
+    let plain_started = std::time::Instant::now();
     let stdout = exec_in(
         &engine,
         &plain_name,
@@ -899,11 +936,12 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
         ),
     )
     .await;
+    let plain_time = plain_started.elapsed();
     let in_plain = outcomes(&stdout);
     let seen_from_plain = exec_in(&engine, &outside, None, "cat /tmp/seen.log").await;
     let host_hits_from_plain = seen_on_host() - host_hits_from_bottle;
 
-    let report = table(&in_bottle, &in_plain);
+    let report = table(&in_bottle, &in_plain, [setup, bottle_time, plain_time]);
     println!("{report}");
 
     // Every attempt failed in the bottle, and none broke.

@@ -1,14 +1,14 @@
 # The escape suite's attempts, run inside a bottle (as the agent) and inside a plain container.
 #
-# `python3 attempts.py CONFIG.json ID...` runs the attempts named, each on its own, and prints
-# one JSON line per attempt: {"id", "outcome": "blocked" | "escaped" | "error", "detail"}.
+# `python3 attempts.py CONFIG.json ID...` runs the attempts named, at once, and prints
+# one JSON line per attempt: {"id", "outcome": "blocked" | "escaped" | "error", "detail", "ms"}.
 # "escaped" means the attempt got what it was after; "error" means the attempt itself broke
 # (the suite fails on it: an attempt that cannot run proves nothing).
 #
 # Nothing here dials an address the config does not name; the config never holds a secret
 # whole (the token and key are given in halves and searched for through a pipe), so the
 # attempts do not plant what they look for.
-import base64, ctypes, json, os, socket, ssl, struct, subprocess, sys, threading
+import base64, ctypes, json, os, socket, ssl, struct, subprocess, sys, threading, time
 
 CONFIG = json.load(open(sys.argv[1]))
 PROXY = CONFIG.get("proxy")  # (host, port, user, token) of the egress, in a bottle only
@@ -265,6 +265,22 @@ def host_mismatch():
     control(ECHO % CONFIG["origin"].encode())
     return request_in_tunnel(
         CONFIG["origin"], b"GET /echo HTTP/1.1\r\nHost: unrouted.bottle.test\r\n\r\n")
+
+
+def curl_h2(*headers):
+    """(status, HTTP version) of an HTTP/2 GET /echo to the origin through the egress."""
+    rc, out = sh("curl -s -o /dev/null --http2 -w '%%{http_code} %%{http_version}' %s https://%s/echo" % (
+        " ".join("-H '%s'" % h for h in headers), CONFIG["origin"]))
+    status, version = (out.split() + ["", ""])[:2]
+    return status, version
+
+
+def authority_mismatch_h2():
+    status, version = curl_h2()
+    if (status, version) != ("200", "2"):
+        raise RuntimeError("the control HTTP/2 request answered %s over HTTP/%s" % (status, version))
+    status, version = curl_h2("Host: unrouted.bottle.test")
+    return status == "200", "answered %s over HTTP/%s" % (status, version)
 
 
 def absolute_form_unrouted():
@@ -579,6 +595,7 @@ ATTEMPTS = {
     "connect-other-port": connect_other_port,
     "sni-mismatch": sni_mismatch,
     "host-mismatch": host_mismatch,
+    "authority-mismatch-h2": authority_mismatch_h2,
     "absolute-form-unrouted": absolute_form_unrouted,
     "plain-http-in-tunnel": plain_http_in_tunnel,
     "h2c-upgrade": h2c_upgrade,
@@ -606,10 +623,27 @@ ATTEMPTS = {
     "egress-config-write": introspection_write,
 }
 
+# The git attempts share one clone and run in order; every other attempt runs in a thread of its
+# own, so the suite waits for its slowest attempt, not for the sum of their timeouts.
+SEQUENTIAL = [a for a in sys.argv[2:] if a.startswith("gate-") or a == "git-push-https"]
+RESULTS = {}
+
+
+def run(attempts):
+    for attempt in attempts:
+        started = time.monotonic()
+        try:
+            escaped, detail = ATTEMPTS[attempt]()
+            outcome = "escaped" if escaped else "blocked"
+        except Exception as e:  # the attempt could not run: the suite reports and fails it
+            outcome, detail = "error", "%s: %s" % (type(e).__name__, e)
+        ms = int((time.monotonic() - started) * 1000)
+        RESULTS[attempt] = {"id": attempt, "outcome": outcome, "detail": detail, "ms": ms}
+
+
+groups = [SEQUENTIAL] + [[a] for a in sys.argv[2:] if a not in SEQUENTIAL]
+threads = [threading.Thread(target=run, args=(g,)) for g in groups if g]
+[t.start() for t in threads]
+[t.join() for t in threads]
 for attempt in sys.argv[2:]:
-    try:
-        escaped, detail = ATTEMPTS[attempt]()
-        outcome = "escaped" if escaped else "blocked"
-    except Exception as e:  # the attempt could not run: the suite reports and fails it
-        outcome, detail = "error", "%s: %s" % (type(e).__name__, e)
-    print(json.dumps({"id": attempt, "outcome": outcome, "detail": detail}), flush=True)
+    print(json.dumps(RESULTS[attempt]), flush=True)
