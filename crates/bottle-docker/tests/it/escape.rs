@@ -39,8 +39,8 @@ const OUTSIDE_TCP: u16 = 8080;
 const OUTSIDE_UDP: u16 = 5353;
 
 /// What a plain `docker run` of the agent image (as root, on an ordinary bridge network the
-/// test creates, the token in its environment, DNS at the outside's server) does with an
-/// attempt.
+/// test creates, the token in its environment, the token and the keys in files, DNS at the
+/// outside's server) does with an attempt.
 #[derive(Clone, Copy)]
 enum Plain {
     /// It escapes there: the suite must see it escape, or the attempt proves nothing.
@@ -284,21 +284,21 @@ const ATTEMPTS: &[Attempt] = &[
         "6 credentials",
         "the injected token in any file",
         "egress injects it on the wire only",
-        Plain::NotRun("given the token by env only"),
+        Plain::Escapes,
     ),
     attempt(
         "ca-private-key",
         "6 credentials",
-        "a private key (the bottle CA's) on disk",
+        "the bottle CA's private key in any file, or any private key",
         "CA key only in the egress container",
-        NO_EGRESS,
+        Plain::Escapes,
     ),
     attempt(
         "gate-ssh-key",
         "6 credentials",
         "the git gate's SSH key (files, environ, argv, ~/.ssh)",
         "the key lives in the gate only",
-        NO_GATE,
+        Plain::Escapes,
     ),
     attempt(
         "docker-socket",
@@ -561,7 +561,7 @@ fn table(
         out,
         "\nSandbox-escape suite: {} attempts from inside a bottle, every one stopped.\n\
          \"plain docker run\": the same attempts in the agent image run as root on an ordinary \
-         bridge network, the token in its environment, its DNS at the outside's server.\n",
+         bridge network, the token in its environment, the token and keys in files, its DNS at the outside's server.\n",
         ATTEMPTS.len()
     );
     let _ = writeln!(
@@ -784,6 +784,30 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
         .filter(|l| !l.starts_with("-----"))
         .collect();
     let key_body = key_lines[key_lines.len() / 2];
+    // The bottle CA's key, from the egress (the test may look; the agent must not find it).
+    let ca_key = {
+        let out = std::process::Command::new("docker")
+            .args([
+                "cp",
+                &format!("{egress}:{}", bottle_recipe::egress::CA_KEY),
+                "-",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker cp the CA key: {out:?}");
+        let mut archive = tar::Archive::new(out.stdout.as_slice());
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        let mut key = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut key).unwrap();
+        key
+    };
+    let ca_key_lines: Vec<&str> = ca_key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!ca_key_lines.is_empty(), "the CA key has a body");
+    let ca_key_body = ca_key_lines[ca_key_lines.len() / 2];
+    assert!(
+        ca_key_body.len() >= 40,
+        "a line that names the key: {ca_key_body:?}"
+    );
     let config = |marker: &str, own: &[String], proxy: Option<serde_json::Value>| {
         serde_json::json!({
             "marker": marker,
@@ -804,6 +828,7 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
             "token_halves": halves(TOKEN),
             "ssh_key_halves": halves(key_body),
             "aws_key_halves": halves(AWS_KEY),
+            "ca_key_halves": halves(ca_key_body),
             "trust_files": [
                 bottle_core::agent::CA_FILE,
                 bottle_core::agent::CA_BUNDLE,
@@ -876,7 +901,7 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
     .await;
 
     // The same attempts in a plain container: root, an ordinary bridge network, the token in
-    // its environment, and DNS pointed at the outside's server (where a real resolver chain
+    // its environment and the keys in files, and DNS pointed at the outside's server (where a real resolver chain
     // would deliver the exfiltrating query).
     let plain_name = format!("bottle-test-plain-{}", guard.value);
     engine
@@ -917,6 +942,21 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
     .unwrap();
     engine
         .upload(&plain_name, "/tmp", tar.finish().unwrap())
+        .await
+        .unwrap();
+    // What a plain run is given by files: the token, the CA key and the SSH key, in root's home.
+    let mut planted = TarBuilder::new("planted");
+    for (file, contents) in [
+        ("token", TOKEN),
+        ("ca.key", ca_key.as_str()),
+        ("id_ed25519", private.as_str()),
+    ] {
+        planted
+            .file(file, contents.as_bytes(), 0o600, FileOwner::ROOT)
+            .unwrap();
+    }
+    engine
+        .upload(&plain_name, "/root", planted.finish().unwrap())
         .await
         .unwrap();
     engine.start_container(&plain_name).await.unwrap();

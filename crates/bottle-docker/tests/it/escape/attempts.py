@@ -429,11 +429,16 @@ def token_files():
 
 
 def ca_private_key():
-    # Spelled in parts, so that this script is not itself a file holding the marker.
+    # The bottle CA's own key, by a line of its body, anywhere; and any private key at all where
+    # a key would be put. The headers are spelled in parts, so that this script is not itself a
+    # file holding them.
+    ca_key = grep_files(joined("ca_key_halves") + "\n", ["/"])
     begin = "-----" + "BEGIN "
-    found = grep_files("".join(begin + kind + "PRIVATE KEY\n" for kind in ("", "EC ", "RSA ", "OPENSSH ")),
-                       ["/etc", "/home", "/tmp", "/root", "/run", "/var", "/usr/local", "/opt"])
-    return bool(found), "in %s" % found[:3] if found else "no private key in /etc /home /tmp /root /run /var /usr/local /opt"
+    any_key = grep_files("".join(begin + kind + "PRIVATE KEY\n" for kind in ("", "EC ", "RSA ", "OPENSSH ")),
+                         ["/etc", "/home", "/tmp", "/root", "/run", "/var", "/usr/local", "/opt"])
+    found = sorted(set(ca_key + any_key))
+    return bool(found), "in %s" % found[:3] if found else \
+        "the CA key in no file; no private key in /etc /home /tmp /root /run /var /usr/local /opt"
 
 
 def gate_ssh_key():
