@@ -287,6 +287,13 @@ const ATTEMPTS: &[Attempt] = &[
         Plain::Escapes,
     ),
     attempt(
+        "token-from-egress",
+        "6 credentials",
+        "read the injected token from the egress (GET /routes)",
+        "egress serializes token_ref names, never values",
+        NO_EGRESS,
+    ),
+    attempt(
         "ca-private-key",
         "6 credentials",
         "the bottle CA's private key in any file, or any private key",

@@ -417,6 +417,23 @@ def token_proc_environ():
     return bool(found), "in pids %s" % found if found else "in none of %d readable environs" % read
 
 
+def token_from_egress():
+    s = to_proxy()
+    s.sendall(b"GET http://_egress.local/routes HTTP/1.1\r\nHost: _egress.local\r\nConnection: close\r\n%s\r\n"
+              % proxy_auth())
+    body = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    s.close()
+    if status_of(body) != 200 or CONFIG["origin"].encode() not in body:
+        raise RuntimeError("the control read of /routes failed: %r" % body[:80])
+    leaked = joined("token_halves").encode() in body
+    return leaked, "/routes answered %d bytes, %s" % (len(body), "the token among them" if leaked else "no token")
+
+
 def grep_files(pattern, roots):
     p = subprocess.run(["grep", "-rIlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
                         "-f", "-"] + roots, input=pattern, capture_output=True, text=True, timeout=120)
@@ -612,6 +629,7 @@ ATTEMPTS = {
     "token-env": token_env,
     "token-proc-environ": token_proc_environ,
     "token-files": token_files,
+    "token-from-egress": token_from_egress,
     "ca-private-key": ca_private_key,
     "gate-ssh-key": gate_ssh_key,
     "docker-socket": docker_socket,
