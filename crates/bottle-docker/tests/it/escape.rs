@@ -462,8 +462,7 @@ async fn start_outside(engine: &Engine, guard: &Guard, network: &str) -> String 
             image: agent_image(),
             cmd: Some(vec![
                 "python3".into(),
-                "-c".into(),
-                LISTENERS_PY.into(),
+                "/tmp/listeners.py".into(),
                 OUTSIDE_TCP.to_string(),
                 OUTSIDE_UDP.to_string(),
             ]),
@@ -476,6 +475,18 @@ async fn start_outside(engine: &Engine, guard: &Guard, network: &str) -> String 
             init: true,
             ..Default::default()
         })
+        .await
+        .unwrap();
+    let mut tar = TarBuilder::new("outside");
+    tar.file(
+        "listeners.py",
+        LISTENERS_PY.as_bytes(),
+        0o644,
+        FileOwner::ROOT,
+    )
+    .unwrap();
+    engine
+        .upload(&name, "/tmp", tar.finish().unwrap())
         .await
         .unwrap();
     engine.start_container(&name).await.unwrap();
@@ -502,6 +513,13 @@ async fn exec_in(engine: &Engine, container: &str, user: Option<&str>, script: &
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The command that waits (up to 20 s) until the listeners of `listeners.py` answer on
+/// loopback: TCP, UDP and, given its port, DNS. It fails if they do not.
+fn listening(tcp: u16, udp: u16, dns: Option<u16>) -> String {
+    let dns = dns.map_or_else(String::new, |port| format!(" {port}"));
+    format!("python3 /tmp/listeners.py --check {tcp} {udp}{dns}")
 }
 
 /// The outcome of each attempt, by id, from the script's JSON lines.
@@ -712,11 +730,22 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
         .unwrap();
     let r = sh(
         &other,
-        "nohup python3 /tmp/listeners.py 7000 7001 7002 >/dev/null 2>&1 & sleep 1; \
-         python3 -c \"import socket; socket.create_connection(('127.0.0.1', 7000), timeout=3)\"",
+        &format!(
+            "nohup python3 /tmp/listeners.py 7000 7001 7002 >/dev/null 2>&1 & {}",
+            listening(7000, 7001, None)
+        ),
     )
     .await;
-    assert!(r.success(), "{r:?}");
+    assert!(r.success(), "the neighbour's listeners answer: {r:?}");
+    // The outside's listeners answer too (on its loopback, which its log tells apart), so a
+    // silent one is a wall, not a listener still starting.
+    exec_in(
+        &engine,
+        &outside,
+        None,
+        &listening(OUTSIDE_TCP, OUTSIDE_UDP, Some(53)),
+    )
+    .await;
 
     let setup = started.elapsed();
 
@@ -898,7 +927,14 @@ async fn escape_suite_every_attempt_fails_in_a_bottle_and_the_same_attempts_catc
         "every attempt reported: {r:?}"
     );
     // What the outside and the host saw of the bottle: nothing at all.
-    let seen_from_bottle = exec_in(&engine, &outside, None, "cat /tmp/seen.log").await;
+    // (Without the readiness checks, which come from the outside's own loopback.)
+    let seen_from_bottle = exec_in(
+        &engine,
+        &outside,
+        None,
+        "grep -v '^[a-z]* 127.0.0.1 ' /tmp/seen.log || true",
+    )
+    .await;
     let host_hits_from_bottle = seen_on_host();
     let upstream_refs = upstream_sh(
         &engine,
