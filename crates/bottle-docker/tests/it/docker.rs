@@ -262,7 +262,7 @@ async fn runtime_detection_proves_runsc_or_falls_back_to_runc() {
 
 /// An HTTPS origin on its own network under a DNS alias, with a certificate from a test CA.
 /// It answers `/echo` with the request's headers and 404 elsewhere.
-async fn start_origin(engine: &Engine, guard: &Guard, alias: &str) -> (String, String) {
+pub(crate) async fn start_origin(engine: &Engine, guard: &Guard, alias: &str) -> (String, String) {
     let ca =
         CertificateAuthority::generate_named("bottle test CA", Duration::from_secs(3600)).unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_der(
@@ -949,15 +949,17 @@ async fn a_session_without_a_terminal_keeps_streams_apart_and_ends_stdin() {
 }
 
 /// A listener of the test on the host: answers `hello` to every connection until dropped.
-struct HostListener {
-    port: u16,
+pub(crate) struct HostListener {
+    pub(crate) port: u16,
+    /// How many connections it has accepted.
+    pub(crate) seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl HostListener {
     /// Listens on `addr` (port 0: a free one).
-    fn bind(addr: &str) -> Self {
+    pub(crate) fn bind(addr: &str) -> Self {
         use std::io::Write;
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind(addr).unwrap();
@@ -965,10 +967,13 @@ impl HostListener {
         let port = listener.local_addr().unwrap().port();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&stop);
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&seen);
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((mut stream, _)) => {
+                        count.fetch_add(1, Ordering::Relaxed);
                         let _ = stream.write_all(b"hello\n");
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -977,6 +982,7 @@ impl HostListener {
         });
         HostListener {
             port,
+            seen,
             stop,
             thread: Some(thread),
         }
@@ -996,7 +1002,7 @@ impl Drop for HostListener {
 /// and IPv6, with the interface for link-local ones: `(address, interface, interface index)`.
 /// Tentative addresses (IPv6 duplicate detection not done, so unusable even by the host) are
 /// listed too; [`tentative`] tells them.
-fn host_addresses() -> Vec<(std::net::IpAddr, String, u32)> {
+pub(crate) fn host_addresses() -> Vec<(std::net::IpAddr, String, u32)> {
     let out = Command::new("ip").args(["-o", "addr"]).output().unwrap();
     assert!(out.status.success(), "ip -o addr: {out:?}");
     String::from_utf8(out.stdout)
@@ -1015,7 +1021,7 @@ fn host_addresses() -> Vec<(std::net::IpAddr, String, u32)> {
 }
 
 /// The host's addresses that are still tentative, by `ip -o addr`.
-fn tentative() -> Vec<std::net::IpAddr> {
+pub(crate) fn tentative() -> Vec<std::net::IpAddr> {
     let out = Command::new("ip").args(["-o", "addr"]).output().unwrap();
     String::from_utf8(out.stdout)
         .unwrap()
@@ -1032,12 +1038,12 @@ fn tentative() -> Vec<std::net::IpAddr> {
         .collect()
 }
 
-fn is_link_local(ip: &std::net::IpAddr) -> bool {
+pub(crate) fn is_link_local(ip: &std::net::IpAddr) -> bool {
     matches!(ip, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
 }
 
 /// `docker inspect`'s answer to `format` for `object`.
-fn inspect(kind: &str, object: &str, format: &str) -> String {
+pub(crate) fn inspect(kind: &str, object: &str, format: &str) -> String {
     let out = Command::new("docker")
         .args([kind, "inspect", "-f", format, object])
         .output()

@@ -19,11 +19,11 @@ use bottle_manifest::{GitEntry, GitUser};
 use crate::docker::{Guard, backend, ctx, engine, host, launch_or_fail, objects_of, sh, spec};
 
 /// The upstream's name on the test network (and in the declared URLs).
-const UPSTREAM_HOST: &str = "git.bottle.test";
+pub(crate) const UPSTREAM_HOST: &str = "git.bottle.test";
 /// A bottle env secret the gate must find, even base64-encoded.
-const DB_PASSWORD: &str = "hunter2-correct-horse-battery";
+pub(crate) const DB_PASSWORD: &str = "hunter2-correct-horse-battery";
 /// An AWS access key id of the shape the scanner knows.
-const AWS_KEY: &str = "AKIAZ3MHQ4VX7NB2KDLT";
+pub(crate) const AWS_KEY: &str = "AKIAZ3MHQ4VX7NB2KDLT";
 
 const SSHD_DOCKERFILE: &str = "FROM debian:bookworm-slim\n\
 RUN apt-get update \\\n && apt-get install -y --no-install-recommends openssh-server git \\\n \
@@ -48,7 +48,7 @@ exec /usr/sbin/sshd -D -e -o HostKey=/etc/ssh/test_host_key -o PasswordAuthentic
 "#;
 
 /// An ed25519 key pair at `path` (and `path.pub`); returns the public key as `type base64`.
-fn keygen(path: &Path) -> String {
+pub(crate) fn keygen(path: &Path) -> String {
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
         .arg(path)
@@ -100,7 +100,7 @@ async fn sshd_image(engine: &Engine) -> String {
 }
 
 /// Starts the upstream on a network of its own; returns (network, container).
-async fn start_upstream(
+pub(crate) async fn start_upstream(
     engine: &Engine,
     guard: &Guard,
     authorized_key: &str,
@@ -149,7 +149,7 @@ async fn start_upstream(
 }
 
 /// Runs `script` in the upstream container; returns stdout.
-async fn upstream_sh(engine: &Engine, container: &str, script: &str) -> String {
+pub(crate) async fn upstream_sh(engine: &Engine, container: &str, script: &str) -> String {
     let out = engine
         .exec(
             container,
@@ -164,7 +164,7 @@ async fn upstream_sh(engine: &Engine, container: &str, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn entry(name: &str, upstream: &str, key: &Path, host_key: &str) -> GitEntry {
+pub(crate) fn entry(name: &str, upstream: &str, key: &Path, host_key: &str) -> GitEntry {
     GitEntry::new(name, upstream.parse().unwrap(), key, host_key)
 }
 

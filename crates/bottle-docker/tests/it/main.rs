@@ -5,5 +5,6 @@ mod common;
 mod docker;
 mod docker_git_gate;
 mod endpoint;
+mod escape;
 mod lifecycle;
 mod plan;
