@@ -143,14 +143,14 @@ const ATTEMPTS: &[Attempt] = &[
         "dns-external-name",
         "2 dns",
         "resolve an external name (example.com)",
-        "resolver forwards only to the egress, which serves no DNS",
+        "resolver forwards only to the internal gateway, which nothing holds (runc; the egress under gVisor)",
         Plain::Escapes,
     ),
     attempt(
         "dns-exfil-resolver",
         "2 dns",
         "hex-encoded secret as a subdomain, through the resolver",
-        "resolver forwards only to the egress, which serves no DNS",
+        "resolver forwards only to the internal gateway, which nothing holds (runc; the egress under gVisor)",
         Plain::Escapes,
     ),
     attempt(
