@@ -203,8 +203,8 @@ pub enum CopiedOut {
     Copied {
         /// Its size.
         bytes: u64,
-        /// Entries left out because they cannot be restored safely (devices, sockets, links
-        /// pointing out of the folder or through another link).
+        /// Entries left out because they cannot be restored safely (devices, sockets, relative
+        /// links pointing out of the folder, anything under a link).
         skipped: u64,
     },
     /// The folder is not in the bottle (no conversation was had, say).
@@ -253,9 +253,9 @@ pub trait Bottle: Send + Sync + 'static {
     /// whatever the agent made of the folder: its entries are named `<folder name>/…`, the
     /// first is that folder as a directory (a folder replaced by a link is refused), every
     /// entry is owned by the agent ([`FileOwner::AGENT`]) with no set-id or sticky bit, and
-    /// only directories, regular files, hard links to earlier entries and symbolic links that
-    /// stay inside the folder are kept; anything else, or anything under a link, is counted
-    /// in [`CopiedOut::Copied::skipped`] and left out.
+    /// only directories, regular files, hard links to earlier entries and symbolic links (a
+    /// relative one only when it stays inside the folder) are kept; anything else, or anything
+    /// under a kept link, is counted in `skipped` and left out.
     fn cp_out(
         &self,
         bottle_path: &str,

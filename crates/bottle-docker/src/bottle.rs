@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use bottle_core::agent::{USER, WORKDIR};
 use bottle_core::{
-    Bottle, BottleFile, ExecResult, ExecUser, FileOwner, HostTree, Role, TerminalHost,
+    Bottle, BottleFile, CopiedOut, ExecResult, ExecUser, FileOwner, HostTree, Role, TerminalHost,
 };
 
 use crate::api::{DockerApi, ExecSpec, Interactive};
 use crate::backend::{BACKEND_NAME, core_err};
 use crate::engine::Engine;
 use crate::error::DockerError;
-use crate::tarball;
+use crate::{saved, tarball};
 
 /// A running Docker bottle.
 pub struct DockerBottle<D: DockerApi + Clone + 'static = Engine> {
@@ -211,6 +211,67 @@ impl<D: DockerApi + Clone + 'static> Bottle for DockerBottle<D> {
             })
         });
         packed.and(sent).map_err(|e| core_err(action, e))
+    }
+
+    async fn cp_out(
+        &self,
+        bottle_path: &str,
+        to: std::fs::File,
+        limit: u64,
+    ) -> bottle_core::Result<CopiedOut> {
+        use futures_util::StreamExt;
+        let action = format!("copy {bottle_path} out of {}", self.name);
+        let failed = |source: std::io::Error| {
+            core_err(
+                &action,
+                DockerError::Pack {
+                    path: bottle_path.into(),
+                    source,
+                },
+            )
+        };
+        let Some(root) = Path::new(bottle_path).file_name() else {
+            return Err(failed(std::io::Error::other("not a folder path")));
+        };
+        let root = root.to_string_lossy().into_owned();
+        let mut chunks = self
+            .api
+            .download(&self.name, bottle_path)
+            .await
+            .map_err(|e| core_err(&action, e))?;
+        // The engine answers a missing folder with an error before any byte.
+        let first = match chunks.next().await {
+            None => return Ok(CopiedOut::Missing),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(CopiedOut::Missing);
+            }
+            Some(Err(e)) => return Err(failed(e)),
+            Some(Ok(chunk)) => chunk,
+        };
+        let stream = futures_util::stream::iter([Ok(first)]).chain(chunks);
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let repacked = tokio::task::spawn_blocking(move || saved::repack(reader, to, &root, limit))
+            .await
+            .map_err(|e| failed(std::io::Error::other(e.to_string())))?
+            .map_err(failed)?;
+        Ok(match repacked {
+            saved::Repacked::Copied { bytes, skipped } => CopiedOut::Copied { bytes, skipped },
+            saved::Repacked::TooLarge => CopiedOut::TooLarge,
+        })
+    }
+
+    async fn cp_in_archive(
+        &self,
+        archive: std::fs::File,
+        bottle_dir: &str,
+    ) -> bottle_core::Result<()> {
+        let action = format!("restore saved files into {bottle_dir} of {}", self.name);
+        let file = tokio::fs::File::from_std(archive);
+        let chunks = tokio_util::io::ReaderStream::with_capacity(file, tarball::CHUNK_BYTES);
+        self.api
+            .upload_stream(&self.name, bottle_dir, Box::pin(chunks))
+            .await
+            .map_err(|e| core_err(action, e))
     }
 
     fn ca_pem(&self) -> Option<&str> {
