@@ -533,6 +533,16 @@ fn resume_puts_back_the_workspace_and_continues_the_conversation() {
             );
         }
     }
+    // The conversation to continue is named by its session id, the newest transcript's.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("saved.json")).expect("saved.json"))
+            .expect("saved.json is JSON");
+    let session_id = saved["conversation"].as_str().expect("a session id");
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(dir.join("claude-code.tar")).unwrap())
+            .contains(&format!("{session_id}.jsonl")),
+        "{saved}"
+    );
     let listed = ctx.run(&["list", "active"]);
     assert_eq!(listed.code, 0, "{}", listed.all());
     let row = listed
