@@ -283,3 +283,91 @@ impl<D: DockerApi + Clone + 'static> Bottle for DockerBottle<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::RecordingDocker;
+
+    fn bottle(api: &RecordingDocker) -> DockerBottle<RecordingDocker> {
+        DockerBottle {
+            api: api.clone(),
+            name: "claude-bottle-t-aaaaa".to_owned(),
+            sidecars: Vec::new(),
+            ca_pem: String::new(),
+            terminal: Arc::new(bottle_core::NoTerminal),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cp_out_repacks_what_the_engine_sends_and_a_missing_folder_is_no_error() {
+        let api = RecordingDocker::default();
+        let mut engine = tar::Builder::new(Vec::new());
+        for (path, kind, data) in [
+            ("workspace", tar::EntryType::Directory, ""),
+            ("workspace/notes.md", tar::EntryType::Regular, "hello"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_mode(0o4755);
+            header.set_uid(0);
+            header.set_size(data.len() as u64);
+            engine
+                .append_data(&mut header, path, data.as_bytes())
+                .unwrap();
+        }
+        let sent = engine.into_inner().unwrap();
+        api.serve(
+            "claude-bottle-t-aaaaa",
+            "/home/node/workspace",
+            bytes::Bytes::from(sent),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("workspace.tar");
+        let file = std::fs::File::create(&path).unwrap();
+        let copied = bottle(&api)
+            .cp_out("/home/node/workspace", file, 1 << 20)
+            .await
+            .unwrap();
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(
+            copied,
+            CopiedOut::Copied {
+                bytes: written.len() as u64,
+                skipped: 0
+            }
+        );
+        let mut archive = tar::Archive::new(&written[..]);
+        let owners: Vec<(String, u64, u32)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.uid().unwrap(),
+                    h.mode().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                ("workspace".to_owned(), 1000, 0o755),
+                ("workspace/notes.md".to_owned(), 1000, 0o755)
+            ]
+        );
+
+        let file = std::fs::File::create(dir.path().join("other.tar")).unwrap();
+        let missing = bottle(&api)
+            .cp_out(
+                "/home/node/.claude/projects/-home-node-workspace",
+                file,
+                1 << 20,
+            )
+            .await
+            .unwrap();
+        assert_eq!(missing, CopiedOut::Missing);
+    }
+}
