@@ -24,6 +24,11 @@ pub const USER: &str = "node";
 pub const HOME: &str = "/home/node";
 /// The agent's working directory: the `--cwd` tree lands here.
 pub const WORKDIR: &str = "/home/node/workspace";
+/// Where Claude Code keeps the conversations held in [`WORKDIR`] (one `<session>.jsonl`
+/// each): its projects folder, `~/.claude/projects/`, then the working directory with every
+/// `/` turned into `-` (measured for Claude Code 2.1.332). All that `claude --continue` and
+/// `claude --resume <session>` need.
+pub const CLAUDE_PROJECT_DIR: &str = "/home/node/.claude/projects/-home-node-workspace";
 /// The per-bottle CA certificate on its own (trusted by Node through `NODE_EXTRA_CA_CERTS`).
 pub const CA_FILE: &str = "/etc/claude-bottle/ca.pem";
 /// The system CA bundle; the CA step adds the per-bottle CA to it.
@@ -200,6 +205,15 @@ pub fn claude_argv(
 mod tests {
     use super::*;
     use crate::spec::{EnvEntry, EnvSource};
+
+    #[test]
+    fn the_project_folder_is_the_workdirs_slug() {
+        let slug = WORKDIR.replace('/', "-");
+        assert_eq!(
+            CLAUDE_PROJECT_DIR,
+            format!("{HOME}/.claude/projects/{slug}")
+        );
+    }
 
     #[test]
     fn the_git_gate_skips_the_proxy() {

@@ -195,6 +195,25 @@ impl fmt::Debug for HostTree {
     }
 }
 
+/// What [`Bottle::cp_out`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum CopiedOut {
+    /// The archive is complete.
+    Copied {
+        /// Its size.
+        bytes: u64,
+        /// Entries left out because they cannot be restored safely (devices, sockets, relative
+        /// links pointing out of the folder, anything under a link).
+        skipped: u64,
+    },
+    /// The folder is not in the bottle (no conversation was had, say).
+    Missing,
+    /// The archive reached the limit before it was complete; what was written is incomplete
+    /// and must be thrown away.
+    TooLarge,
+}
+
 /// A running bottle: the transport a backend provides, over which the provisioning recipe
 /// ([`crate::provision`]) and the session run.
 pub trait Bottle: Send + Sync + 'static {
@@ -225,6 +244,33 @@ pub trait Bottle: Send + Sync + 'static {
     /// followed. A file that changes size while it is copied fails the copy: an archive is
     /// never sent with a file cut short or grown.
     fn cp_in(&self, tree: &HostTree, bottle_path: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Copies the folder `bottle_path` out of the bottle as a tar archive written to `to` (a
+    /// file the caller opened, private to the user), streamed: never more than `limit` bytes
+    /// are written, whatever the folder holds ([`CopiedOut::TooLarge`] past it).
+    ///
+    /// The archive is what [`cp_in_archive`](Bottle::cp_in_archive) can put back safely,
+    /// whatever the agent made of the folder: its entries are named `<folder name>/…`, the
+    /// first is that folder as a directory (a folder replaced by a link is refused), every
+    /// entry is owned by the agent ([`FileOwner::AGENT`]) with no set-id or sticky bit, and
+    /// only directories, regular files, hard links to earlier entries and symbolic links (a
+    /// relative one only when it stays inside the folder) are kept; anything else, or anything
+    /// under a kept link, is counted in `skipped` and left out.
+    fn cp_out(
+        &self,
+        bottle_path: &str,
+        to: std::fs::File,
+        limit: u64,
+    ) -> impl Future<Output = Result<CopiedOut>> + Send;
+
+    /// Extracts an archive written by [`cp_out`](Bottle::cp_out) (read from `archive`,
+    /// streamed) into the folder `bottle_dir` of the bottle, which must exist: the saved
+    /// folder lands at `bottle_dir/<folder name>`, owned by the agent.
+    fn cp_in_archive(
+        &self,
+        archive: std::fs::File,
+        bottle_dir: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// The certificate (PEM) of the per-bottle CA the bottle's egress signs with, which the
     /// agent must trust; `None` for a bottle whose egress does not intercept TLS (the CA step

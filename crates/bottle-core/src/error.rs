@@ -201,6 +201,17 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// `CLAUDE_BOTTLE_SAVE_LIMIT` is not a size.
+    #[error(
+        "CLAUDE_BOTTLE_SAVE_LIMIT=`{value}` is not a size; give bytes or a size such as 512MiB \
+         or 2GiB.",
+        value = escape(value)
+    )]
+    SaveLimit {
+        /// The rejected value.
+        value: String,
+    },
+
     /// Reading or writing the state directory failed.
     #[error(
         "could not {action} bottle state at {path}: {source}; check the permissions of that folder.",

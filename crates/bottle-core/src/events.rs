@@ -32,8 +32,14 @@ pub enum Step {
     ProvisionSupervise,
     /// Provisioning as a whole (a backend that overrides `provision` entirely).
     Provision,
+    /// Putting back what a kept bottle saved (its workspace and Claude Code's conversations),
+    /// when resuming, before the session starts.
+    Restore,
     /// Claude Code (or the `--exec` script) running in the bottle.
     Session,
+    /// Saving what the agent would lose (workspace, conversations) into the state folder, when
+    /// the state is kept, before teardown.
+    Save,
     /// Removing what launch created.
     Teardown,
 }
@@ -51,7 +57,7 @@ impl Step {
     ];
 
     /// Every step, in the order of a bottle's life.
-    pub const ALL: [Step; 11] = [
+    pub const ALL: [Step; 13] = [
         Step::Launch,
         Step::ProvisionCa,
         Step::ConfigureClaudeCode,
@@ -61,7 +67,9 @@ impl Step {
         Step::ProvisionGit,
         Step::ProvisionSupervise,
         Step::Provision,
+        Step::Restore,
         Step::Session,
+        Step::Save,
         Step::Teardown,
     ];
 
@@ -78,7 +86,9 @@ impl Step {
             Step::ProvisionGit => "provision-git",
             Step::ProvisionSupervise => "provision-supervise",
             Step::Provision => "provision",
+            Step::Restore => "restore",
             Step::Session => "session",
+            Step::Save => "save",
             Step::Teardown => "teardown",
         }
     }
@@ -95,7 +105,9 @@ impl Step {
             Step::ProvisionGit => "configure git",
             Step::ProvisionSupervise => "register supervise",
             Step::Provision => "provision",
+            Step::Restore => "restore saved state",
             Step::Session => "session",
+            Step::Save => "save state",
             Step::Teardown => "teardown",
         }
     }

@@ -82,6 +82,7 @@ mod manifest;
 pub mod plan;
 pub mod provision;
 pub mod registry;
+pub mod resume;
 pub mod secret;
 pub mod sidecar;
 pub mod spec;
@@ -92,8 +93,8 @@ pub mod testing;
 
 pub use agent::{LaunchSecret, claude_argv};
 pub use backend::{
-    Bottle, BottleBackend, BottleFile, ExecResult, ExecUser, FileContents, FileOwner, HostTree,
-    LaunchContext, Provisioned,
+    Bottle, BottleBackend, BottleFile, CopiedOut, ExecResult, ExecUser, FileContents, FileOwner,
+    HostTree, LaunchContext, Provisioned,
 };
 pub use capability::{Capabilities, Feature, FeatureKind};
 pub use cwd::{GitCredential, GitCredentialKind};
@@ -112,6 +113,7 @@ pub use plan::{
 pub use registry::{
     AnyCleanupPlan, AnyPlan, BackendFactory, BoxFuture, DEFAULT_BACKEND, DynBackend, Registry,
 };
+pub use resume::{SaveProblem, SaveReport, Saved, SavedSession};
 pub use secret::{SecretPrompt, SecretString, Secrets};
 pub use sidecar::{Readiness, SidecarEnv, SidecarEnvValue, SidecarSpec};
 pub use spec::{

@@ -23,6 +23,7 @@ use crate::events::{Event, EventSink, Step};
 use crate::identity::Identity;
 use crate::labels;
 use crate::plan::BottlePlan;
+use crate::resume::{self, SaveProblem, SaveReport, SavedSession};
 use crate::secret::Secrets;
 use crate::state::{BottleState, StateStore};
 
@@ -203,6 +204,9 @@ pub struct Outcome {
     pub teardown_errors: Vec<Error>,
     /// What happened to the resume state.
     pub state: StateDisposition,
+    /// What was saved before teardown ([`crate::resume::save`]): `Some` when the state was
+    /// kept after the session had started, with what could not be kept.
+    pub saved: Option<SaveReport>,
 }
 
 impl Outcome {
@@ -230,12 +234,18 @@ impl Outcome {
 /// 0. Refuses a bottle whose backend lacks one of its grants, unless allowed
 ///    ([`PreparedSpec::check_implemented`](crate::PreparedSpec::check_implemented)).
 /// 1. Writes resume state (an error here returns `Err` and nothing was created).
-/// 2. Launches, provisions and runs `session`, racing `opts.shutdown`.
-/// 3. Always: closes the bottle handle (if launch returned one) and calls
+/// 2. Launches, provisions, restores what an earlier run of this bottle saved (when resuming,
+///    [`crate::resume::restore`]) and runs `session`, racing `opts.shutdown`.
+/// 3. When the state will be kept (non-zero exit, signal, failure) and the session had
+///    started: saves the workspace and Claude Code's conversations into the state folder
+///    ([`crate::resume::save`]). A save never stops teardown; its problems are in the
+///    [`Outcome`]. Before the session started the agent changed nothing, so an earlier save
+///    is left as it is.
+/// 4. Always: closes the bottle handle (if launch returned one) and calls
 ///    [`BottleBackend::teardown`], which removes whatever launch created even if it failed
 ///    half way.
-/// 4. Removes the state after an exit code of 0; keeps it otherwise (non-zero exit, failed
-///    step, signal) so the bottle can be resumed.
+/// 5. Removes the state (with what was saved) after an exit code of 0; keeps it otherwise
+///    (non-zero exit, failed step, signal) so the bottle can be resumed.
 ///
 /// Every failure after step 1 is reported in the [`Outcome`], never as `Err`, so the caller
 /// always learns the identity and whether state was kept.
@@ -271,6 +281,11 @@ pub async fn run_bottle<B: BottleBackend>(
         identity: identity.clone(),
         dir: dir.clone(),
     });
+    let saved = if prepared.resuming {
+        state.saved(&identity)?
+    } else {
+        None
+    };
 
     let ctx = LaunchContext {
         secrets,
@@ -279,8 +294,22 @@ pub async fn run_bottle<B: BottleBackend>(
         labels: labels::for_bottle(&identity, backend.name(), started),
     };
     let mut bottle: Option<B::Bottle> = None;
+    let mut session_started = false;
     let ended = {
-        let work = drive(backend, plan, &ctx, &session, &mut bottle);
+        let restore = saved.as_ref().map(|saved| Restore {
+            store: state,
+            identity: &identity,
+            saved,
+        });
+        let work = drive(
+            backend,
+            plan,
+            &ctx,
+            &session,
+            restore,
+            &mut bottle,
+            &mut session_started,
+        );
         tokio::select! {
             // A signal wins over a step that finishes in the same poll: the user asked to stop.
             biased;
@@ -291,6 +320,30 @@ pub async fn run_bottle<B: BottleBackend>(
             ended = work => ended,
         }
     };
+
+    // Save what the agent would lose, while the bottle still exists: only when the state is
+    // kept, and only once the agent has run.
+    let keep = !matches!(ended, Ended::Exited { code: 0 });
+    let mut save_report = None;
+    if keep
+        && session_started
+        && let Some(bottle) = &bottle
+    {
+        events.emit(Event::StepStarted { step: Step::Save });
+        let report = resume::save(bottle, state, &identity).await;
+        match report
+            .problems
+            .iter()
+            .find(|p| matches!(p, SaveProblem::Failed { .. }))
+        {
+            None => events.emit(Event::StepFinished { step: Step::Save }),
+            Some(problem) => events.emit(Event::StepFailed {
+                step: Step::Save,
+                message: problem.to_string(),
+            }),
+        }
+        save_report = Some(report);
+    }
 
     // Teardown: reached on every path above, because `work` is only ever dropped, never
     // abandoned mid-way by an early return.
@@ -332,7 +385,15 @@ pub async fn run_bottle<B: BottleBackend>(
         ended,
         teardown_errors,
         state: state_disposition,
+        saved: save_report,
     })
+}
+
+/// What to put back before the session of a resumed bottle.
+struct Restore<'a> {
+    store: &'a StateStore,
+    identity: &'a Identity,
+    saved: &'a SavedSession,
 }
 
 /// Launch → provision → session. The bottle goes into `slot` as soon as it exists so that the
@@ -342,7 +403,9 @@ async fn drive<B: BottleBackend>(
     plan: &B::Plan,
     ctx: &LaunchContext<'_>,
     session: &Session,
+    restore: Option<Restore<'_>>,
     slot: &mut Option<B::Bottle>,
+    session_started: &mut bool,
 ) -> Ended {
     let events = ctx.events;
     let failed = |step: Step, error: Error| {
@@ -372,9 +435,27 @@ async fn drive<B: BottleBackend>(
         Err(error) => return failed(Step::Provision, error),
     };
 
+    if let Some(Restore {
+        store,
+        identity,
+        saved,
+    }) = restore
+    {
+        events.emit(Event::StepStarted {
+            step: Step::Restore,
+        });
+        if let Err(error) = resume::restore(bottle, store, identity, saved).await {
+            return failed(Step::Restore, error);
+        }
+        events.emit(Event::StepFinished {
+            step: Step::Restore,
+        });
+    }
+
     events.emit(Event::StepStarted {
         step: Step::Session,
     });
+    *session_started = true;
     let result = match session {
         Session::Claude { args, tty } => {
             let argv = agent::claude_argv(&provisioned, plan.prepared().remote_control, args);

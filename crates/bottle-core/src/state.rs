@@ -2,7 +2,9 @@
 //!
 //! The lifecycle driver writes it before launch creates anything, removes it after a clean exit
 //! and keeps it otherwise (a crash, a signal, a non-zero exit), so `resume <identity>` can
-//! continue the bottle. No secret is ever written here.
+//! continue the bottle. No secret of the bottle's is ever written here. Next to the state, a
+//! kept bottle whose session ran holds what [`crate::resume`] saved: its workspace and Claude
+//! Code's conversations, as archives only the user can read.
 
 use std::fs;
 use std::io;
@@ -13,6 +15,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::identity::Identity;
+use crate::resume::{DEFAULT_SAVE_LIMIT, SAVED_FILE, Saved, SavedSession};
 
 /// The state file's name inside a bottle's state folder.
 pub const STATE_FILE: &str = "state.json";
@@ -45,6 +48,7 @@ pub struct BottleState {
 #[derive(Debug, Clone)]
 pub struct StateStore {
     root: PathBuf,
+    save_limit: u64,
 }
 
 impl StateStore {
@@ -52,7 +56,69 @@ impl StateStore {
     pub fn new(bottle_home: impl AsRef<Path>) -> Self {
         StateStore {
             root: bottle_home.as_ref().join("state"),
+            save_limit: DEFAULT_SAVE_LIMIT,
         }
+    }
+
+    /// The same store, saving at most `bytes` per archive ([`crate::resume`]; the CLI reads
+    /// [`SAVE_LIMIT_VAR`](crate::resume::SAVE_LIMIT_VAR)).
+    pub fn with_save_limit(mut self, bytes: u64) -> Self {
+        self.save_limit = bytes;
+        self
+    }
+
+    /// The most a save writes per archive.
+    pub fn save_limit(&self) -> u64 {
+        self.save_limit
+    }
+
+    /// What a save kept for `identity`, if anything ([`SAVED_FILE`]).
+    pub fn saved(&self, identity: &Identity) -> Result<Option<SavedSession>> {
+        let path = self.dir(identity).join(SAVED_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(Error::StateIo {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::StateFormat { path, source })
+    }
+
+    /// Records what a save kept, atomically, or forgets it when nothing was kept.
+    pub fn write_saved(&self, identity: &Identity, saved: &SavedSession) -> Result<()> {
+        let path = self.dir(identity).join(SAVED_FILE);
+        if saved.saved.is_empty() {
+            return match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::StateIo {
+                    action: "remove",
+                    path,
+                    source: e,
+                }),
+                _ => Ok(()),
+            };
+        }
+        let json = serde_json::to_vec_pretty(saved).map_err(|source| Error::StateFormat {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomically(&path, &json)
+    }
+
+    /// The size of what a save kept for `identity` (its archives), 0 when nothing.
+    pub fn saved_bytes(&self, identity: &Identity) -> u64 {
+        let dir = self.dir(identity);
+        Saved::ALL
+            .iter()
+            .filter_map(|what| fs::metadata(dir.join(what.archive())).ok())
+            .map(|meta| meta.len())
+            .sum()
     }
 
     /// The `state/` folder.
@@ -74,18 +140,11 @@ impl StateStore {
             source,
         })?;
         let path = dir.join(STATE_FILE);
-        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
         let json = serde_json::to_vec_pretty(state).map_err(|source| Error::StateFormat {
             path: path.clone(),
             source,
         })?;
-        fs::write(&tmp, json)
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|source| Error::StateIo {
-                action: "write",
-                path: path.clone(),
-                source,
-            })?;
+        write_atomically(&path, &json)?;
         Ok(dir)
     }
 
@@ -166,6 +225,21 @@ impl StateStore {
         states.sort_by(|a, b| a.identity.cmp(&b.identity));
         Ok(states)
     }
+}
+
+/// Writes `path` through a temporary file next to it, readable by the user alone: a crash
+/// mid-write leaves the old file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    crate::resume::create_private_file(&tmp)
+        .and_then(|mut file| io::Write::write_all(&mut file, bytes))
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|source| Error::StateIo {
+            action: "write",
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn create_private_dir(dir: &Path) -> io::Result<()> {

@@ -23,7 +23,8 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::backend::{
-    Bottle, BottleBackend, BottleFile, ExecResult, ExecUser, FileContents, HostTree, LaunchContext,
+    Bottle, BottleBackend, BottleFile, CopiedOut, ExecResult, ExecUser, FileContents, HostTree,
+    LaunchContext,
 };
 use crate::capability::Capabilities;
 use crate::error::{Error, Result};
@@ -108,6 +109,20 @@ pub enum Call {
         /// The files copied with other bytes than the host's, and those bytes (lossy UTF-8).
         replaced: Vec<(PathBuf, String)>,
     },
+    /// `Bottle::cp_out`.
+    CpOut {
+        /// The folder in the bottle.
+        bottle_path: String,
+        /// The most it could write.
+        limit: u64,
+    },
+    /// `Bottle::cp_in_archive`.
+    CpInArchive {
+        /// What the archive held (the fake's archives are a line of text naming their folder).
+        archive: String,
+        /// Where it was extracted.
+        bottle_dir: String,
+    },
     /// The first `Bottle::close` (later ones do nothing and are not recorded).
     Close {
         /// The bottle's name.
@@ -140,6 +155,12 @@ struct Config {
     capabilities: Capabilities,
     /// `(host, count, reasons)` the teardown reports as refused.
     refusals: Vec<(String, u64, Vec<String>)>,
+    /// Folders whose `cp_out` reaches the limit.
+    too_large: Vec<String>,
+    /// Folders `cp_out` does not find.
+    missing: Vec<String>,
+    /// `(script, stdout)`: what `exec` prints for a script.
+    exec_stdout: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -152,6 +173,9 @@ impl Default for Config {
             // A complete backend unless a test says otherwise.
             capabilities: Capabilities::all(),
             refusals: Vec::new(),
+            too_large: Vec::new(),
+            missing: Vec::new(),
+            exec_stdout: Vec::new(),
         }
     }
 }
@@ -238,6 +262,35 @@ impl FakeBackend {
             reasons.iter().map(|r| (*r).to_owned()).collect(),
         ));
         self
+    }
+
+    /// Makes `cp_out` of the folder `bottle_path` reach the save limit.
+    pub fn too_large(self, bottle_path: &str) -> Self {
+        lock(&self.inner.config)
+            .too_large
+            .push(bottle_path.to_owned());
+        self
+    }
+
+    /// Makes `cp_out` of the folder `bottle_path` find nothing.
+    pub fn missing(self, bottle_path: &str) -> Self {
+        lock(&self.inner.config)
+            .missing
+            .push(bottle_path.to_owned());
+        self
+    }
+
+    /// Makes `Bottle::exec` of exactly `script` print `stdout`.
+    pub fn exec_prints(self, script: &str, stdout: &str) -> Self {
+        lock(&self.inner.config)
+            .exec_stdout
+            .push((script.to_owned(), stdout.to_owned()));
+        self
+    }
+
+    /// The text of the archives the fake writes for the folder `bottle_path`.
+    pub fn archive_text(bottle_path: &str) -> String {
+        format!("fake archive of {bottle_path}\n")
     }
 
     /// The exit code sessions return.
@@ -428,11 +481,63 @@ impl Bottle for FakeBottle {
             user,
             script: script.to_owned(),
         });
+        let stdout = lock(&self.backend.inner.config)
+            .exec_stdout
+            .iter()
+            .find(|(s, _)| s == script)
+            .map(|(_, out)| out.clone())
+            .unwrap_or_default();
         Ok(ExecResult {
             exit_code: 0,
-            stdout: String::new(),
+            stdout,
             stderr: String::new(),
         })
+    }
+
+    async fn cp_out(
+        &self,
+        bottle_path: &str,
+        mut to: std::fs::File,
+        limit: u64,
+    ) -> Result<CopiedOut> {
+        let call = Call::CpOut {
+            bottle_path: bottle_path.to_owned(),
+            limit,
+        };
+        self.backend.step(Step::Save, Some(call)).await?;
+        let (too_large, missing) = {
+            let config = lock(&self.backend.inner.config);
+            (
+                config.too_large.iter().any(|p| p == bottle_path),
+                config.missing.iter().any(|p| p == bottle_path),
+            )
+        };
+        if missing {
+            return Ok(CopiedOut::Missing);
+        }
+        let text = FakeBackend::archive_text(bottle_path);
+        let io_err = |e: std::io::Error| Error::backend(FAKE_BACKEND, "save", e);
+        if too_large {
+            // Written up to the limit, as a real copy stopped at it would be.
+            std::io::Write::write_all(&mut to, text.as_bytes()).map_err(io_err)?;
+            return Ok(CopiedOut::TooLarge);
+        }
+        std::io::Write::write_all(&mut to, text.as_bytes()).map_err(io_err)?;
+        Ok(CopiedOut::Copied {
+            bytes: text.len() as u64,
+            skipped: 0,
+        })
+    }
+
+    async fn cp_in_archive(&self, mut archive: std::fs::File, bottle_dir: &str) -> Result<()> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive, &mut text)
+            .map_err(|e| Error::backend(FAKE_BACKEND, "restore", e))?;
+        let call = Call::CpInArchive {
+            archive: text,
+            bottle_dir: bottle_dir.to_owned(),
+        };
+        self.backend.step(Step::Restore, Some(call)).await
     }
 
     async fn write_files(&self, files: &[BottleFile]) -> Result<()> {

@@ -457,6 +457,14 @@ pub trait DockerApi: Send + Sync {
         dir: &str,
         tar: TarStream,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// The tar archive of `path` in the container (`GET /containers/{id}/archive`), streamed
+    /// as the engine sends it. A path the container does not have ends the stream with an
+    /// error of kind [`std::io::ErrorKind::NotFound`] as its first item.
+    fn download(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<TarStream>> + Send;
     /// Starts a container.
     fn start_container(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
     /// Inspects a container; `None` when it does not exist.

@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use bottle_core::agent::{USER, WORKDIR};
 use bottle_core::{
-    Bottle, BottleFile, ExecResult, ExecUser, FileOwner, HostTree, Role, TerminalHost,
+    Bottle, BottleFile, CopiedOut, ExecResult, ExecUser, FileOwner, HostTree, Role, TerminalHost,
 };
 
 use crate::api::{DockerApi, ExecSpec, Interactive};
 use crate::backend::{BACKEND_NAME, core_err};
 use crate::engine::Engine;
 use crate::error::DockerError;
-use crate::tarball;
+use crate::{saved, tarball};
 
 /// A running Docker bottle.
 pub struct DockerBottle<D: DockerApi + Clone + 'static = Engine> {
@@ -213,6 +213,67 @@ impl<D: DockerApi + Clone + 'static> Bottle for DockerBottle<D> {
         packed.and(sent).map_err(|e| core_err(action, e))
     }
 
+    async fn cp_out(
+        &self,
+        bottle_path: &str,
+        to: std::fs::File,
+        limit: u64,
+    ) -> bottle_core::Result<CopiedOut> {
+        use futures_util::StreamExt;
+        let action = format!("copy {bottle_path} out of {}", self.name);
+        let failed = |source: std::io::Error| {
+            core_err(
+                &action,
+                DockerError::Pack {
+                    path: bottle_path.into(),
+                    source,
+                },
+            )
+        };
+        let Some(root) = Path::new(bottle_path).file_name() else {
+            return Err(failed(std::io::Error::other("not a folder path")));
+        };
+        let root = root.to_string_lossy().into_owned();
+        let mut chunks = self
+            .api
+            .download(&self.name, bottle_path)
+            .await
+            .map_err(|e| core_err(&action, e))?;
+        // The engine answers a missing folder with an error before any byte.
+        let first = match chunks.next().await {
+            None => return Ok(CopiedOut::Missing),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(CopiedOut::Missing);
+            }
+            Some(Err(e)) => return Err(failed(e)),
+            Some(Ok(chunk)) => chunk,
+        };
+        let stream = futures_util::stream::iter([Ok(first)]).chain(chunks);
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let repacked = tokio::task::spawn_blocking(move || saved::repack(reader, to, &root, limit))
+            .await
+            .map_err(|e| failed(std::io::Error::other(e.to_string())))?
+            .map_err(failed)?;
+        Ok(match repacked {
+            saved::Repacked::Copied { bytes, skipped } => CopiedOut::Copied { bytes, skipped },
+            saved::Repacked::TooLarge => CopiedOut::TooLarge,
+        })
+    }
+
+    async fn cp_in_archive(
+        &self,
+        archive: std::fs::File,
+        bottle_dir: &str,
+    ) -> bottle_core::Result<()> {
+        let action = format!("restore saved files into {bottle_dir} of {}", self.name);
+        let file = tokio::fs::File::from_std(archive);
+        let chunks = tokio_util::io::ReaderStream::with_capacity(file, tarball::CHUNK_BYTES);
+        self.api
+            .upload_stream(&self.name, bottle_dir, Box::pin(chunks))
+            .await
+            .map_err(|e| core_err(action, e))
+    }
+
     fn ca_pem(&self) -> Option<&str> {
         Some(&self.ca_pem)
     }
@@ -220,5 +281,93 @@ impl<D: DockerApi + Clone + 'static> Bottle for DockerBottle<D> {
     async fn close(&self) -> bottle_core::Result<()> {
         // Teardown removes the containers; the handle holds nothing of its own.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::RecordingDocker;
+
+    fn bottle(api: &RecordingDocker) -> DockerBottle<RecordingDocker> {
+        DockerBottle {
+            api: api.clone(),
+            name: "claude-bottle-t-aaaaa".to_owned(),
+            sidecars: Vec::new(),
+            ca_pem: String::new(),
+            terminal: Arc::new(bottle_core::NoTerminal),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cp_out_repacks_what_the_engine_sends_and_a_missing_folder_is_no_error() {
+        let api = RecordingDocker::default();
+        let mut engine = tar::Builder::new(Vec::new());
+        for (path, kind, data) in [
+            ("workspace", tar::EntryType::Directory, ""),
+            ("workspace/notes.md", tar::EntryType::Regular, "hello"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_mode(0o4755);
+            header.set_uid(0);
+            header.set_size(data.len() as u64);
+            engine
+                .append_data(&mut header, path, data.as_bytes())
+                .unwrap();
+        }
+        let sent = engine.into_inner().unwrap();
+        api.serve(
+            "claude-bottle-t-aaaaa",
+            "/home/node/workspace",
+            bytes::Bytes::from(sent),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("workspace.tar");
+        let file = std::fs::File::create(&path).unwrap();
+        let copied = bottle(&api)
+            .cp_out("/home/node/workspace", file, 1 << 20)
+            .await
+            .unwrap();
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(
+            copied,
+            CopiedOut::Copied {
+                bytes: written.len() as u64,
+                skipped: 0
+            }
+        );
+        let mut archive = tar::Archive::new(&written[..]);
+        let owners: Vec<(String, u64, u32)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.uid().unwrap(),
+                    h.mode().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                ("workspace".to_owned(), 1000, 0o755),
+                ("workspace/notes.md".to_owned(), 1000, 0o755)
+            ]
+        );
+
+        let file = std::fs::File::create(dir.path().join("other.tar")).unwrap();
+        let missing = bottle(&api)
+            .cp_out(
+                "/home/node/.claude/projects/-home-node-workspace",
+                file,
+                1 << 20,
+            )
+            .await
+            .unwrap();
+        assert_eq!(missing, CopiedOut::Missing);
     }
 }

@@ -11,9 +11,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, ResizeExecOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    ResizeExecOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -518,6 +518,42 @@ impl DockerApi for Engine {
             .upload_to_container(container, Some(options), bollard::body_try_stream(tar))
             .await
             .map_err(|e| DockerError::engine("copy into", format!("{container}:{dir}"), e))
+    }
+
+    async fn download(&self, container: &str, path: &str) -> Result<TarStream> {
+        let client = self.client().await?.clone();
+        let (container, path) = (container.to_owned(), path.to_owned());
+        // The engine's stream borrows its client: a task owns both and hands the chunks over,
+        // a few at a time (bounded memory, as for uploads).
+        let (sender, receiver) =
+            tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(crate::tarball::CHUNKS_IN_FLIGHT);
+        tokio::spawn(async move {
+            let options = DownloadFromContainerOptionsBuilder::default()
+                .path(&path)
+                .build();
+            let mut chunks =
+                std::pin::pin!(client.download_from_container(&container, Some(options)));
+            while let Some(chunk) = chunks.next().await {
+                let item = chunk.map_err(|e| {
+                    let kind = if Self::not_found(&e) {
+                        std::io::ErrorKind::NotFound
+                    } else {
+                        std::io::ErrorKind::Other
+                    };
+                    let error =
+                        DockerError::engine("copy out of", format!("{container}:{path}"), e);
+                    std::io::Error::new(kind, error.to_string())
+                });
+                let failed = item.is_err();
+                if sender.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        });
+        Ok(Box::pin(chunks))
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {

@@ -57,6 +57,8 @@ struct State {
     created: Vec<ContainerConfig>,
     /// Create calls to hold, by line prefix (see [`RecordingDocker::hold`]).
     holds: Vec<(String, Gate)>,
+    /// What `download` returns, by `container:path` (see [`RecordingDocker::serve`]).
+    downloads: BTreeMap<String, Bytes>,
 }
 
 /// A create call held inside the fake engine: it is recorded when it arrives, takes effect only
@@ -131,6 +133,13 @@ impl RecordingDocker {
     /// Forgets the recorded calls (not the objects).
     pub fn clear_calls(&self) {
         self.lock().calls.clear();
+    }
+
+    /// Makes `download` of `path` in `container` return the archive `tar`.
+    pub fn serve(&self, container: &str, path: &str, tar: Bytes) {
+        self.lock()
+            .downloads
+            .insert(format!("{container}:{path}"), tar);
     }
 
     /// Makes every call whose line starts with `prefix` fail (after being recorded).
@@ -512,6 +521,18 @@ impl DockerApi for RecordingDocker {
             whole.extend_from_slice(&chunk);
         }
         self.upload(container, dir, Bytes::from(whole)).await
+    }
+
+    async fn download(&self, container: &str, path: &str) -> Result<TarStream> {
+        self.call(format!("download {container}:{path}"))?;
+        let item = match self.lock().downloads.get(&format!("{container}:{path}")) {
+            Some(tar) => Ok(tar.clone()),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no {path} in {container}"),
+            )),
+        };
+        Ok(Box::pin(futures_util::stream::iter([item])))
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {

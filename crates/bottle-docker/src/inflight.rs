@@ -131,6 +131,9 @@ impl<D: DockerApi + Clone + 'static> DockerApi for Tracked<'_, D> {
     async fn upload_stream(&self, container: &str, dir: &str, tar: TarStream) -> Result<()> {
         self.api.upload_stream(container, dir, tar).await
     }
+    async fn download(&self, container: &str, path: &str) -> Result<TarStream> {
+        self.api.download(container, path).await
+    }
     async fn start_container(&self, name: &str) -> Result<()> {
         self.api.start_container(name).await
     }

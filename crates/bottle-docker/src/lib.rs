@@ -111,6 +111,7 @@ pub mod names;
 pub mod plan;
 pub mod remove;
 pub mod runtime;
+mod saved;
 pub mod summary;
 pub mod tarball;
 

@@ -85,6 +85,10 @@ pub(crate) struct ResumeArgs {
     /// Launch without asking `launch this agent? [y/N]`
     #[arg(short, long)]
     pub(crate) yes: bool,
+    /// Start a new conversation instead of continuing the saved one (the saved files are
+    /// still put back)
+    #[arg(long, conflicts_with = "exec")]
+    pub(crate) fresh: bool,
     /// Run CMD with `sh -c` in the bottle instead of Claude Code, and exit with its code
     #[arg(long, value_name = "CMD", conflicts_with = "claude_args")]
     pub(crate) exec: Option<String>,
@@ -152,11 +156,16 @@ pass --allow-unimplemented; a missing convenience (supervise) is only shown.";
 pub(crate) const RESUME_AFTER_HELP: &str = "\
 Examples:
   claude-bottle resume reviewer-m3hxd
-  claude-bottle resume reviewer-m3hxd --yes -- --continue
+  claude-bottle resume reviewer-m3hxd --fresh
+  claude-bottle resume reviewer-m3hxd --yes -- -p 'carry on'
 
 Starts the bottle again with the identity, agent, working directory and backend recorded
-when it was started; `claude-bottle list active` shows the bottles that can be resumed. Like
-start, it needs a Claude credential on the host unless --exec or --login-in-bottle.";
+when it was started; `claude-bottle list active` shows the bottles that can be resumed and
+what each saved. When a bottle's state is kept (non-zero exit, Ctrl-C, a failure), its
+workspace and Claude Code's conversation are saved first; resume puts both back and Claude
+Code continues that conversation (--fresh starts a new one, with the files kept). Each saved
+part is at most CLAUDE_BOTTLE_SAVE_LIMIT (default 512MiB). Like start, it needs a Claude
+credential on the host unless --exec or --login-in-bottle.";
 
 pub(crate) const CLEANUP_AFTER_HELP: &str = "\
 Examples:

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use bottle_core::{ActiveBottle, ActiveState, BottleState, StateStore};
+use bottle_core::{ActiveBottle, ActiveState, BottleState, StateStore, resume};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -31,7 +31,15 @@ struct ActiveJson<'a> {
     backend: &'a str,
     active: &'a [ActiveBottle],
     /// Kept state of bottles not running: `claude-bottle resume <identity>`.
-    resumable: Vec<&'a BottleState>,
+    resumable: Vec<Resumable<'a>>,
+}
+
+/// A kept bottle, with the size of what it saved (its workspace and conversation).
+#[derive(Debug, Serialize)]
+struct Resumable<'a> {
+    #[serde(flatten)]
+    state: &'a BottleState,
+    saved_bytes: u64,
 }
 
 pub(crate) async fn run(ctx: &Context, ui: &Ui, args: &ListArgs) -> Result<u8, CliError> {
@@ -45,12 +53,15 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: &ListArgs) -> Result<u8, C
         .await
         .map_err(|err| core_error(err, Stage::Engine))?;
     active.sort_by(|a, b| a.identity.cmp(&b.identity));
-    let kept = StateStore::new(&host.bottle_home)
-        .list()
-        .map_err(|err| core_error(err, Stage::Engine))?;
-    let resumable: Vec<&BottleState> = kept
+    let store = StateStore::new(&host.bottle_home);
+    let kept = store.list().map_err(|err| core_error(err, Stage::Engine))?;
+    let resumable: Vec<Resumable<'_>> = kept
         .iter()
         .filter(|s| !active.iter().any(|a| a.identity == s.identity))
+        .map(|state| Resumable {
+            state,
+            saved_bytes: store.saved_bytes(&state.identity),
+        })
         .collect();
 
     let mut out = String::new();
@@ -89,16 +100,22 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: &ListArgs) -> Result<u8, C
         if !resumable.is_empty() {
             out.push_str("\nRESUMABLE (claude-bottle resume IDENTITY)\n");
             let mut rows = vec![
-                ["IDENTITY", "AGENT", "STARTED", "BACKEND", "CWD"]
+                ["IDENTITY", "AGENT", "STARTED", "BACKEND", "SAVED", "CWD"]
                     .map(String::from)
                     .to_vec(),
             ];
-            rows.extend(resumable.iter().map(|s| {
+            rows.extend(resumable.iter().map(|r| {
+                let s = r.state;
                 vec![
                     s.identity.to_string(),
                     s.agent.clone(),
                     when(s.started),
                     s.backend.clone(),
+                    if r.saved_bytes == 0 {
+                        "-".to_owned()
+                    } else {
+                        resume::human_bytes(r.saved_bytes)
+                    },
                     ctx.show_path(&s.cwd),
                 ]
             }));

@@ -132,6 +132,7 @@ pub(crate) fn core_error(err: bottle_core::Error, stage: Stage) -> CliError {
         | E::InvalidIdentity { .. }
         | E::InvalidAgentName { .. }
         | E::StateNotFound { .. }
+        | E::SaveLimit { .. }
         | E::UnknownBackend { .. } => Exit::Usage,
         E::Backend { .. } | E::Step { .. } => match stage {
             Stage::Engine => Exit::Engine,

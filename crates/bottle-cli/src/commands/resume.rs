@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bottle_core::{BottleSpec, Identity, ManifestSource, StateStore};
+use bottle_core::{BottleSpec, Identity, ManifestSource, StateStore, resume};
 use bottle_manifest::{Layout, ManifestIndex};
 
 use crate::backends;
@@ -56,7 +56,7 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: ResumeArgs) -> Result<u8, 
     }
 
     let mut spec = BottleSpec::new(manifest, state.agent.clone(), state.cwd.clone());
-    spec.identity = Some(identity);
+    spec.identity = Some(identity.clone());
     spec.copy_cwd = state.copy_cwd;
     spec.remote_control = state.remote_control;
     spec.allow_unimplemented = args.unimplemented.allow_unimplemented;
@@ -64,7 +64,13 @@ pub(crate) async fn run(ctx: &Context, ui: &Ui, args: ResumeArgs) -> Result<u8, 
         .prepare(spec, &host)
         .await
         .map_err(|err| core_error(err, Stage::Engine))?;
-    let session = session(args.exec, args.claude_args);
+    // Claude Code continues the conversation the bottle saved, unless --fresh or the user's
+    // own arguments choose one.
+    let saved = store
+        .saved(&identity)
+        .map_err(|err| core_error(err, Stage::Engine))?;
+    let claude_args = resume::continue_args(saved.as_ref(), args.fresh, args.claude_args);
+    let session = session(args.exec, claude_args);
     let login = claude_login(ctx, &plan.summary(), &session, args.login_in_bottle)?;
     launch(
         ctx,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bottle_core::{
     AnyPlan, BoxError, DynBackend, Ended, HostContext, PlanSummary, RunOptions, SecretPrompt,
-    Secrets, Session, ShutdownSignal, StateStore,
+    Secrets, Session, ShutdownSignal, StateStore, resume,
 };
 use bottle_core::{BottleSpec, ManifestSource};
 use bottle_manifest::{ANTHROPIC_API_HOST, DEFAULT_NAME, Entry, Origin, escape};
@@ -216,6 +216,8 @@ pub(crate) async fn launch(
     Run { session, login }: Run,
     confirm_on: Option<Tty>,
 ) -> Result<u8, CliError> {
+    // A save limit that is not a size is refused before anything is asked or created.
+    let save_limit = resume::save_limit(host).map_err(|err| core_error(err, Stage::Engine))?;
     ui.say(&preflight::render(
         &plan.summary(),
         &login,
@@ -259,7 +261,7 @@ pub(crate) async fn launch(
 
     // Installed before anything exists: from here on Ctrl-C, SIGTERM and SIGHUP tear down.
     let shutdown = ShutdownSignal::os().map_err(|err| core_error(err, Stage::Bottle))?;
-    let state = StateStore::new(&host.bottle_home);
+    let state = StateStore::new(&host.bottle_home).with_save_limit(save_limit);
     let progress = Progress::new(ui);
     let outcome = backend
         .run(
@@ -309,6 +311,24 @@ pub(crate) async fn launch(
             paint.warn("warning:"),
             escape(&error.to_string())
         );
+    }
+    if let Some(report) = &outcome.saved {
+        for problem in &report.problems {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{} {}",
+                paint.warn("warning:"),
+                escape(&problem.to_string())
+            );
+        }
+        if !report.saved.is_empty() {
+            let what: Vec<String> = report.saved.iter().map(ToString::to_string).collect();
+            ui.say(&format!(
+                "saved {} ({})\n",
+                what.join(" and "),
+                resume::human_bytes(report.bytes)
+            ));
+        }
     }
     if let Some(identity) = outcome.resume_identity() {
         ui.say(&format!(

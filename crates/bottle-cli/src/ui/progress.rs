@@ -252,7 +252,9 @@ fn doing(step: Step) -> &'static str {
         Step::ProvisionGit => "pointing git at the git gate",
         Step::ProvisionSupervise => "registering supervise",
         Step::Provision => "provisioning",
+        Step::Restore => "restoring the saved workspace and conversation",
         Step::Session => "session",
+        Step::Save => "saving the workspace and conversation",
         Step::Teardown => "tearing down",
     }
 }
@@ -268,7 +270,9 @@ fn done(step: Step) -> &'static str {
         Step::ProvisionGit => "git points at the git gate",
         Step::ProvisionSupervise => "supervise registered",
         Step::Provision => "provisioned",
+        Step::Restore => "saved workspace and conversation restored",
         Step::Session => "session ended",
+        Step::Save => "workspace and conversation saved",
         Step::Teardown => "torn down",
     }
 }

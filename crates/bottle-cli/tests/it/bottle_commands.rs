@@ -260,6 +260,109 @@ fn a_failed_step_tears_down_keeps_state_and_resume_continues() {
 }
 
 #[test]
+fn a_kept_session_is_saved_and_resume_continues_its_conversation() {
+    let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
+    let run = run_with(
+        &ctx,
+        &["start", "--yes"],
+        &[("CLAUDE_BOTTLE_FAKE_EXIT_CODE", "3")],
+    );
+    assert_eq!(run.code, 3, "{}", run.all());
+    let identity = find_identity(&run.stderr, "default");
+    let names = record(&ctx);
+    assert_eq!(
+        names.names().iter().filter(|n| **n == "cp-out").count(),
+        2,
+        "both folders are saved before teardown: {:?}",
+        names.names()
+    );
+    let stderr = redact_identity(&run.stderr, "default");
+    let from_save = &stderr[stderr.find("· saving").expect("the save step is shown")..];
+    insta::assert_snapshot!(from_save, @r"
+    · saving the workspace and conversation…
+    ✓ workspace and conversation saved
+    · tearing down…
+      removed container claude-bottle-default-[ID]
+      removed network claude-bottle-net-default-[ID]
+    ✓ torn down
+    the session exited with code 3
+    saved Claude Code's conversation and the workspace (102 B)
+    state kept; continue this bottle with: claude-bottle resume default-[ID]
+    ");
+    let listed = ctx.run(&["list", "active"]);
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.contains(&identity))
+        .unwrap_or_else(|| panic!("{}", listed.stdout));
+    assert!(row.contains(" 102 B "), "the saved size is listed: {row}");
+    let json = ctx.run(&["list", "active", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(json["resumable"][0]["saved_bytes"], 102);
+
+    // `--fresh` starts a new conversation, with the files put back; kept again by exit 3.
+    let fresh = run_with(
+        &ctx,
+        &["resume", &identity, "--yes", "--fresh"],
+        &[("CLAUDE_BOTTLE_FAKE_EXIT_CODE", "3")],
+    );
+    assert_eq!(fresh.code, 3, "{}", fresh.all());
+    let recorded = record(&ctx);
+    assert_eq!(
+        recorded
+            .names()
+            .iter()
+            .filter(|n| **n == "cp-in-archive")
+            .count(),
+        2,
+        "{:?}",
+        recorded.names()
+    );
+    let argv = &recorded.call("exec-claude").expect("claude ran")["argv"];
+    assert!(
+        !argv.as_array().unwrap().iter().any(|a| a == "--continue"),
+        "{argv}"
+    );
+
+    // By default the saved conversation continues.
+    let resumed = ctx.run(&["resume", &identity, "--yes", "--", "--model", "opus"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.all());
+    let argv = record(&ctx).call("exec-claude").expect("claude ran")["argv"].clone();
+    let argv: Vec<&str> = argv
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        argv.ends_with(&["--continue", "--model", "opus"]),
+        "{argv:?}"
+    );
+    assert!(
+        kept_states(&ctx).is_empty(),
+        "a clean exit forgets what was saved"
+    );
+}
+
+#[test]
+fn a_save_limit_that_is_not_a_size_is_refused_before_anything_is_created() {
+    let ctx = fake_context().env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-never-shown");
+    let run = run_with(
+        &ctx,
+        &["start", "--yes"],
+        &[("CLAUDE_BOTTLE_SAVE_LIMIT", "lots")],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("CLAUDE_BOTTLE_SAVE_LIMIT=`lots` is not a size; give bytes or a size such as 512MiB or 2GiB"),
+        "{}",
+        run.stderr
+    );
+    assert!(kept_states(&ctx).is_empty());
+}
+
+#[test]
 fn resume_refuses_what_is_not_an_identity() {
     let run = fake_context().run(&["resume", "Not An Identity", "--yes"]);
     assert_eq!(run.code, 2, "{}", run.all());

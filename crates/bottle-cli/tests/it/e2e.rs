@@ -28,6 +28,7 @@ use crate::docker::{Leftovers, docker, docker_context, resources_of};
 const AGENT: &str = "cli-e2e";
 const TEST_LABEL: &str = "claude-bottle.test=cli-e2e";
 const PTY_AGENT: &str = "cli-e2e-pty";
+const RESUME_AGENT: &str = "cli-e2e-resume";
 const FAKE_API: &str = include_str!("fixtures/fake_anthropic.py");
 
 /// Removes one test's own network and fake API container (labelled `label`).
@@ -439,4 +440,162 @@ fn a_fresh_bottle_opens_at_claude_codes_prompt_in_a_terminal() {
         "left: {:?}",
         resources_of(PTY_AGENT)
     );
+}
+
+/// The `USER_TEXTS` of each Messages request in the fake's log after line `skip`.
+fn user_texts(api: &str, skip: usize) -> Vec<Vec<String>> {
+    logs(api)
+        .lines()
+        .skip(skip)
+        .filter_map(|l| l.strip_prefix("USER_TEXTS "))
+        .map(|json| serde_json::from_str(json).expect("USER_TEXTS is JSON"))
+        .collect()
+}
+
+/// Resume continues: a session writes a file in the workspace and has a conversation with the
+/// fake API, then exits non-zero; its workspace and conversation are saved into the state
+/// folder (holding none of the bottle's secrets), `resume` shows the file, and Claude Code's
+/// next request carries the earlier messages. A clean exit then forgets it all.
+#[test]
+#[cfg_attr(
+    not(docker_tests),
+    ignore = "needs Docker: build with CLAUDE_BOTTLE_DOCKER_TESTS=1"
+)]
+fn resume_puts_back_the_workspace_and_continues_the_conversation() {
+    let fake = FakeApi::start(RESUME_AGENT, "");
+    let (ctx, api, token) = (&fake.ctx, fake.api.as_str(), fake.token.as_str());
+
+    let first = ctx.run(&[
+        "start",
+        RESUME_AGENT,
+        "--yes",
+        "--exec",
+        "claude -p 'remember the word PAPAYA-ONE' && echo 'kept across resume' > notes.txt \
+         && printenv HTTPS_PROXY; exit 3",
+    ]);
+    assert_eq!(
+        first.code,
+        3,
+        "{}\nfake API log:\n{}",
+        first.all(),
+        logs(api)
+    );
+    assert!(
+        first.stdout.contains("hi from the fake API"),
+        "{}",
+        first.all()
+    );
+    assert!(
+        first
+            .stderr
+            .contains("saved Claude Code's conversation and the workspace ("),
+        "{}",
+        first.all()
+    );
+    let identity = first
+        .all()
+        .lines()
+        .find_map(|l| l.split("claude-bottle resume ").nth(1))
+        .map(|id| id.trim().to_owned())
+        .expect("the resume command is shown");
+    assert!(resources_of(RESUME_AGENT).is_empty(), "teardown still ran");
+
+    // What was saved: both archives, private, and none of the bottle's secrets in them.
+    let dir = ctx.home().join("state").join(&identity);
+    let proxy_token = first
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("http://bottle:"))
+        .and_then(|rest| rest.split('@').next())
+        .expect("the agent's proxy URL")
+        .to_owned();
+    assert!(proxy_token.len() >= 16, "{proxy_token}");
+    for archive in ["workspace.tar", "claude-code.tar"] {
+        let path = dir.join(archive);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{archive}: {e}"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{archive}");
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [token, proxy_token.as_str()] {
+            assert!(
+                !text.contains(secret),
+                "{archive} holds a secret of the bottle"
+            );
+        }
+        if archive == "claude-code.tar" {
+            assert!(
+                text.contains("PAPAYA-ONE"),
+                "the conversation is in {archive}"
+            );
+        }
+    }
+    // The conversation to continue is named by its session id, the newest transcript's.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("saved.json")).expect("saved.json"))
+            .expect("saved.json is JSON");
+    let session_id = saved["conversation"].as_str().expect("a session id");
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(dir.join("claude-code.tar")).unwrap())
+            .contains(&format!("{session_id}.jsonl")),
+        "{saved}"
+    );
+    let listed = ctx.run(&["list", "active"]);
+    assert_eq!(listed.code, 0, "{}", listed.all());
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&identity))
+        .unwrap_or_else(|| panic!("{identity} is resumable:\n{}", listed.stdout));
+    assert!(row.contains(" KiB "), "the saved size is shown: {row}");
+
+    // The file is back, owned by the agent; a non-zero exit saves again.
+    let shown = ctx.run(&[
+        "resume",
+        &identity,
+        "--yes",
+        "--exec",
+        "cat notes.txt; stat -c '%U' notes.txt; exit 4",
+    ]);
+    assert_eq!(shown.code, 4, "{}", shown.all());
+    assert_eq!(
+        shown.stdout,
+        "kept across resume\nnode\n",
+        "{}",
+        shown.all()
+    );
+
+    // The conversation continues: the next request carries the earlier turn.
+    let before = logs(api).lines().count();
+    let resumed = ctx.run(&[
+        "resume",
+        &identity,
+        "--yes",
+        "--",
+        "-p",
+        "what was the word",
+    ]);
+    assert_eq!(
+        resumed.code,
+        0,
+        "{}\nfake API log:\n{}",
+        resumed.all(),
+        logs(api)
+    );
+    let requests = user_texts(api, before);
+    let last = requests.last().expect("a Messages request after resume");
+    assert!(
+        last.iter()
+            .any(|t| t.contains("remember the word PAPAYA-ONE"))
+            && last.iter().any(|t| t.contains("what was the word")),
+        "the resumed request carries the earlier messages: {requests:?}"
+    );
+    assert!(
+        !dir.exists(),
+        "a clean exit forgets the bottle and what it saved"
+    );
+    assert!(resources_of(RESUME_AGENT).is_empty());
 }

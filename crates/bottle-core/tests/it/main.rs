@@ -10,6 +10,7 @@ mod identity;
 mod lifecycle;
 mod manifest;
 mod registry;
+mod resume;
 mod secrets;
 mod signals;
 mod state;
