@@ -200,7 +200,11 @@ pub enum RouteError {
     #[error("a `trust` entry is empty; give the path of a PEM file")]
     TrustEmpty,
     /// A `dlp` list names a rule that does not exist.
-    #[error("`{rule}` is not a DLP rule{}; the rules are {}", did_you_mean(suggestion), dlp_rules())]
+    #[error(
+        "`{rule}` is not a DLP rule{}; the rules are {}",
+        did_you_mean(suggestion),
+        dlp_rules()
+    )]
     DlpUnknownRule {
         /// The id as written.
         rule: String,
