@@ -21,7 +21,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bottle_manifest::Route;
@@ -218,6 +218,9 @@ struct Scan {
     held: Vec<u8>,
     /// The request's audit record, marked refused when the body is blocked.
     exchange: Option<Arc<Exchange>>,
+    /// The refusal, once the body is blocked: what the upstream request's error means (an
+    /// HTTP/2 reset does not carry the body's error).
+    blocked: Arc<OnceLock<DenyReason>>,
 }
 
 impl Inspected {
@@ -277,6 +280,7 @@ impl Inspected {
                     input: Bytes::new(),
                     held: Vec::new(),
                     exchange,
+                    blocked: Arc::new(OnceLock::new()),
                 })
             }
         };
@@ -288,6 +292,12 @@ impl Inspected {
             ready_error: None,
             done: false,
         })
+    }
+
+    /// Where the refusal is kept once the body is blocked (`None` when nothing is inspected):
+    /// a failed upstream request is this refusal when it is set.
+    pub(crate) fn blocked(&self) -> Option<Arc<OnceLock<DenyReason>>> {
+        self.scan.as_ref().map(|scan| scan.blocked.clone())
     }
 
     /// Reads and checks the body ahead while its announced length is at most
@@ -461,6 +471,7 @@ impl Scan {
             ex.set_denied();
             ex.set_reason(reason.code());
         }
+        let _ = self.blocked.set(reason.clone());
         BodyError::Blocked(reason)
     }
 }

@@ -587,6 +587,7 @@ async fn forward(
     if let Err(reason) = body.prefetch().await {
         return deny_marked(ex.as_ref(), target, &method, &path, reason);
     }
+    let blocked = body.blocked();
     let body = Counted {
         inner: body,
         exchange: ex.clone(),
@@ -604,6 +605,10 @@ async fn forward(
         .await
     {
         Ok(resp) => resp,
+        // DLP stopped the body as it streamed: the upstream request was reset for it.
+        Err(_) if let Some(reason) = blocked.as_ref().and_then(|b| b.get()) => {
+            return deny_marked(ex.as_ref(), target, &method, &path, reason.clone());
+        }
         Err(e) => {
             let ex = ex.unwrap_or_else(allowed);
             return forward_error(target, &method, &path, &ex, &e);
@@ -692,13 +697,6 @@ fn forward_error(
     // Walk the cause chain (through io::Error payloads too) for the resolver's verdict or a
     // TLS verification failure.
     let chain = error_chain(err);
-    for e in &chain {
-        if let Some(crate::dlp::BodyError::Blocked(reason)) = e.downcast_ref() {
-            // The body marked the record refused when it stopped.
-            ex.set_status(403);
-            return deny_response(target, method, path, reason);
-        }
-    }
     for e in &chain {
         if let Some(resolve) = e.downcast_ref::<ResolveError>() {
             return match resolve {

@@ -13,6 +13,7 @@ use bottle_manifest::route::Dlp;
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::support::*;
 
@@ -226,22 +227,46 @@ fn straddling_body(prefix_len: usize, split: usize) -> (Vec<u8>, Vec<Bytes>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_streamed_body_is_cut_before_the_first_byte_of_a_secret_split_across_chunks() {
+async fn a_streamed_body_is_cut_before_the_first_byte_of_a_secret_split_across_chunks_over_either_protocol()
+ {
     let origin = Origin::start().await;
     let proxy = Proxy::start(dlp_config(&origin, vec![origin_route(&origin)])).await;
     let prefix_len = 200_000;
-    for split in [1, DLP_SECRET.len() / 2, DLP_SECRET.len() - 1] {
+    for (h2, split) in [
+        (false, 1),
+        (false, DLP_SECRET.len() / 2),
+        (false, DLP_SECRET.len() - 1),
+        (true, 1),
+        (true, DLP_SECRET.len() / 2),
+    ] {
+        let split_at = format!("split at {split}, HTTP/2 {h2}");
         origin.received.lock().unwrap().clear();
         let (whole, chunks) = straddling_body(prefix_len, split);
         let (tx2, mut rx2) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
         let body = StreamBody::new(futures_util::stream::poll_fn(move |cx| rx2.poll_recv(cx)));
-        let mut client = h1_client(&proxy, &origin).await;
-        let req = http::Request::post("/sink/stream")
-            .header("host", format!("{ORIGIN}:{}", origin.port))
-            .body(BoxBody::new(body))
-            .unwrap();
-        client.ready().await.unwrap();
-        let response = tokio::spawn(client.send_request(req));
+        let response = if h2 {
+            let authority = format!("{ORIGIN}:{}", origin.port);
+            let tls = tls_tunnel(&proxy, &authority, ORIGIN, &[b"h2"])
+                .await
+                .unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let req = http::Request::post(format!("https://{authority}/sink/stream"))
+                .body(BoxBody::new(body))
+                .unwrap();
+            tokio::spawn(async move { sender.send_request(req).await })
+        } else {
+            let mut client = h1_client(&proxy, &origin).await;
+            let req = http::Request::post("/sink/stream")
+                .header("host", format!("{ORIGIN}:{}", origin.port))
+                .body(BoxBody::new(body))
+                .unwrap();
+            client.ready().await.unwrap();
+            tokio::spawn(client.send_request(req))
+        };
         tx2.send(Ok(Frame::data(chunks[0].clone()))).await.unwrap();
         // The first chunk's safe part reaches the origin before the second is sent.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -255,7 +280,7 @@ async fn a_streamed_body_is_cut_before_the_first_byte_of_a_secret_split_across_c
         let _ = tx2.send(Ok(Frame::data(chunks[1].clone()))).await;
         drop(tx2);
         let resp = response.await.unwrap().unwrap();
-        assert_eq!(resp.status(), 403, "split at {split}");
+        assert_eq!(resp.status(), 403, "{split_at}");
         let text = String::from_utf8(
             resp.into_body()
                 .collect()
@@ -271,7 +296,7 @@ async fn a_streamed_body_is_cut_before_the_first_byte_of_a_secret_split_across_c
         let received = origin.received.lock().unwrap().clone();
         assert!(
             received.len() <= prefix_len,
-            "split at {split}: {} bytes reached the origin",
+            "{split_at}: {} bytes reached the origin",
             received.len()
         );
         assert_eq!(
