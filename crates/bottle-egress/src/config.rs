@@ -74,6 +74,12 @@ pub struct EgressConfig {
     /// are loopback or link-local. Read at start; a reload keeps the first ones.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub resolve: BTreeMap<HostPattern, Vec<IpAddr>>,
+    /// Variables holding the bottle's secrets (its env secrets), which DLP looks for —
+    /// raw and encoded — in every request of a route whose `dlp` is on. Each must be set, 8
+    /// to 4096 bytes long. Route credentials (`auth.token_ref`) are looked for too, without
+    /// being listed. Names only: the values are read from the egress's environment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub known_secrets: Vec<TokenRef>,
     /// The routes: the same shape as a bottle manifest's `egress.routes`.
     pub routes: Vec<Route>,
 }
@@ -113,6 +119,7 @@ impl Default for EgressConfig {
             clients: None,
             proxy_auth: None,
             resolve: BTreeMap::new(),
+            known_secrets: Vec::new(),
             routes: Vec::new(),
         }
     }
@@ -180,6 +187,8 @@ struct RawConfig {
     proxy_auth: Option<Spanned<RawProxyAuth>>,
     #[serde(default)]
     resolve: Option<Spanned<BTreeMap<String, Vec<IpAddr>>>>,
+    #[serde(default)]
+    known_secrets: Vec<TokenRef>,
     #[serde(default)]
     routes: Vec<RawRoute>,
 }
@@ -308,6 +317,7 @@ impl RawConfig {
             clients: self.clients.as_ref().map(|c| c.value.clone()),
             proxy_auth,
             resolve,
+            known_secrets: self.known_secrets.clone(),
             routes,
         };
         let settings = config.setting_problems();

@@ -66,6 +66,11 @@
 //!   requests lose hop-by-hop headers and, on routes with `auth` or
 //!   `strip_client_credentials`, every client credential header; the route's credential is
 //!   injected. Bodies stream both ways (SSE arrives event by event); WebSockets are spliced.
+//! - On a route whose `dlp` is on (the default), the URL, the forwarded header values and the
+//!   body (decoded when `gzip`/`deflate`; `br`/`zstd` refused) are scanned for secrets before
+//!   the credential is injected: a body streams with only a short tail held back, and a match
+//!   is a `403` naming the rule ([`DenyReason::SecretInRequest`]), with nothing of the secret
+//!   sent (a streaming body's upstream request is reset first).
 //! - Upstream TLS is verified against the Mozilla roots plus the route's `trust` files (and
 //!   the config-wide `trust`, for routes without `auth`); the connector checks IP literals
 //!   itself, since it dials them without a resolver.
@@ -77,6 +82,7 @@
 mod audit;
 mod ca;
 mod config;
+mod dlp;
 mod error;
 mod net;
 mod policy;
@@ -94,7 +100,9 @@ pub use ca::{CertificateAuthority, DEFAULT_CA_VALIDITY, LEAF_VALIDITY, Leaf};
 pub use config::{CaFiles, DEFAULT_LISTEN, EgressConfig, ProxyAuth};
 pub use error::{ConfigError, ConfigIssue, EgressError};
 pub use net::ResolveError;
-pub use policy::{ConnectDecision, Decision, DenyReason, Policy, RouteProblem, TargetHost};
+pub use policy::{
+    ConnectDecision, Decision, DenyReason, Policy, RequestPart, RouteProblem, TargetHost,
+};
 pub use server::{
     DEFAULT_DRAIN_TIMEOUT, Egress, EgressBuilder, EgressHandle, TokenSource, proxy_authorization,
 };

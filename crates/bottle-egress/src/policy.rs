@@ -467,6 +467,50 @@ pub enum DenyReason {
     },
     /// A credential would be injected into a plain-HTTP request.
     CredentialOverPlainHttp,
+    /// DLP found a secret in the request: the rule that matched (never the secret) and where.
+    SecretInRequest {
+        /// The rule, as [`bottle_secrets::Rule`] displays it: `github-token`, or
+        /// ``known-secret `DB_PASSWORD` (base64)`` (a known secret by its name, never its value).
+        rule: String,
+        /// The part of the request it was in.
+        part: RequestPart,
+    },
+    /// DLP cannot read the body: an encoding it does not decode, or a body that does not
+    /// decode.
+    BodyNotInspectable {
+        /// The `Content-Encoding` as sent.
+        encoding: String,
+        /// Why it cannot be read.
+        why: &'static str,
+    },
+}
+
+/// Where in a request DLP found a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestPart {
+    /// The URL's path.
+    Path,
+    /// The URL's query.
+    Query,
+    /// The value of this header.
+    Header(String),
+    /// The body (decoded, when it was compressed).
+    Body,
+    /// The value of this trailer.
+    Trailer(String),
+}
+
+impl std::fmt::Display for RequestPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestPart::Path => f.write_str("URL path"),
+            RequestPart::Query => f.write_str("URL query"),
+            RequestPart::Header(name) => write!(f, "`{name}` header"),
+            RequestPart::Body => f.write_str("body"),
+            RequestPart::Trailer(name) => write!(f, "`{name}` trailer"),
+        }
+    }
 }
 
 impl DenyReason {
@@ -489,6 +533,8 @@ impl DenyReason {
             DenyReason::SniMismatch { .. } => "sni_mismatch",
             DenyReason::PrivateAddress { .. } => "private_address",
             DenyReason::CredentialOverPlainHttp => "credential_over_plain_http",
+            DenyReason::SecretInRequest { .. } => "secret_in_request",
+            DenyReason::BodyNotInspectable { .. } => "body_not_inspectable",
         }
     }
 
@@ -579,6 +625,14 @@ impl DenyReason {
             },
             DenyReason::CredentialOverPlainHttp => format!(
                 "bottle-egress refused {method} {path} on {host}: the route injects a credential, which is never sent over plain HTTP. Use https://{name}.\n"
+            ),
+            // Never the path: the secret may be in it.
+            DenyReason::SecretInRequest { rule, part } => format!(
+                "bottle-egress refused a {method} request to {host}: its {part} holds a secret ({rule}), which was not sent.\nIf {name} must receive it, set `dlp: off` on its route under `egress.routes`, or list only the rules to keep (`dlp: [...]`).\n"
+            ),
+            DenyReason::BodyNotInspectable { encoding, why } => format!(
+                "bottle-egress refused a {method} request to {host}: its body (`Content-Encoding: {}`) {why}, so it cannot be checked for secrets. Send it uncompressed, gzip or deflate; or, if {name} may receive anything, set `dlp: off` on its route under `egress.routes`.\n",
+                encoding.escape_debug()
             ),
         }
     }

@@ -25,7 +25,9 @@ use bottle_manifest::route::{self, HostPattern, INTROSPECTION_HOST};
 use crate::LogMode;
 use crate::audit::{Exchange, Verdict};
 use crate::net::{ResolveError, resolve_checked};
-use crate::policy::{ConnectDecision, Decision, DenyReason, REWRITE_HEADERS, TargetHost};
+use crate::policy::{
+    ConnectDecision, Decision, DenyReason, REWRITE_HEADERS, RequestPart, TargetHost,
+};
 use crate::server::{Runtime, Shared};
 use crate::upstream::ClientProtocol;
 
@@ -500,8 +502,6 @@ async fn forward(
             Some(&route.host),
         )
     };
-    let ex = (rt.config.log == LogMode::Full).then(allowed);
-
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // The absolute URI from its parts: the tunnel's authority (parsed once per tunnel) and the
@@ -540,6 +540,24 @@ async fn forward(
             parts.headers.remove(name);
         }
     }
+    // DLP sees what the client sends on (after the removals, before the injection: the
+    // route's own credential never counts). A secret in the path keeps the path out of the
+    // audit record and the answer.
+    if let Some(scanner) = &compiled.dlp
+        && let Err(reason) = crate::dlp::inspect_head(scanner, &parts)
+    {
+        let logged = match &reason {
+            DenyReason::SecretInRequest {
+                part: RequestPart::Path,
+                ..
+            } => "",
+            _ => path.as_str(),
+        };
+        return deny(shared, &rt, target, &method, logged, reason);
+    }
+    // Created now, after the head's DLP check; for a DLP route always, so that a body refused
+    // while it streams is audited.
+    let ex = (rt.config.log == LogMode::Full || compiled.dlp.is_some()).then(allowed);
     // After every removal, so that nothing the client sent (`Connection: authorization`
     // included) can take the injected header out again.
     if let Some(injection) = &compiled.injection {
@@ -557,6 +575,19 @@ async fn forward(
             .headers
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     }
+    let mut body = match crate::dlp::Inspected::new(
+        body,
+        compiled.dlp.as_ref(),
+        &mut parts.headers,
+        ex.clone(),
+    ) {
+        Ok(body) => body,
+        Err(reason) => return deny_marked(ex.as_ref(), target, &method, &path, reason),
+    };
+    if let Err(reason) = body.prefetch().await {
+        return deny_marked(ex.as_ref(), target, &method, &path, reason);
+    }
+    let blocked = body.blocked();
     let body = Counted {
         inner: body,
         exchange: ex.clone(),
@@ -574,6 +605,10 @@ async fn forward(
         .await
     {
         Ok(resp) => resp,
+        // DLP stopped the body as it streamed: the upstream request was reset for it.
+        Err(_) if let Some(reason) = blocked.as_ref().and_then(|b| b.get()) => {
+            return deny_marked(ex.as_ref(), target, &method, &path, reason.clone());
+        }
         Err(e) => {
             let ex = ex.unwrap_or_else(allowed);
             return forward_error(target, &method, &path, &ex, &e);
@@ -807,6 +842,23 @@ fn deny(
         Some(&reason),
     );
     ex.set_status(403);
+    deny_response(target, method, path, &reason)
+}
+
+/// A refusal of a request whose audit record exists (`ex`, when audited): marked refused.
+fn deny_marked(
+    ex: Option<&Arc<Exchange>>,
+    target: &Target,
+    method: &str,
+    path: &str,
+    reason: DenyReason,
+) -> Response<RespBody> {
+    tracing::debug!(host = %target.host, method, reason = reason.code(), "refused");
+    if let Some(ex) = ex {
+        ex.set_denied();
+        ex.set_reason(reason.code());
+        ex.set_status(403);
+    }
     deny_response(target, method, path, &reason)
 }
 
@@ -1060,7 +1112,7 @@ where
     }
 }
 
-pub(crate) type UpBody = Counted<Incoming>;
+pub(crate) type UpBody = Counted<crate::dlp::Inspected>;
 
 #[cfg(test)]
 mod tests {

@@ -410,6 +410,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) strip_rewrites: bool,
     /// The route's set of upstream roots ([`TrustSets`]).
     pub(crate) trust_set: usize,
+    /// What DLP looks for in the route's requests; `None` with `dlp: off`.
+    pub(crate) dlp: Option<bottle_secrets::Scanner>,
 }
 
 pub(crate) struct Injection {
@@ -477,6 +479,8 @@ impl Runtime {
             _ => return Err(config::unlocated(problems).into()),
         };
         let trust = TrustSets::new(&config.trust, &config.routes);
+        let known = crate::dlp::known_secrets(&config, tokens.as_ref())?;
+        let mut scanners = crate::dlp::route_scanners(&config.routes, &known)?.into_iter();
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
             let injection = match &route.auth {
@@ -510,6 +514,7 @@ impl Runtime {
                 strip_credentials: route.strips_client_credentials(),
                 strip_rewrites: route.limits_requests(),
                 trust_set: trust.of_route[i],
+                dlp: scanners.next().flatten(),
             });
         }
         let proxy_auth = config.proxy_auth.as_ref().map(|auth| {

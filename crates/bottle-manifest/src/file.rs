@@ -262,7 +262,6 @@ fn removed_key(key: &str) -> Option<(String, &'static str)> {
             "remove it: the egress replaced pipelock; use `allow_private` for private addresses"
         }
         "matches" => "use `path_allowlist` (path prefixes) and `methods` on the route",
-        "dlp" => "remove it: the egress allows only what the routes allow",
         "path" | "upstream" | "auth_scheme" => {
             "cred_proxy routes are gone: write `host`, `path_allowlist` and `auth: {scheme, token_ref}`"
         }

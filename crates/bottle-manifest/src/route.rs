@@ -17,6 +17,7 @@
 //!   websocket: false              # default: allowed unless `methods` is set
 //!   allow_private: false          # private ranges; loopback/link-local only for a literal host
 //!   trust: [~/certs/corp.pem]     # extra upstream roots for this route only
+//!   dlp: off                      # or [known-secret, github-token]; default: every rule
 //! - host: "*.example.com"
 //!   auth: {header: x-api-key, token_ref: EXAMPLE_KEY}
 //!   auth_every_subdomain: true    # required for `auth` on a wildcard
@@ -35,6 +36,7 @@
 //! ```
 
 mod address;
+mod dlp;
 mod error;
 mod host;
 mod raw;
@@ -48,6 +50,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use address::{AddressClass, Reach};
+pub use dlp::{Dlp, DlpRule, RawDlp};
 pub use error::RouteError;
 pub use host::{HostKind, HostPattern, INTROSPECTION_HOST};
 pub use raw::{Position, RawRoute, RouteIssue};
@@ -111,6 +114,11 @@ pub struct Route {
     /// `auth`; a route with `auth` trusts only the roots it lists here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trust: Vec<PathBuf>,
+    /// What the egress looks for in this route's requests before they leave (secrets in the
+    /// URL, header values and body): every rule by default, `off` or a narrower list for a
+    /// host that must receive a secret. The route's own injected credential never counts.
+    #[serde(default, skip_serializing_if = "Dlp::is_all")]
+    pub dlp: Dlp,
 }
 
 impl Route {
@@ -128,6 +136,7 @@ impl Route {
             websocket: None,
             allow_private: false,
             trust: Vec::new(),
+            dlp: Dlp::All,
         }
     }
 
@@ -376,6 +385,8 @@ pub enum RouteKey {
     AllowPrivate,
     /// `trust[i]`.
     Trust(usize),
+    /// `dlp`.
+    Dlp,
 }
 
 impl fmt::Display for RouteKey {
@@ -396,6 +407,7 @@ impl fmt::Display for RouteKey {
             RouteKey::Websocket => f.write_str("websocket"),
             RouteKey::AllowPrivate => f.write_str("allow_private"),
             RouteKey::Trust(i) => write!(f, "trust[{i}]"),
+            RouteKey::Dlp => f.write_str("dlp"),
         }
     }
 }
@@ -443,13 +455,14 @@ mod tests {
     fn a_route_round_trips_through_its_serialized_form() {
         let route = parse(
             "host: api.example.com\nports: [443, 8443]\npath_allowlist: [/v1/]\nmethods: [GET]\n\
-             auth: {header: X-Api-Key, token_ref: KEY}\nwebsocket: true\ntrust: [/etc/ca.pem]\n",
+             auth: {header: X-Api-Key, token_ref: KEY}\nwebsocket: true\ntrust: [/etc/ca.pem]\n\
+             dlp: [known-secret]\n",
         )
         .unwrap();
         let json = serde_json::to_string(&route).unwrap();
         assert_eq!(
             json,
-            r#"{"host":"api.example.com","ports":[443,8443],"path_allowlist":["/v1/"],"methods":["GET"],"auth":{"header":"x-api-key","token_ref":"KEY"},"websocket":true,"trust":["/etc/ca.pem"]}"#
+            r#"{"host":"api.example.com","ports":[443,8443],"path_allowlist":["/v1/"],"methods":["GET"],"auth":{"header":"x-api-key","token_ref":"KEY"},"websocket":true,"trust":["/etc/ca.pem"],"dlp":["known-secret"]}"#
         );
         let back: Route = crate::yaml::parse(&json).unwrap();
         assert_eq!(back, route);

@@ -64,6 +64,17 @@ pub fn sidecar(prepared: &PreparedSpec) -> SidecarSpec {
                 value: SidecarEnvValue::Credential,
             }),
     );
+    // The bottle's env secrets, for DLP: each in its own prefixed variable, as the git gate
+    // gets them (the credentials are above, under their own names).
+    env.extend(
+        crate::git_gate::known_secrets(prepared)
+            .into_iter()
+            .filter(|k| matches!(k.source, SidecarEnvValue::EnvOf(_)))
+            .map(|k| SidecarEnv {
+                name: k.variable,
+                value: k.source,
+            }),
+    );
 
     let mut files = BTreeMap::from([
         (
@@ -197,9 +208,18 @@ pub fn proxy_auth() -> ProxyAuth {
 // The egress's config gains fields of its own; those the recipe does not set take their
 // defaults, so the struct update stays even while every field is set.
 #[allow(clippy::needless_update)]
-pub fn config(prepared: &PreparedSpec, bottle_networks: &[Cidr]) -> EgressConfig {
+///
+/// `known` names the variables of the bottle's secrets that can be scanned for
+/// ([`git_gate::scannable`](crate::git_gate::scannable)); the env secrets among them become
+/// the config's `known_secrets`, which DLP looks for (route credentials it looks for anyway).
+pub fn config(prepared: &PreparedSpec, bottle_networks: &[Cidr], known: &[String]) -> EgressConfig {
     let egress = &prepared.agent.bottle.egress;
     EgressConfig {
+        known_secrets: known
+            .iter()
+            .filter(|name| name.starts_with(crate::git_gate::ENV_PREFIX))
+            .filter_map(|name| name.parse().ok())
+            .collect(),
         listen: SocketAddr::from(([0, 0, 0, 0], EGRESS_PORT)),
         ca: Some(CaFiles {
             cert: PathBuf::from(CA_CERT),
@@ -235,8 +255,9 @@ pub fn files(
     ca: &CertificateAuthority,
     owner: FileOwner,
     bottle_networks: &[Cidr],
+    known: &[String],
 ) -> Result<Vec<BottleFile>> {
-    let config = config(prepared, bottle_networks);
+    let config = config(prepared, bottle_networks, known);
     // JSON is YAML: the egress's YAML loader reads it, and no YAML writer is needed.
     let json = serde_json::to_vec_pretty(&config).map_err(RecipeError::Config)?;
     let mut files = vec![

@@ -74,7 +74,8 @@ pub struct LaunchMaterial {
     ca: CertificateAuthority,
     proxy_token: SecretString,
     proxy_url: SecretString,
-    /// The git gate's scannable known secrets, by variable name ([`git_gate::scannable`]).
+    /// The scannable known secrets, by variable name ([`git_gate::scannable`]): the git gate
+    /// scans pushes for them, the egress's DLP requests.
     known_secrets: Vec<String>,
 }
 
@@ -122,7 +123,13 @@ impl LaunchMaterial {
         bottle_networks: &[Cidr],
     ) -> Result<Vec<BottleFile>> {
         match role {
-            Role::Egress => egress::files(prepared, &self.ca, owner, bottle_networks),
+            Role::Egress => egress::files(
+                prepared,
+                &self.ca,
+                owner,
+                bottle_networks,
+                &self.known_secrets,
+            ),
             Role::GitGate => git_gate::files(prepared, owner, bottle_networks, &self.known_secrets),
             Role::Agent | Role::Supervise | Role::Network | Role::Probe => Ok(Vec::new()),
         }

@@ -475,6 +475,8 @@ async fn script(binary: &Path, profile: Option<&Path>) -> Result<Vec<Count>> {
             extra: &hosts,
             port: origin.port,
             filler: kind.filler_routes(),
+            // The baseline's instruction counts are of the proxy without DLP.
+            dlp: false,
         };
         // Every request names 127.0.0.1 or a 127.0.0.k: no resolver runs in the counted process.
         let yaml = rule

@@ -4,6 +4,7 @@
 mod admission;
 mod cli;
 mod clients;
+mod dlp;
 mod lifecycle;
 mod policy;
 mod red_team;

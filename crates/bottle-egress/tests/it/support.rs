@@ -65,6 +65,8 @@ pub(crate) struct Origin {
     pub(crate) gate: Arc<Notify>,
     /// TLS handshakes the origin completed.
     pub(crate) handshakes: Arc<AtomicUsize>,
+    /// Every body byte that reached `/sink…`, as it arrived (also of a request cut short).
+    pub(crate) received: Arc<Mutex<Vec<u8>>>,
     pub(crate) dir: tempfile::TempDir,
 }
 
@@ -85,7 +87,9 @@ impl Origin {
         let gate = Arc::new(Notify::new());
         let git_root = dir.path().join("git");
         std::fs::create_dir_all(&git_root).unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(OriginState {
+            received: received.clone(),
             seen: seen.clone(),
             gate: gate.clone(),
             git_root,
@@ -122,6 +126,7 @@ impl Origin {
             seen,
             gate,
             handshakes,
+            received,
             dir,
         }
     }
@@ -172,6 +177,7 @@ impl Origin {
 }
 
 struct OriginState {
+    received: Arc<Mutex<Vec<u8>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     gate: Arc<Notify>,
     git_root: PathBuf,
@@ -269,15 +275,19 @@ async fn origin_handle(state: Arc<OriginState>, mut req: Request<Incoming>) -> R
     if path.starts_with("/git/") {
         return git_cgi(&state.git_root, req).await;
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let mut body = req.into_body();
+    let mut len = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            len += data.len();
+            if path.starts_with("/sink") {
+                state.received.lock().unwrap().extend_from_slice(&data);
+            }
+        }
+    }
     text(
         StatusCode::OK,
-        format!("hello from origin: {path} ({} body bytes)\n", body.len()),
+        format!("hello from origin: {path} ({len} body bytes)\n"),
     )
 }
 
@@ -382,6 +392,8 @@ pub(crate) struct Proxy {
 pub(crate) const TOKEN: &str = "s3cret-token-value";
 /// The proxy credential's token, under `PROXY_TOKEN`.
 pub(crate) const PROXY_TOKEN: &str = "pr0xy-token-value";
+/// A bottle secret DLP knows, under `DLP_SECRET`: characters that every encoding changes.
+pub(crate) const DLP_SECRET: &str = "db-pass/w0rd+Zq9!xyz";
 
 /// The usual route: the origin, on its port, allowing private addresses (the egress resolves
 /// its name to loopback with a fixed answer, which counts as named by the route).
@@ -425,6 +437,7 @@ impl Proxy {
         let tokens: HashMap<String, String> = [
             ("TEST_TOKEN".to_owned(), TOKEN.to_owned()),
             ("PROXY_TOKEN".to_owned(), PROXY_TOKEN.to_owned()),
+            ("DLP_SECRET".to_owned(), DLP_SECRET.to_owned()),
         ]
         .into();
         let mut builder = Egress::builder(config)

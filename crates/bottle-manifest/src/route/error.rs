@@ -199,10 +199,46 @@ pub enum RouteError {
     /// An empty `trust` entry.
     #[error("a `trust` entry is empty; give the path of a PEM file")]
     TrustEmpty,
+    /// A `dlp` list names a rule that does not exist.
+    #[error(
+        "`{rule}` is not a DLP rule{}; the rules are {}",
+        did_you_mean(suggestion),
+        dlp_rules()
+    )]
+    DlpUnknownRule {
+        /// The id as written.
+        rule: String,
+        /// The closest rule id, if one is close.
+        suggestion: Option<String>,
+    },
+    /// `dlp` is a word other than `off`.
+    #[error(
+        "`dlp: {word}` is not a setting; write `dlp: off`, or a list of the rules to run such as `dlp: [known-secret]`"
+    )]
+    DlpWord {
+        /// The word as written.
+        word: String,
+    },
+    /// `dlp: []`.
+    #[error(
+        "`dlp` lists no rule; write `dlp: off` to inspect nothing, or leave `dlp` out to run every rule"
+    )]
+    DlpEmpty,
     /// Two routes for one host.
     #[error("a route for `{host}` is declared twice; merge the two routes: one route per host")]
     DuplicateHost {
         /// The host.
         host: String,
     },
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+fn dlp_rules() -> String {
+    super::DlpRule::ids().collect::<Vec<_>>().join(", ")
 }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{
-    AuthHeader, AuthScheme, HostPattern, Method, PathPrefix, Port, Route, RouteAuth, RouteError,
-    RouteKey, TokenRef,
+    AuthHeader, AuthScheme, Dlp, HostPattern, Method, PathPrefix, Port, RawDlp, Route, RouteAuth,
+    RouteError, RouteKey, TokenRef,
 };
 
 /// A 1-based line and column in the text a [`RawRoute`] was read from.
@@ -123,6 +123,8 @@ pub struct RawRoute {
     allow_private: Option<Spanned<bool>>,
     #[serde(default)]
     trust: Vec<Spanned<String>>,
+    #[serde(default)]
+    dlp: Option<Spanned<Lenient<Dlp, RawDlp>>>,
 }
 
 /// `auth` as written.
@@ -190,7 +192,11 @@ impl RawRoute {
             }
             trust.push(PathBuf::from(&t.value));
         }
-        let (Some(host), true) = (host, issues.is_empty()) else {
+        let dlp = match &self.dlp {
+            None => Some(Dlp::All),
+            Some(d) => take(&mut issues, RouteKey::Dlp, position_of(d), &d.value.0),
+        };
+        let (Some(host), Some(dlp), true) = (host, dlp, issues.is_empty()) else {
             return Err(issues);
         };
         let route = Route {
@@ -204,6 +210,7 @@ impl RawRoute {
             websocket: flag(&self.websocket),
             allow_private: flag(&self.allow_private).unwrap_or(false),
             trust,
+            dlp,
         };
         let problems = route.check();
         if problems.is_empty() {
@@ -248,6 +255,7 @@ impl RawRoute {
             RouteKey::Websocket => flag(&self.websocket),
             RouteKey::AllowPrivate => flag(&self.allow_private),
             RouteKey::Trust(i) => self.trust.get(i).and_then(position_of),
+            RouteKey::Dlp => self.dlp.as_ref().and_then(position_of),
         };
         at.or_else(|| position_of(&self.host))
     }

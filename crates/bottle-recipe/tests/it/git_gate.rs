@@ -216,3 +216,40 @@ fn a_missing_key_is_an_error_that_names_it() {
         .unwrap_err();
     assert!(err.to_string().contains("id_docs"), "{err}");
 }
+
+#[test]
+fn the_egress_gets_the_bottles_env_secrets_by_prefixed_variable_for_dlp() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = with_git(dir.path());
+    let egress = sidecars(&prepared)
+        .into_iter()
+        .find(|s| s.role == Role::Egress)
+        .unwrap();
+    let env: Vec<(&str, &SidecarEnvValue)> = egress
+        .env
+        .iter()
+        .filter(|e| e.name.starts_with(git_gate::ENV_PREFIX))
+        .map(|e| (e.name.as_str(), &e.value))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            (
+                "ENV_GH_TOKEN",
+                &SidecarEnvValue::EnvOf("GH_TOKEN".to_owned())
+            ),
+            (
+                "ENV_DB_PASSWORD",
+                &SidecarEnvValue::EnvOf("DB_PASSWORD".to_owned())
+            ),
+            ("ENV_PIN", &SidecarEnvValue::EnvOf("PIN".to_owned())),
+        ]
+    );
+    // The config names the scannable ones (the credentials the egress holds already).
+    let known = git_gate::scannable(&prepared, &secrets());
+    let config = bottle_recipe::egress::config(&prepared, &[network()], &known);
+    let names: Vec<&str> = config.known_secrets.iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["ENV_GH_TOKEN", "ENV_DB_PASSWORD"]);
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(!json.contains("correct horse"), "names only: {json}");
+}

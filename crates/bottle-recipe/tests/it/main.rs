@@ -113,7 +113,7 @@ fn a_launch_makes_exactly_the_files_the_spec_lists() {
 #[test]
 fn the_config_serves_the_bottle_and_loopback_and_names_credentials_only_by_variable() {
     let prepared = prepared(Vec::new());
-    let config = egress::config(&prepared, &[network()]);
+    let config = egress::config(&prepared, &[network()], &[]);
     let json = serde_json::to_value(&config).unwrap();
     assert_eq!(
         json["clients"],

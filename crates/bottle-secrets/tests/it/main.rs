@@ -6,6 +6,7 @@ mod fixtures;
 mod known;
 mod memory;
 mod redaction;
+mod release;
 mod streaming;
 
 use std::sync::LazyLock;

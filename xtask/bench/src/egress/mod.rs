@@ -48,10 +48,11 @@ cargo xtask bench egress [--smoke] [--seconds N] [--rounds N] [--hosts N] [--tun
   --perf DIR     record bottle-egress with `perf record -e cpu-clock -g` for the whole run
   --egress-bin F measure this bottle-egress binary instead of a fresh release build";
 
-/// The extra configuration that turns bottle-egress's data-loss prevention on, appended to the
-/// config of a second egress for the DLP row. bottle-egress has no DLP yet; when it has, this
-/// becomes e.g. `Some("dlp: {action: block}\n")` and the row is measured.
-const DLP_CONFIG: Option<&str> = None;
+/// The extra configuration of the second egress of the DLP row, whose routes have DLP on
+/// (every detector, and this known secret); every other egress's routes say `dlp: off`.
+const DLP_CONFIG: Option<&str> = Some("known_secrets: [BENCH_DLP_SECRET]\n");
+/// The variable holding the DLP row's known secret, set for every egress the bench starts.
+pub(crate) const DLP_SECRET_VAR: &str = "BENCH_DLP_SECRET";
 const DLP_UNAVAILABLE: &str = "not available in this build (bottle-egress has no DLP yet)";
 const SQUID_NO_H2: &str = "not measured: Squid speaks HTTP/1.1 only to its clients";
 
@@ -287,6 +288,7 @@ impl Lab {
             extra: &all_hosts,
             port,
             filler: 0,
+            dlp: false,
         };
         let egress_ca_dir = dir.join("egress-ca");
         proxies::mint_egress_ca(egress_bin, &egress_ca_dir)?;
@@ -625,7 +627,7 @@ impl Lab {
         for &routes in &o.settings.route_counts {
             // `routes − 1` routes for hosts nobody asks for, then `localhost`'s, the one used.
             let (proc, via) = self
-                .another_egress(&format!("egress-{routes}-routes"), routes - 1, "")
+                .another_egress(&format!("egress-{routes}-routes"), routes - 1, false, "")
                 .await?;
             egresses.push((routes, proc, via));
         }
@@ -663,11 +665,18 @@ impl Lab {
     /// One more bottle-egress with the same CA and trust, allowing only `localhost` after
     /// `filler` routes for hosts nobody asks for, with `extra` appended to its config; warmed
     /// with one request.
-    async fn another_egress(&self, name: &str, filler: usize, extra: &str) -> Result<(Proc, Via)> {
+    async fn another_egress(
+        &self,
+        name: &str,
+        filler: usize,
+        dlp: bool,
+        extra: &str,
+    ) -> Result<(Proc, Via)> {
         let rule = proxies::Rule {
             extra: &[],
             port: self.port(),
             filler,
+            dlp,
         };
         let port = util::free_port()?;
         let config = self.dir.join(format!("{name}.yaml"));
@@ -694,7 +703,7 @@ impl Lab {
                 on_upload_mb_s: Cell::Unavailable(DLP_UNAVAILABLE.to_owned()),
             });
         };
-        let (mut on, on_via) = self.another_egress("egress-dlp", 0, extra).await?;
+        let (mut on, on_via) = self.another_egress("egress-dlp", 0, true, extra).await?;
         let spec = LoadSpec {
             concurrency: 1,
             keepalive: true,

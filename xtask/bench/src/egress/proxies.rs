@@ -22,6 +22,9 @@ pub(crate) struct Rule<'a> {
     /// Routes for hosts nobody asks for, listed before the real ones, so that a request's
     /// lookup runs against a table of this size (bottle-egress only: the route-count rows).
     pub(crate) filler: usize,
+    /// DLP on the real routes (bottle-egress's default); `false` writes `dlp: off`, so that
+    /// every other row measures the proxy without it.
+    pub(crate) dlp: bool,
 }
 
 impl Rule<'_> {
@@ -50,6 +53,9 @@ impl Rule<'_> {
                 "  - host: \"{host}\"\n    ports: [{}]\n    allow_private: true",
                 self.port
             );
+            if !self.dlp {
+                yaml.push_str("    dlp: off\n");
+            }
         }
         yaml
     }
@@ -156,7 +162,9 @@ pub(crate) async fn start_egress(
     let mut cmd = Command::new(egress_bin);
     cmd.args(["run", "--config"])
         .arg(config)
-        .env("BOTTLE_EGRESS_LOG", "warn");
+        .env("BOTTLE_EGRESS_LOG", "warn")
+        // The known secret of the DLP row's config (`known_secrets`).
+        .env(super::DLP_SECRET_VAR, "bench-dlp-secret-3f9a1c7e5b2d");
     let name = config
         .file_stem()
         .map_or("egress".into(), |s| s.to_string_lossy());
@@ -328,6 +336,7 @@ mod tests {
             extra: &extra,
             port: 8443,
             filler: 2,
+            dlp: false,
         };
         let yaml = rule.egress_yaml(9099, Path::new("/w/ca"), Path::new("/w/origin-ca.pem"));
         insta::assert_snapshot!(yaml, @r#"
@@ -342,9 +351,11 @@ mod tests {
           - host: "localhost"
             ports: [8443]
             allow_private: true
+            dlp: off
           - host: "127.0.0.2"
             ports: [8443]
             allow_private: true
+            dlp: off
         "#);
         assert!(
             rule.mitm_addon()
