@@ -13,8 +13,8 @@ use anyhow::{Context, Result, bail};
 
 /// The publishable crates, in publish order: each only depends on those before it.
 pub(crate) const PUBLISH_ORDER: &[&str] = &[
-    "bottle-manifest",
     "bottle-secrets",
+    "bottle-manifest",
     "bottle-git-gate",
     "bottle-core",
     "bottle-egress",

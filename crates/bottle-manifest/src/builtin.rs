@@ -143,13 +143,18 @@ impl ClaudeAuth {
 /// Claude Code's required routes: [`CLAUDE_CODE_ROUTES`] as routes, the API route carrying
 /// `auth` when a host credential is known. Every one strips the credentials the client sends
 /// (`strip_client_credentials`), so that the agent cannot use these hosts with a credential of
-/// its own, such as an account it was told to write to.
+/// its own, such as an account it was told to write to, and has `dlp: off`.
 pub fn claude_code_routes(auth: Option<ClaudeAuth>) -> Vec<Route> {
     CLAUDE_CODE_ROUTES
         .iter()
         .map(|builtin| {
             let mut route = Route::host(builtin.host);
             route.strip_client_credentials = true;
+            // No DLP: every request carries the whole conversation, so one token-shaped string
+            // the agent read (or a secret it printed) would refuse every later turn and end
+            // the session; and what reaches these hosts reaches the user's own Anthropic
+            // account, which is no place an attacker reads.
+            route.dlp = crate::route::Dlp::Off;
             route.methods = builtin
                 .methods
                 .iter()
