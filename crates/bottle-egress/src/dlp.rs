@@ -25,8 +25,9 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bottle_manifest::Route;
+use bottle_manifest::route::Dlp;
 use bottle_manifest::route::percent_decode;
-use bottle_secrets::{Detector, MAX_KNOWN_SECRET_LEN, MIN_KNOWN_SECRET_LEN, Scanner, Stream};
+use bottle_secrets::{MAX_KNOWN_SECRET_LEN, MIN_KNOWN_SECRET_LEN, Scanner, Stream};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http_body::{Body, Frame, SizeHint};
@@ -92,21 +93,21 @@ pub(crate) fn route_scanners(
     routes: &[Route],
     known: &[(String, String)],
 ) -> Result<Vec<Option<Scanner>>, ConfigError> {
-    let mut built: HashMap<(Vec<Detector>, bool), Scanner> = HashMap::new();
+    // Keyed by the route's setting as written, so a route costs a hash of it, not a list.
+    let mut built: HashMap<&Dlp, Scanner> = HashMap::new();
     let mut out = Vec::with_capacity(routes.len());
     for (i, route) in routes.iter().enumerate() {
         if !route.dlp.is_on() {
             out.push(None);
             continue;
         }
-        let key = (route.dlp.detectors(), route.dlp.known_secrets());
-        if let Some(scanner) = built.get(&key) {
+        if let Some(scanner) = built.get(&route.dlp) {
             out.push(Some(scanner.clone()));
             continue;
         }
         let mut builder = Scanner::builder();
-        builder.detectors(key.0.iter().copied());
-        if key.1 {
+        builder.detectors(route.dlp.detectors());
+        if route.dlp.known_secrets() {
             for (name, value) in known {
                 builder.known_secret(name.as_str(), value);
             }
@@ -114,7 +115,7 @@ pub(crate) fn route_scanners(
         let scanner = builder
             .build()
             .map_err(|e| ConfigError::single(format!("routes[{i}].dlp"), e.to_string()))?;
-        built.insert(key, scanner.clone());
+        built.insert(&route.dlp, scanner.clone());
         out.push(Some(scanner));
     }
     Ok(out)

@@ -13,7 +13,7 @@ use super::RouteError;
 /// Written `dlp: off`, or a list of rule ids (`dlp: [github-token, known-secret]`); absent
 /// means every rule. A route turns it off (or narrows it) only for a host that must receive a
 /// secret, such as the service a token belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Dlp {
     /// Every built-in detector and every known secret (the default).
     #[default]

@@ -21,6 +21,8 @@ pub(crate) struct Rule<'a> {
     pub(crate) port: u16,
     /// Routes for hosts nobody asks for, listed before the real ones, so that a request's
     /// lookup runs against a table of this size (bottle-egress only: the route-count rows).
+    /// They keep DLP's default (on, one scanner shared by all): a `dlp: off` line on each
+    /// would count YAML parsing (about 10 000 instructions a route), not the proxy.
     pub(crate) filler: usize,
     /// DLP on the real routes (bottle-egress's default); `false` writes `dlp: off`, so that
     /// every other row measures the proxy without it.
