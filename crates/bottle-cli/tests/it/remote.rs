@@ -278,25 +278,30 @@ fn remote_engine_over_tls_from_a_container() {
     );
     assert!(out.status.success(), "{}", text(&out));
     let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
+    let filter = format!("label=claude-bottle.agent={agent}");
+    // The agent starts alongside its sidecars, so "running" can be listed a moment before
+    // the egress shows as running too: wait for both.
+    let egress = loop {
         let out = cli(&["list", "active"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let listed = String::from_utf8_lossy(&out.stdout).into_owned();
-        if listed.contains(agent) && listed.contains("running") {
-            break;
+        let running = docker(&["ps", "--filter", &filter, "--format", "{{.Names}}"]);
+        let egress = running
+            .lines()
+            .find(|n| n.contains("egress"))
+            .map(str::to_owned);
+        if listed.contains(agent)
+            && listed.contains("running")
+            && let Some(egress) = egress
+        {
+            break egress;
         }
         assert!(
             Instant::now() < deadline,
-            "never listed as running: {listed}"
+            "never listed as running with its egress: {listed}; running: {running}"
         );
         std::thread::sleep(Duration::from_millis(500));
-    }
-    let filter = format!("label=claude-bottle.agent={agent}");
-    let egress = docker(&["ps", "--filter", &filter, "--format", "{{.Names}}"])
-        .lines()
-        .find(|n| n.contains("egress"))
-        .expect("the bottle has an egress")
-        .to_owned();
+    };
     let networks = docker(&[
         "inspect",
         "-f",
